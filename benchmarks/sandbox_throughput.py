@@ -1,0 +1,122 @@
+"""List pages (100 records each) per second that each sandbox vendor serves.
+
+The sandbox runs as its own process (`integration-sandbox serve`), as users run it. One pass walks every
+page of the vendor's pagination to learn the page URLs; then client processes replay those URLs on
+keep-alive connections for a fixed time, reading whole bodies without decoding them, so the figure measures
+the server rather than a client's JSON parser.
+
+    .venv/bin/python benchmarks/sandbox_throughput.py --scale 2000 --seconds 10 --clients 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import multiprocessing
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from integration_assets.sandbox.generator import generate
+from integration_assets_tests.vendor_paths import session
+
+STREAMS = {"hubspot": "contacts", "stripe": "charges", "zendesk": "tickets"}
+
+
+def page_urls(base: str, vendor: str, object_type: str) -> list[str]:
+    """Walks the vendor's own pagination once; returns each page's path and query."""
+    http, paths = session(vendor), []
+    if vendor == "hubspot":
+        path = f"/crm/v3/objects/{object_type}?limit=100"
+        while path:
+            paths.append(path)
+            body = http.get(base + path, timeout=30).json()
+            after = body.get("paging", {}).get("next", {}).get("after")
+            path = f"/crm/v3/objects/{object_type}?limit=100&after={after}" if after else None
+    elif vendor == "stripe":
+        path = f"/v1/{object_type}?limit=100"
+        while path:
+            paths.append(path)
+            body = http.get(base + path, timeout=30).json()
+            path = f"/v1/{object_type}?limit=100&starting_after={body['data'][-1]['id']}" if body["has_more"] else None
+    else:
+        url = f"{base}/api/v2/{object_type}.json?page[size]=100"
+        while url:
+            split = urlsplit(url)
+            paths.append(f"{split.path}?{split.query}")
+            body = http.get(url, timeout=30).json()
+            url = body["links"]["next"] if body["meta"]["has_more"] else None
+    return paths
+
+
+def _replay(args: tuple[str, list[str], dict[str, str], float]) -> tuple[int, int]:
+    base, paths, headers, seconds = args
+    split = urlsplit(base)
+    connection = http.client.HTTPConnection(split.hostname, split.port)
+    pages = size = 0
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        for path in paths:
+            connection.request("GET", path, headers=headers)
+            response = connection.getresponse()
+            body = response.read()
+            if response.status != 200:
+                raise RuntimeError(f"{path}: {response.status} {body[:200]!r}")
+            pages, size = pages + 1, size + len(body)
+            if time.perf_counter() >= deadline:
+                break
+    return pages, size
+
+
+def measure(base: str, vendor: str, object_type: str, clients: int, seconds: float) -> dict:
+    paths = page_urls(base, vendor, object_type)
+    prepared = session(vendor).prepare_request(__import__("requests").Request("GET", base))
+    headers = {"Authorization": prepared.headers["Authorization"]}
+    with multiprocessing.Pool(clients) as pool:
+        started = time.perf_counter()
+        results = pool.map(_replay, [(base, paths, headers, seconds)] * clients)
+        elapsed = time.perf_counter() - started
+    pages = sum(p for p, _ in results)
+    return {
+        "vendor": vendor,
+        "stream": object_type,
+        "distinct_pages": len(paths),
+        "pages": pages,
+        "pages_per_s": round(pages / elapsed),
+        "records_per_s": round(pages * 100 / elapsed),
+        "mb_per_s": round(sum(s for _, s in results) / elapsed / 1e6, 1),
+    }
+
+
+def main() -> int:
+    options = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    options.add_argument("--scale", type=int, default=2000)
+    options.add_argument("--seconds", type=float, default=10)
+    options.add_argument("--clients", type=int, default=2)
+    args = options.parse_args()
+    with tempfile.TemporaryDirectory() as folder:
+        generate(folder, seed=1, scale=args.scale)
+        command = [sys.executable, "-m", "integration_assets.sandbox.cli", "serve", "--data", folder]
+        command += ["--hubspot-port", "0", "--stripe-port", "0", "--zendesk-port", "0"]
+        server = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+        try:
+            urls = dict(server.stdout.readline().split() for _ in range(3))
+            for vendor, object_type in STREAMS.items():
+                print(
+                    json.dumps(measure(urls[vendor], vendor, object_type, args.clients, args.seconds)),
+                    flush=True,
+                )
+        finally:
+            server.terminate()
+            server.wait()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

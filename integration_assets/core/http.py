@@ -1,0 +1,448 @@
+"""ApiClient: one pooled `requests.Session` per vendor, with everything a production call needs.
+
+Timeouts on every call; retries only for retryable failures, with capped exponential backoff and full
+jitter, bounded in attempts and total time; `Retry-After` and the vendor's rate headers honoured; proactive
+pacing; a scope guard that stops a call outside the access policy before it is sent; and a call log entry
+for every attempt. Certificates are always verified: there is no switch to turn that off.
+
+The vendor's own shape (auth, error bodies, rate headers) comes from a `Vendor` in `systems/<role>/`.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import random
+import statistics
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from integration_assets.core.access import AccessPolicy, Operation
+from integration_assets.core.errors import (
+    Category,
+    ErrorRule,
+    IntegrationError,
+    Resource,
+    Severity,
+    classify,
+)
+from integration_assets.core.pacing import RequestBudget
+from integration_assets.core.redact import redact
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 6
+    base_delay_s: float = 0.2
+    max_delay_s: float = 20.0
+    max_total_s: float = 180.0
+    max_retry_after_s: float = 120.0
+
+    def backoff(self, attempt: int, rng: random.Random) -> float:
+        """Full jitter: uniform between 0 and the capped exponential step."""
+        return rng.uniform(0, min(self.max_delay_s, self.base_delay_s * 2 ** (attempt - 1)))
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    connect_s: float = 5.0
+    read_s: float = 30.0
+
+
+@dataclass(frozen=True)
+class RateInfo:
+    limit: int | None
+    window_s: float | None
+    remaining: int | None
+
+
+class Credential(Protocol):
+    """Puts the vendor's auth on a request; may refresh itself before it expires."""
+
+    expires_at: float | None
+
+    def headers(self) -> dict[str, str]: ...
+
+    def refresh(self, session: requests.Session) -> bool:
+        """Gets a fresh credential if it can (OAuth); False when only a person can."""
+        ...
+
+    def secrets(self) -> tuple[str, ...]: ...
+
+
+class Vendor(Protocol):
+    """What differs between vendors, for the client. Implemented in `systems/<role>/`."""
+
+    system: str
+    name: str
+    request_id_header: str
+    error_rules: tuple[ErrorRule, ...]
+
+    def parse_error(self, status: int, body: Any) -> tuple[str | None, str, dict[str, Any]]:
+        """(vendor error code, message, details for the next action) from an error body."""
+        ...
+
+    def rate_info(self, headers: Mapping[str, str]) -> RateInfo | None: ...
+
+    def should_retry(self, response: requests.Response) -> bool | None:
+        """The vendor's explicit word on retrying (Stripe-Should-Retry), if it gave one."""
+        ...
+
+
+@dataclass(frozen=True)
+class CallRecord:
+    """One HTTP attempt, as `ops.api_calls` stores it. Never a URL, a token or a body."""
+
+    called_at: datetime
+    run_id: str
+    connector: str
+    system: str
+    method: str
+    endpoint: str
+    status: int | None
+    latency_ms: float
+    request_bytes: int
+    response_bytes: int
+    attempt: int
+    error_category: str | None
+    request_id: str | None
+
+    def as_row(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class CallLog:
+    """Attempts in memory until the warehouse takes them; keeps the figures assets report."""
+
+    records: list[CallRecord] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _latencies: list[float] = field(default_factory=list, repr=False)
+    counts: dict[str, int] = field(default_factory=lambda: {"calls": 0, "failed": 0, "retries": 0, "429s": 0})
+
+    def add(self, record: CallRecord) -> None:
+        with self._lock:
+            self.records.append(record)
+            self._latencies.append(record.latency_ms)
+            self.counts["calls"] += 1
+            self.counts["failed"] += record.error_category is not None
+            self.counts["retries"] += record.attempt > 1
+            self.counts["429s"] += record.status == 429
+
+    def drain(self) -> list[CallRecord]:
+        with self._lock:
+            drained, self.records = self.records, []
+            return drained
+
+    def summary(self) -> dict[str, float]:
+        with self._lock:
+            latencies = sorted(self._latencies)
+        if len(latencies) >= 2:
+            cuts = statistics.quantiles(latencies, n=100, method="inclusive")
+            p50, p95 = cuts[49], cuts[94]
+        else:
+            p50 = p95 = latencies[0] if latencies else 0.0
+        return {**self.counts, "latency_p50_ms": round(p50, 1), "latency_p95_ms": round(p95, 1)}
+
+
+@dataclass(frozen=True)
+class ApiResponse:
+    status: int
+    body: Any
+    headers: Mapping[str, str]
+
+
+class ApiClient:
+    def __init__(
+        self,
+        vendor: Vendor,
+        base_url: str,
+        credential: Credential,
+        *,
+        connector: str,
+        policy: AccessPolicy,
+        budget: RequestBudget | None = None,
+        retry: RetryPolicy = RetryPolicy(),
+        timeouts: Timeouts = Timeouts(),
+        call_log: CallLog | None = None,
+        run_id: str = "",
+        rng: random.Random | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.vendor, self.credential, self.connector, self.policy = vendor, credential, connector, policy
+        self.base_url = base_url.rstrip("/")
+        self.budget = budget or RequestBudget(None)
+        self.retry, self.timeouts = retry, timeouts
+        self.call_log = call_log if call_log is not None else CallLog()
+        self.run_id = run_id
+        self._rng = rng or random.Random()
+        self._sleep = sleep
+        self.session = requests.Session()
+        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=8, max_retries=0)
+        self.session.mount("https://", adapter)
+        self.session.mount("http://", adapter)
+        self.session.headers["User-Agent"] = "integration_assets/0.1"
+
+    def close(self) -> None:
+        self.session.close()
+
+    # -- the one way to call a vendor ----------------------------------------------------------------
+    def call(
+        self,
+        operation: Operation,
+        object_type: str,
+        method: str,
+        template: str,
+        *,
+        path_params: Mapping[str, Any] | None = None,
+        url: str | None = None,
+        params: Any = None,
+        json_body: Any = None,
+        form: Any = None,
+        headers: Mapping[str, str] | None = None,
+        idempotent: bool | None = None,
+        record_id: str | None = None,
+    ) -> ApiResponse:
+        """Sends `method template` (or a `url` the vendor gave, on the same host) and returns the JSON.
+
+        `idempotent` says whether a retry after a lost response is safe; by default reads are, writes not.
+        """
+        endpoint = f"{method} {template}"
+        resource = Resource(self.vendor.system, endpoint, object_type, record_id)
+        self.policy.check(self.connector, self.vendor.system, object_type, operation, endpoint)
+        target = self._target(template, path_params, url, resource)
+        safe_to_repeat = operation == Operation.READ if idempotent is None else idempotent
+        payload = json.dumps(json_body).encode() if json_body is not None else None
+        started = time.monotonic()
+        refreshed = False
+        attempt = 0
+        while True:
+            attempt += 1
+            self._refresh_if_due()
+            self.budget.acquire()
+            request_headers = {**self.credential.headers(), **(headers or {})}
+            if payload is not None:
+                request_headers["Content-Type"] = "application/json"
+            sent_at, clock = datetime.now(UTC), time.perf_counter()
+            try:
+                response = self.session.request(
+                    method,
+                    target,
+                    params=params,
+                    data=payload if payload is not None else form,
+                    headers=request_headers,
+                    timeout=(self.timeouts.connect_s, self.timeouts.read_s),
+                    allow_redirects=False,
+                )
+            except requests.RequestException as exc:
+                latency = (time.perf_counter() - clock) * 1000
+                error = self._transport_error(exc, resource, attempt)
+                self._log(sent_at, endpoint, None, latency, payload or form, b"", attempt, error.category, None)
+                if safe_to_repeat and self._may_retry(attempt, started, error):
+                    self._sleep(self.retry.backoff(attempt, self._rng))
+                    continue
+                raise error from None
+            latency = (time.perf_counter() - clock) * 1000
+            request_id = response.headers.get(self.vendor.request_id_header)
+            self._observe_rate(response)
+            if response.status_code < 300:
+                try:
+                    body = response.json() if response.content else None
+                except ValueError:
+                    error = IntegrationError(
+                        category=Category.TRANSIENT,
+                        message=f"the answer is not valid JSON ({len(response.content)} bytes)",
+                        resource=resource,
+                        next_action="none: retried; if it persists, look at the vendor's status page",
+                        status=response.status_code,
+                        request_id=request_id,
+                        severity=Severity.WARNING,
+                        attempts=attempt,
+                    )
+                    self._log(
+                        sent_at,
+                        endpoint,
+                        response.status_code,
+                        latency,
+                        payload or form,
+                        response.content,
+                        attempt,
+                        error.category,
+                        request_id,
+                    )
+                    if safe_to_repeat and self._may_retry(attempt, started, error):
+                        self._sleep(self.retry.backoff(attempt, self._rng))
+                        continue
+                    raise error from None
+                self._log(
+                    sent_at,
+                    endpoint,
+                    response.status_code,
+                    latency,
+                    payload or form,
+                    response.content,
+                    attempt,
+                    None,
+                    request_id,
+                )
+                return ApiResponse(response.status_code, body, response.headers)
+            error = self._vendor_error(response, resource, attempt, request_id)
+            self._log(
+                sent_at,
+                endpoint,
+                response.status_code,
+                latency,
+                payload or form,
+                response.content,
+                attempt,
+                error.category,
+                request_id,
+            )
+            if error.category == Category.AUTH_EXPIRED and not refreshed and self.credential.refresh(self.session):
+                refreshed = True
+                continue
+            verdict = self.vendor.should_retry(response)
+            retryable = error.retryable if verdict is None else verdict
+            repeatable = safe_to_repeat or error.category == Category.RATE_LIMITED or verdict is True
+            if retryable and repeatable and self._may_retry(attempt, started, error):
+                wait = self._wait_before_retry(response, attempt)
+                if wait is not None:
+                    self._sleep(wait)
+                    continue
+            raise error
+
+    # -- the pieces ------------------------------------------------------------------------------------
+    def _target(self, template: str, path_params, url: str | None, resource: Resource) -> str:
+        if url is None:
+            return self.base_url + template.format(**(path_params or {}))
+        given, base = urlsplit(url), urlsplit(self.base_url)
+        if (given.scheme, given.netloc) != (base.scheme, base.netloc):
+            raise IntegrationError(
+                category=Category.PERMISSION_DENIED,
+                message=f"the vendor pointed at another host ({given.netloc}); not followed",
+                resource=resource,
+                next_action="check the base URL setting; pagination links must stay on the vendor's host",
+            )
+        return url
+
+    def _refresh_if_due(self) -> None:
+        expires_at = self.credential.expires_at
+        if expires_at is not None and expires_at - time.time() < 60:
+            self.credential.refresh(self.session)
+
+    def _may_retry(self, attempt: int, started: float, error: IntegrationError) -> bool:
+        return (
+            error.retryable
+            and attempt < self.retry.max_attempts
+            and time.monotonic() - started < self.retry.max_total_s
+        )
+
+    def _wait_before_retry(self, response: requests.Response, attempt: int) -> float | None:
+        """Seconds to wait: the vendor's Retry-After if sane, else backoff. None: give up."""
+        backoff = self.retry.backoff(attempt, self._rng)
+        retry_after = _retry_after_s(response.headers.get("Retry-After"))
+        if retry_after is None:
+            if response.status_code == 429:
+                self.budget.hold(backoff)
+            return backoff
+        if retry_after > self.retry.max_retry_after_s:
+            return None  # an absurd wait: fail now and say so, rather than hang the run
+        wait = max(retry_after, 0.0) + self._rng.uniform(0, 0.25)
+        self.budget.hold(wait)
+        return wait
+
+    def _observe_rate(self, response: requests.Response) -> None:
+        info = self.vendor.rate_info(response.headers)
+        if info is not None:
+            self.budget.observe(info.limit, info.window_s, info.remaining)
+
+    def _vendor_error(
+        self, response: requests.Response, resource: Resource, attempt: int, request_id: str | None
+    ) -> IntegrationError:
+        try:
+            body = response.json()
+        except ValueError:
+            body = {}
+        code, message, details = self.vendor.parse_error(response.status_code, body)
+        rule = classify(self.vendor.error_rules, response.status_code, code, body if isinstance(body, dict) else {})
+        secrets = self.credential.secrets()
+        return IntegrationError(
+            category=rule.category,
+            message=redact(message or response.reason or "no message", secrets),
+            resource=resource,
+            next_action=_fill(rule.next_action, details),
+            status=response.status_code,
+            vendor_code=code,
+            request_id=request_id,
+            severity=rule.severity,
+            attempts=attempt,
+            details={k: redact(str(v), secrets) for k, v in details.items()},
+        )
+
+    def _transport_error(self, exc: requests.RequestException, resource: Resource, attempt: int) -> IntegrationError:
+        if isinstance(exc, requests.exceptions.SSLError):
+            return IntegrationError(
+                category=Category.AUTH_INVALID,
+                message="the server's TLS certificate did not verify",
+                resource=resource,
+                next_action="fix the certificate or the base URL; verification is never turned off",
+                attempts=attempt,
+                severity=Severity.CRITICAL,
+            )
+        kind = "timed out" if isinstance(exc, requests.Timeout) else "connection failed or was reset"
+        return IntegrationError(
+            category=Category.TRANSIENT,
+            message=f"the request {kind} ({type(exc).__name__})",
+            resource=resource,
+            next_action="none: retried with backoff; if it persists, check the vendor's status",
+            attempts=attempt,
+            severity=Severity.WARNING,
+        )
+
+    def _log(self, sent_at, endpoint, status, latency, sent, received, attempt, category, request_id) -> None:
+        self.call_log.add(
+            CallRecord(
+                called_at=sent_at,
+                run_id=self.run_id,
+                connector=self.connector,
+                system=self.vendor.system,
+                method=endpoint.split(" ", 1)[0],
+                endpoint=endpoint.split(" ", 1)[1],
+                status=status,
+                latency_ms=round(latency, 2),
+                request_bytes=len(sent) if isinstance(sent, (bytes, str)) else 0,
+                response_bytes=len(received or b""),
+                attempt=attempt,
+                error_category=str(category) if category else None,
+                request_id=request_id,
+            )
+        )
+
+
+def _retry_after_s(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return (when - datetime.now(UTC)).total_seconds()
+
+
+def _fill(template: str, details: Mapping[str, Any]) -> str:
+    try:
+        return template.format(**details)
+    except (KeyError, IndexError):
+        return template

@@ -1,0 +1,500 @@
+"""The HTTP machinery every imitated vendor shares: routing, injected faults, auth, rate limits, stats.
+
+Each vendor is a `VendorApp` (its paths, envelopes, auth and error bodies); `Sandbox` serves the three on
+their own loopback ports. Faults are decided per request from the profile's seed, so a sequential client
+sees the same sequence every time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import socket
+import struct
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from email.message import Message
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, ClassVar
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from integration_assets.core.config import ConfigError
+from integration_assets.sandbox.auth import CredentialBook, Grant
+from integration_assets.sandbox.faults import (
+    VENDORS,
+    Decision,
+    FaultDice,
+    FaultProfile,
+    RouteBlock,
+    VendorSettings,
+    apply_drift,
+    parse_profile,
+)
+from integration_assets.sandbox.ratelimit import RollingWindow, Verdict
+from integration_assets.sandbox.store import Collection, Record
+
+JSON_TYPE = "application/json; charset=utf-8"
+
+
+def dumps(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode()
+
+
+@dataclass
+class Response:
+    status: int = 200
+    body: Any = None  # bytes are sent as they are; anything else as JSON
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def payload(self) -> bytes:
+        if self.body is None:
+            return b""
+        return self.body if isinstance(self.body, bytes) else dumps(self.body)
+
+
+class VendorError(Exception):
+    """Raised by a handler to answer with the vendor's own error response."""
+
+    def __init__(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+        super().__init__(status)
+        self.response = Response(status, body, headers or {})
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: Message
+    body: bytes
+    params: dict[str, str] = field(default_factory=dict)
+    grant: Grant | None = None
+    request_id: str = ""
+    base_url: str = ""
+
+    def arg(self, name: str, default: str | None = None) -> str | None:
+        values = self.query.get(name)
+        return values[0] if values else default
+
+    def args(self, name: str) -> list[str]:
+        return self.query.get(name, [])
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name)
+
+    def json(self) -> Any:
+        try:
+            return json.loads(self.body or b"null")
+        except ValueError:
+            return _NOT_JSON
+
+
+_NOT_JSON = object()
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    template: str
+    handler: Callable[[Request], Response]
+    scope: str | None = None  # the permission the vendor requires; checked by the app's `authorize`
+    pattern: re.Pattern[str] = field(init=False, compare=False)
+
+    def __post_init__(self) -> None:
+        regex = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", self.template)
+        object.__setattr__(self, "pattern", re.compile(f"^{regex}$"))
+
+    @property
+    def writes(self) -> bool:
+        return self.method != "GET"
+
+
+class VendorApp:
+    """One imitated vendor. Subclasses provide routes, auth, error bodies and the records' order."""
+
+    vendor: ClassVar[str]
+    object_types: ClassVar[tuple[str, ...]]
+    request_id_header: ClassVar[str]
+
+    def __init__(self, dataset_dir: Path | None, sandbox: Sandbox) -> None:
+        self.sandbox = sandbox
+        self.lock = threading.RLock()
+        self.collections: dict[str, Collection] = {}
+        for object_type in self.object_types:
+            path = dataset_dir / self.vendor / f"{object_type}.json" if dataset_dir else None
+            records = json.loads(path.read_text()) if path and path.exists() else []
+            self.collections[object_type] = Collection(object_type, records, order_key=self.order_key(object_type))
+        self.credentials = CredentialBook(self.default_grants())
+        self.routes = self.build_routes()
+        self.base_url = ""
+
+    # -- what each vendor defines ------------------------------------------------------------------
+    def build_routes(self) -> list[Route]:
+        raise NotImplementedError
+
+    def order_key(self, object_type: str) -> Callable[[Record], Any]:
+        raise NotImplementedError
+
+    def default_grants(self) -> list[Grant]:
+        raise NotImplementedError
+
+    def authenticate(self, request: Request, route: Route) -> Grant:
+        """Returns the caller's grant or raises the vendor's 401/403."""
+        raise NotImplementedError
+
+    def error(self, status: int, message: str) -> Response:
+        """The vendor's own body for a status code, used for injected faults and unknown paths."""
+        raise NotImplementedError
+
+    def rate_limited(self, verdict: Verdict) -> Response:
+        raise NotImplementedError
+
+    def rate_headers(self, verdict: Verdict) -> dict[str, str]:
+        return {}
+
+    def new_request_id(self) -> str:
+        return uuid.uuid4().hex
+
+    def mutate(self, object_type: str, record: Record, now: float, rng) -> Record:
+        """A copy of `record` edited as a user of the vendor would, with its change time bumped."""
+        raise NotImplementedError
+
+    def delete(self, object_type: str, record_id: Any, now: float) -> Record | None:
+        """Deletes as the vendor does (archive, tombstone); returns the record as it stays, if it does."""
+        raise NotImplementedError
+
+    def coerce_id(self, object_type: str, raw: str) -> Any:
+        return raw
+
+    # -- shared behaviour ----------------------------------------------------------------------------
+    @property
+    def settings(self) -> VendorSettings:
+        return self.sandbox.settings(self.vendor)
+
+    def match(self, method: str, path: str) -> tuple[Route | None, dict[str, str]]:
+        for route in self.routes:
+            if route.method == method:
+                found = route.pattern.match(path)
+                if found:
+                    return route, {name: unquote(value) for name, value in found.groupdict().items()}
+        return None, {}
+
+    def render(self, object_type: str, record: Record, view: Any = None, shape=None) -> bytes:
+        """A record as served: shaped for the request's view, then drifted if the profile says so."""
+        drift = self.settings.drift.get(object_type)
+
+        def to_bytes(rec: Record) -> bytes:
+            shaped = shape(rec) if shape else rec
+            return dumps(apply_drift(shaped, drift) if drift else shaped)
+
+        return self.collections[object_type].render(record, view, to_bytes)
+
+    def render_list(self, object_type: str, records: list[Record], view: Any = None, shape=None) -> bytes:
+        return b"[" + b",".join(self.render(object_type, r, view, shape) for r in records) + b"]"
+
+    def store(self, object_type: str, record: Record) -> None:
+        self.collections[object_type].put(record)
+
+
+class Sandbox:
+    """The three vendors and the state they share: fault profile, dice, limiters, stats."""
+
+    def __init__(
+        self,
+        dataset_dir: str | Path | None,
+        profile: FaultProfile | None = None,
+        *,
+        host: str = "127.0.0.1",
+        ports: dict[str, int] | None = None,
+        apps: dict[str, type[VendorApp]] | None = None,
+    ) -> None:
+        if apps is None:
+            from integration_assets.sandbox.vendors import VENDOR_APPS as apps
+
+        self.host = host
+        self.ports = {"hubspot": 8701, "stripe": 8702, "zendesk": 8703, **(ports or {})}
+        self._lock = threading.Lock()
+        self.stats: dict[str, Counter[str]] = {v: Counter() for v in VENDORS}
+        self._profile = profile or FaultProfile()
+        self._apply(self._profile, first=True)
+        directory = Path(dataset_dir) if dataset_dir else None
+        self.apps = {name: cls(directory, self) for name, cls in apps.items()}
+        for app in self.apps.values():
+            app.credentials.reset(self.settings(app.vendor))
+        self._servers: list[ThreadingHTTPServer] = []
+        self._threads: list[threading.Thread] = []
+
+    # -- profile ------------------------------------------------------------------------------------
+    @property
+    def profile(self) -> FaultProfile:
+        return self._profile
+
+    def settings(self, vendor: str) -> VendorSettings:
+        return self._settings[vendor]
+
+    def set_profile(self, profile: FaultProfile) -> None:
+        self._apply(profile, first=False)
+
+    def _apply(self, profile: FaultProfile, first: bool) -> None:
+        with self._lock:
+            self._profile = profile
+            self._settings = {v: profile.for_vendor(v) for v in VENDORS}
+            self._dice = {v: FaultDice(profile.seed, v) for v in VENDORS}
+            self._limiters: dict[tuple[str, str], RollingWindow] = {}
+        if not first:
+            for app in self.apps.values():
+                app.credentials.reset(self._settings[app.vendor])
+                for collection in app.collections.values():
+                    collection.forget_rendered()
+
+    def limiter(self, vendor: str, scope: str, rule) -> RollingWindow:
+        key = (vendor, scope)
+        with self._lock:
+            window = self._limiters.get(key)
+            if window is None:
+                window = self._limiters[key] = RollingWindow(rule.requests, rule.per_seconds)
+            return window
+
+    def roll(self, vendor: str, route_block: RouteBlock | None, writes: bool) -> Decision:
+        return self._dice[vendor].roll(self._settings[vendor], route_block, writes)
+
+    # -- serving ------------------------------------------------------------------------------------
+    def url(self, vendor: str) -> str:
+        return f"http://{self.host}:{self.ports[vendor]}"
+
+    def start(self) -> Sandbox:
+        for vendor, app in self.apps.items():
+            server = _Server((self.host, self.ports[vendor]), _handler_for(app))
+            self.ports[vendor] = server.server_address[1]
+            app.base_url = self.url(vendor)
+            thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+            thread.start()
+            self._servers.append(server)
+            self._threads.append(thread)
+        return self
+
+    def stop(self) -> None:
+        stopping = [threading.Thread(target=server.shutdown) for server in self._servers]
+        for thread in stopping:
+            thread.start()
+        for thread, server in zip(stopping, self._servers, strict=True):
+            thread.join()
+            server.server_close()
+        self._servers.clear()
+
+    def __enter__(self) -> Sandbox:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 256
+
+
+class _Reset(Exception):
+    """Ends the connection with a TCP reset and no response."""
+
+
+def _handler_for(app: VendorApp) -> type[BaseHTTPRequestHandler]:
+    return type(f"{app.vendor.title()}Handler", (_Handler,), {"app": app})
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    app: ClassVar[VendorApp]
+
+    def setup(self) -> None:
+        super().setup()
+        # Without TCP_NODELAY each keep-alive response waits for a delayed ACK (30x slower).
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def handle(self) -> None:
+        try:
+            super().handle()
+        except _Reset:
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        except (ConnectionError, TimeoutError):
+            pass
+
+    def finish(self) -> None:
+        with contextlib.suppress(OSError):  # the client may be gone already
+            super().finish()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self._serve()
+
+    do_POST = do_PUT = do_PATCH = do_DELETE = do_GET
+
+    def _serve(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        parts = urlsplit(self.path)
+        request = Request(
+            method=self.command,
+            path=parts.path,
+            query=parse_qs(parts.query, keep_blank_values=True),
+            headers=self.headers,
+            body=body,
+            base_url=self.app.base_url,
+        )
+        if request.path.startswith("/__sandbox__/"):
+            response = _inspection(self.app, request)
+        else:
+            response = _dispatch(self.app, request)
+        self._send(response)
+
+    def _send(self, response: Response | None) -> None:
+        if response is None:
+            raise _Reset
+        payload = response.payload()
+        status = HTTPStatus(response.status)
+        head = [f"HTTP/1.1 {status.value} {status.phrase}", f"Content-Length: {len(payload)}"]
+        if payload:
+            head.append(f"Content-Type: {response.headers.pop('Content-Type', JSON_TYPE)}")
+        head.extend(f"{name}: {value}" for name, value in response.headers.items())
+        self.wfile.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + payload)
+        if (self.headers.get("Connection") or "").lower() == "close":
+            self.close_connection = True
+
+
+def _dispatch(app: VendorApp, request: Request) -> Response | None:
+    """Serves one vendor request: faults, auth, rate limit, handler. None means: reset the connection."""
+    sandbox, vendor, stats = app.sandbox, app.vendor, app.sandbox.stats[app.vendor]
+    stats["requests"] += 1
+    request.request_id = app.new_request_id()
+    route, request.params = app.match(request.method, request.path)
+    settings = app.settings
+    block = None
+    if route is not None:
+        block = settings.routes.get(f"{request.method} {request.path}") or settings.routes.get(
+            f"{request.method} {route.template}"
+        )
+    decision = sandbox.roll(vendor, block, writes=request.method != "GET")
+    if decision.latency_s:
+        time.sleep(decision.latency_s)
+    if decision.fault:
+        stats[f"fault:{decision.fault}"] += 1
+    if decision.fault == "reset":
+        return None
+    if decision.fault == "timeout":
+        time.sleep(settings.timeout_hold_s)
+    if decision.fault in ("429", "500", "502", "503"):
+        status = int(decision.fault)
+        rule = settings.rate_limit
+        full = Verdict(False, rule.requests if rule else 0, 0, rule.per_seconds if rule else 1.0, 1.0)
+        response = app.rate_limited(full) if status == 429 else app.error(status, "injected fault")
+        return _finish(app, request, response)
+    try:
+        if route is None:
+            return _finish(app, request, app.error(404, f"no route {request.method} {request.path}"))
+        request.grant = app.authenticate(request, route)
+        rule = block.rate_limit if block and block.rate_limit else settings.rate_limit
+        if rule is not None:
+            scope = f"route:{route.template}" if block and block.rate_limit else "token"
+            verdict = sandbox.limiter(vendor, f"{scope}:{request.grant.token}", rule).hit(request.grant.token)
+            if not verdict.allowed:
+                stats["rate_limited"] += 1
+                return _finish(app, request, app.rate_limited(verdict))
+            extra = app.rate_headers(verdict)
+        else:
+            extra = {}
+        with app.lock:
+            response = route.handler(request)
+        response.headers.update(extra)
+    except VendorError as error:
+        response = error.response
+    if decision.drop_after_write and request.method != "GET" and response.status < 500:
+        stats["fault:apply_then_drop"] += 1
+        return None
+    if decision.fault == "malformed":
+        payload = response.payload()
+        response = Response(200, payload[: max(1, len(payload) // 2)], response.headers)
+    return _finish(app, request, response)
+
+
+def _finish(app: VendorApp, request: Request, response: Response) -> Response:
+    app.sandbox.stats[app.vendor][f"status:{response.status}"] += 1
+    response.headers.setdefault(app.request_id_header, request.request_id)
+    return response
+
+
+def _inspection(app: VendorApp, request: Request) -> Response:
+    """Routes for tests and operators: see every record, change records over time, swap the faults."""
+    sandbox = app.sandbox
+    parts = request.path.strip("/").split("/")[1:]
+    method = request.method
+    try:
+        if parts == ["faults"] and method == "GET":
+            return Response(200, sandbox.profile.model_dump(by_alias=True, exclude_defaults=True))
+        if parts == ["faults"] and method == "PUT":
+            profile = parse_profile(request.body.decode() or "{}", "PUT /__sandbox__/faults")
+            sandbox.set_profile(profile)
+            return Response(200, profile.model_dump(by_alias=True, exclude_defaults=True))
+        if parts == ["stats"] and method == "GET":
+            return Response(200, {v: dict(c) for v, c in sandbox.stats.items()})
+        if parts == ["stats"] and method == "DELETE":
+            for counter in sandbox.stats.values():
+                counter.clear()
+            return Response(200, {})
+        if parts[:1] == ["records"] and len(parts) >= 2:
+            collection = app.collections.get(parts[1])
+            if collection is None:
+                return Response(404, {"error": f"unknown object type {parts[1]!r}", "known": list(app.collections)})
+            if len(parts) == 2 and method == "GET":
+                with app.lock:
+                    return Response(200, b"[" + b",".join(dumps(r) for r in collection) + b"]")
+            if len(parts) == 2 and method == "POST":
+                records = json.loads(request.body)
+                with app.lock:
+                    for record in records if isinstance(records, list) else [records]:
+                        collection.put(record)
+                return Response(200, {"stored": len(records) if isinstance(records, list) else 1})
+            if len(parts) == 3 and method == "DELETE":
+                with app.lock:
+                    kept = app.delete(parts[1], app.coerce_id(parts[1], parts[2]), time.time())
+                return Response(200, {"deleted": parts[2], "record": kept})
+        if parts == ["mutate"] and method == "POST":
+            return Response(200, _mutate(app, json.loads(request.body or b"{}")))
+    except ConfigError as error:
+        return Response(400, {"error": str(error)})
+    except (ValueError, KeyError, TypeError) as error:
+        return Response(400, {"error": f"{type(error).__name__}: {error}"})
+    return Response(404, {"error": f"no sandbox route {method} {request.path}"})
+
+
+def _mutate(app: VendorApp, order: dict[str, Any]) -> dict[str, Any]:
+    """Edits `count` records and deletes `delete` records of one type, chosen reproducibly by `seed`."""
+    import random
+
+    object_type = order["object_type"]
+    collection = app.collections[object_type]
+    rng = random.Random(order.get("seed", 0))
+    now = time.time()
+    with app.lock:
+        candidates = [r for r in collection if not (r.get("archived") or r.get("deleted"))]
+        chosen = rng.sample(candidates, min(len(candidates), int(order.get("count", 0)) + int(order.get("delete", 0))))
+        edits, deletions = chosen[: int(order.get("count", 0))], chosen[int(order.get("count", 0)) :]
+        changed = []
+        for record in edits:
+            updated = app.mutate(object_type, record, now, rng)
+            collection.put(updated)
+            changed.append(updated["id"])
+        deleted = []
+        for record in deletions:
+            app.delete(object_type, record["id"], now)
+            deleted.append(record["id"])
+    return {"object_type": object_type, "changed": changed, "deleted": deleted}

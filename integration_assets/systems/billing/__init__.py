@@ -1,0 +1,1 @@
+"""Stripe: the system of record for billing customers, invoices and payments."""

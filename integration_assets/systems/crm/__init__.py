@@ -1,0 +1,1 @@
+"""HubSpot CRM: the system of record for companies, contacts and deals."""

@@ -1,0 +1,73 @@
+"""Shared fixtures: a generated dataset and the three vendor servers on free loopback ports."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from integration_assets.sandbox.generator import generate
+from integration_assets.sandbox.server import Sandbox
+
+FREE_PORTS = {"hubspot": 0, "stripe": 0, "zendesk": 0}
+
+
+@pytest.fixture(scope="session")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small business with every kind of planted defect (read-only: tests that write use `sandbox`)."""
+    out = tmp_path_factory.mktemp("dataset")
+    generate(out, seed=7, scale=60, defect_rate=0.3)
+    return out
+
+
+@pytest.fixture
+def sandbox(dataset: Path) -> Iterator[Sandbox]:
+    """Fresh servers per test (writes never leak between tests), sharing the dataset on disk."""
+    with Sandbox(dataset, ports=FREE_PORTS) as running:
+        yield running
+
+
+def put_faults(sandbox: Sandbox, profile_yaml: str) -> dict:
+    """Swaps the fault profile over HTTP, as an operator would."""
+    response = requests.put(f"{sandbox.url('hubspot')}/__sandbox__/faults", data=profile_yaml, timeout=5)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def sandbox_records(sandbox: Sandbox, vendor: str, object_type: str) -> list[dict]:
+    response = requests.get(f"{sandbox.url(vendor)}/__sandbox__/records/{object_type}", timeout=30)
+    response.raise_for_status()
+    return response.json()
+
+
+POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database on the local server, dropped afterwards."""
+    import uuid
+
+    import psycopg2
+
+    name = f"ia_test_{uuid.uuid4().hex[:12]}"
+    admin = psycopg2.connect(POSTGRES_ADMIN_URL)
+    admin.autocommit = True
+    with admin.cursor() as cursor:
+        cursor.execute(f"CREATE DATABASE {name}")
+    try:
+        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with admin.cursor() as cursor:
+            cursor.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.close()
+
+
+@pytest.fixture(params=["duckdb", "postgres"])
+def warehouse_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The same test on both warehouses: a DuckDB file, and PostgreSQL at 127.0.0.1:5432."""
+    if request.param == "duckdb":
+        return str(tmp_path / "warehouse.duckdb")
+    return request.getfixturevalue("postgres_url")

@@ -1,0 +1,110 @@
+"""What the sync drills share: resources pointed at a sandbox, and raw tables compared with it."""
+
+from __future__ import annotations
+
+from integration_assets.core.resources import WarehouseResource
+from integration_assets.core.sync import table_of
+from integration_assets.core.warehouse import Warehouse
+from integration_assets.definitions import SOURCES
+from integration_assets.sandbox.server import Sandbox
+from integration_assets.systems.billing.resource import StripeResource
+from integration_assets.systems.billing.streams import STREAMS as BILLING
+from integration_assets.systems.crm.resource import HubSpotResource
+from integration_assets.systems.crm.streams import STREAMS as CRM
+from integration_assets.systems.support.resource import ZendeskResource
+from integration_assets.systems.support.streams import STREAMS as SUPPORT
+from integration_assets_tests.conftest import sandbox_records
+
+ALL_STREAMS = (*CRM, *BILLING, *SUPPORT)
+VENDOR_OF = {"crm": "hubspot", "billing": "stripe", "support": "zendesk"}
+DRILL = {"backoff_base_s": 0.01, "backoff_cap_s": 0.1, "max_attempts": 12, "read_timeout_s": 0.6}
+
+
+def sandbox_env(sandbox: Sandbox, warehouse_url: str) -> dict[str, str]:
+    """The environment a user sets to point the code location at the sandbox."""
+    return {
+        "HUBSPOT_BASE_URL": sandbox.url("hubspot"),
+        "HUBSPOT_ACCESS_TOKEN": "pat-sandbox",
+        "STRIPE_BASE_URL": sandbox.url("stripe"),
+        "STRIPE_API_KEY": "sk_test_sandbox",
+        "ZENDESK_BASE_URL": sandbox.url("zendesk"),
+        "ZENDESK_EMAIL": "admin@sandbox.test",
+        "ZENDESK_API_TOKEN": "zendesk-sandbox",
+        "WAREHOUSE_URL": warehouse_url,
+    }
+
+
+def resources(sandbox: Sandbox, warehouse_url: str, **overrides) -> dict:
+    settings = {**DRILL, **overrides}
+    return {
+        "hubspot": HubSpotResource(base_url=sandbox.url("hubspot"), access_token="pat-sandbox", **settings),
+        "stripe": StripeResource(
+            base_url=sandbox.url("stripe"), api_key="sk_test_sandbox", requests_per_second=None, **settings
+        ),
+        "zendesk": ZendeskResource(
+            base_url=sandbox.url("zendesk"),
+            email="admin@sandbox.test",
+            api_token="zendesk-sandbox",
+            **settings,
+        ),
+        "warehouse": WarehouseResource(url=warehouse_url),
+    }
+
+
+def _hubspot_view(stream, record: dict) -> dict:
+    """What a HubSpot listing shows of a stored record: the requested properties, links by id."""
+    links = {
+        to_type: sorted(
+            {str(link["id"]) for link in (record.get("associations") or {}).get(to_type, {}).get("results", [])}
+        )
+        for to_type in stream.associations
+    }
+    return {
+        "properties": {name: record["properties"].get(name) for name in stream.properties},
+        "archived": bool(record.get("archived")),
+        "links": links,
+    }
+
+
+def _deleted(stream, record: dict) -> bool:
+    if stream.system == "crm":
+        return bool(record.get("archived"))
+    if stream.system == "billing":
+        return bool(record.get("deleted"))
+    return record.get("status") == "deleted" if stream.object_type == "tickets" else record.get("active") is False
+
+
+def differences(sandbox: Sandbox, warehouse: Warehouse, streams=ALL_STREAMS) -> dict[str, list[str]]:
+    """Per stream: records missing from the raw table, extra in it, or different from the sandbox's."""
+    found: dict[str, list[str]] = {}
+    for stream in streams:
+        truth = {str(r["id"]): r for r in sandbox_records(sandbox, VENDOR_OF[stream.system], stream.object_type)}
+        landed = warehouse.raw_records(table_of(stream))
+        problems = [f"missing {i}" for i in truth.keys() - landed.keys()]
+        problems += [f"extra {i}" for i in landed.keys() - truth.keys()]
+        for record_id in truth.keys() & landed.keys():
+            expected, row = truth[record_id], landed[record_id]
+            if row["is_deleted"] != _deleted(stream, expected):
+                problems.append(
+                    f"{record_id}: is_deleted {row['is_deleted']} at the source {_deleted(stream, expected)}"
+                )
+            elif stream.system == "crm":
+                if _hubspot_view(stream, row["payload"]) != _hubspot_view(stream, expected):
+                    problems.append(f"{record_id}: stale or different")
+            elif not row["is_deleted"] and row["payload"] != expected:
+                problems.append(f"{record_id}: stale or different")
+        if problems:
+            found[stream.key] = sorted(problems)[:10] + ([f"... {len(problems)} in all"] if len(problems) > 10 else [])
+    return found
+
+
+def materialized(result) -> dict[str, dict]:
+    """Asset key → the metadata its materialization reported, from a Dagster execution result."""
+    found = {}
+    for event in result.get_asset_materialization_events():
+        materialization = event.event_specific_data.materialization
+        found[materialization.asset_key.to_user_string()] = materialization.metadata
+    return found
+
+
+__all__ = ["SOURCES", "differences", "materialized", "resources", "sandbox_env"]

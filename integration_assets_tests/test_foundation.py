@@ -1,0 +1,88 @@
+"""The code location loads the way users load it, and dagster.yaml is a working PostgreSQL instance."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+from dagster import DagsterInstance, asset, materialize
+
+PROJECT = Path(__file__).resolve().parent.parent
+DAGSTER = str(Path(sys.executable).with_name("dagster"))
+POSTGRES = {
+    "DAGSTER_PG_HOST": "127.0.0.1",
+    "DAGSTER_PG_PORT": "5432",
+    "DAGSTER_PG_DB": "test",
+    "DAGSTER_PG_USER": os.environ.get("DAGSTER_PG_USER", "postgres"),
+    "DAGSTER_PG_PASSWORD": os.environ.get("DAGSTER_PG_PASSWORD", ""),
+}
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_definitions_validate(tmp_path) -> None:
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path)}
+    done = subprocess.run([DAGSTER, "definitions", "validate"], cwd=PROJECT, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "All code locations passed validation" in done.stdout + done.stderr
+
+
+def test_dagster_dev_loads_the_code_location(tmp_path) -> None:
+    port = _free_port()
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path)}
+    server = subprocess.Popen(
+        [DAGSTER, "dev", "--port", str(port), "--host", "127.0.0.1"],
+        cwd=PROJECT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    query = "{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus } } } }"
+    try:
+        deadline, entries = time.monotonic() + 120, []
+        while time.monotonic() < deadline:
+            try:
+                answer = requests.post(f"http://127.0.0.1:{port}/graphql", json={"query": query}, timeout=5)
+                entries = answer.json()["data"]["workspaceOrError"]["locationEntries"]
+                if entries and all(e["loadStatus"] == "LOADED" for e in entries):
+                    break
+            except (requests.ConnectionError, KeyError, TypeError, ValueError):
+                pass
+            time.sleep(1)
+        assert [(e["name"], e["loadStatus"]) for e in entries] == [("integration_assets", "LOADED")]
+    finally:
+        os.killpg(server.pid, 15)
+        server.wait(timeout=30)
+
+
+def test_dagster_yaml_is_a_postgres_instance_that_stores_runs(tmp_path, monkeypatch) -> None:
+    shutil.copy(PROJECT / "dagster.yaml", tmp_path / "dagster.yaml")
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
+    for name, value in POSTGRES.items():
+        monkeypatch.setenv(name, value)
+
+    @asset
+    def instance_probe() -> int:
+        return 1
+
+    with DagsterInstance.get() as instance:
+        assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+        assert type(instance.event_log_storage).__name__ == "PostgresEventLogStorage"
+        assert type(instance.schedule_storage).__name__ == "PostgresScheduleStorage"
+        assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
+        result = materialize([instance_probe], instance=instance)
+        assert result.success
+        stored = instance.get_run_by_id(result.run_id)
+        assert stored is not None and stored.is_success
+        assert instance.get_latest_materialization_event(instance_probe.key) is not None

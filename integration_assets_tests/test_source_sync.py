@@ -1,0 +1,89 @@
+"""Drills: the nine source assets against a faulty sandbox, on DuckDB and on PostgreSQL.
+
+Every raw table must end equal to what the sandbox holds: none missing, none doubled, none stale.
+"""
+
+from __future__ import annotations
+
+import requests
+from dagster import DagsterInstance, materialize
+
+from integration_assets.core.warehouse import Warehouse
+from integration_assets.sandbox.server import Sandbox
+from integration_assets_tests.conftest import put_faults
+from integration_assets_tests.sync_helpers import SOURCES, differences, materialized, resources
+from integration_assets_tests.vendor_paths import session
+
+BAD_DAY = """
+seed: {seed}
+default:
+  rates: {{429: 0.04, 500: 0.04, 502: 0.03, 503: 0.03, timeout: 0.02, reset: 0.02, malformed: 0.02}}
+  timeout_hold_s: 1.0
+zendesk:
+  incremental_lag_s: 0
+"""
+
+
+def faults_served(sandbox: Sandbox) -> int:
+    stats = requests.get(f"{sandbox.url('hubspot')}/__sandbox__/stats", timeout=5).json()
+    return sum(n for counts in stats.values() for kind, n in counts.items() if kind.startswith("fault:"))
+
+
+def change_things_in_the_sandbox(sandbox: Sandbox) -> None:
+    """What people do in the vendors' UIs between two syncs: edit, create, archive, delete."""
+    changes = [
+        ("hubspot", "contacts", 15, 3),
+        ("hubspot", "companies", 5, 1),
+        ("hubspot", "deals", 8, 1),
+        ("stripe", "customers", 6, 2),
+        ("stripe", "invoices", 6, 0),
+        ("stripe", "charges", 4, 0),
+        ("zendesk", "organizations", 4, 0),
+        ("zendesk", "users", 6, 2),
+        ("zendesk", "tickets", 10, 3),
+    ]
+    for seed, (vendor, object_type, edits, deletions) in enumerate(changes):
+        answer = requests.post(
+            f"{sandbox.url(vendor)}/__sandbox__/mutate",
+            json={"object_type": object_type, "count": edits, "delete": deletions, "seed": seed},
+            timeout=10,
+        )
+        assert answer.status_code == 200, answer.text
+        assert len(answer.json()["changed"]) == edits
+    created = session("hubspot").post(
+        f"{sandbox.url('hubspot')}/crm/v3/objects/contacts",
+        json={"properties": {"email": "new.person@drill.example", "firstname": "New"}},
+        timeout=5,
+    )
+    assert created.status_code == 201, created.text
+    ticket = session("zendesk").post(
+        f"{sandbox.url('zendesk')}/api/v2/tickets.json",
+        json={"ticket": {"subject": "Drill", "comment": {"body": "hello"}, "requester_id": 370000001}},
+        timeout=5,
+    )
+    assert ticket.status_code == 201, ticket.text
+
+
+def test_full_then_incremental_sync_under_twenty_percent_faults(sandbox: Sandbox, warehouse_url: str) -> None:
+    put_faults(sandbox, BAD_DAY.format(seed=5))
+    with DagsterInstance.ephemeral() as instance:
+        first = materialize(SOURCES, resources=resources(sandbox, warehouse_url), instance=instance)
+        assert first.success
+        warehouse = Warehouse.from_url(warehouse_url)
+        assert differences(sandbox, warehouse) == {}
+        modes = {key: m["mode"].value for key, m in materialized(first).items()}
+        assert set(modes.values()) == {"full"}
+
+        change_things_in_the_sandbox(sandbox)
+        second = materialize(SOURCES, resources=resources(sandbox, warehouse_url), instance=instance)
+        assert second.success
+        assert differences(sandbox, warehouse) == {}
+        metadata = materialized(second)
+    assert {m["mode"].value for m in metadata.values()} == {"incremental"}
+    assert metadata["crm/contacts"]["inserted"].value >= 1 and metadata["crm/contacts"]["updated"].value >= 15
+    assert metadata["support/tickets"]["deleted"].value >= 3
+    # Every fault the sandbox injected is a failed attempt in the call log, and nothing else failed.
+    failed = warehouse.query("SELECT count(*) FROM ops.api_calls WHERE error_category IS NOT NULL")[0][0]
+    assert failed == faults_served(sandbox) > 0
+    total_rows = warehouse.query("SELECT count(*) FROM ops.api_calls")[0][0]
+    assert total_rows > failed
