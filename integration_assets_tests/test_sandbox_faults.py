@@ -205,3 +205,15 @@ def test_stats_count_requests_and_injected_faults(sandbox: Sandbox) -> None:
     stats = requests.get(f"{sandbox.url('stripe')}/__sandbox__/stats", timeout=5).json()["stripe"]
     assert stats["fault:502"] == 3 and stats["status:502"] == 3
     assert json.dumps(stats)
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["", "a=1", "a=1&a=2&b=", "page%5Bsize%5D=100&page%5Bafter%5D=WzEwMF0", "q=a+b%2Bc&flag", "x=%E2%82%AC&&y=1"],
+)
+def test_query_parsing_agrees_with_the_standard_library(query: str) -> None:
+    from urllib.parse import parse_qs
+
+    from integration_assets.sandbox.server import parse_query
+
+    assert parse_query(query) == parse_qs(query, keep_blank_values=True)

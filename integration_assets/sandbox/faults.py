@@ -142,6 +142,11 @@ class VendorSettings:
     incremental_lag_s: float = 60.0
     credentials: tuple[Credential, ...] = ()
 
+    @property
+    def injects(self) -> bool:
+        """Whether any request can be faulted or delayed (if not, no dice are rolled)."""
+        return bool(any(self.rates.values()) or self.latency_ms[1] or self.apply_then_drop or self.routes)
+
     @classmethod
     def merge(cls, default: VendorBlock, own: VendorBlock) -> VendorSettings:
         def pick(name: str, fallback: Any) -> Any:

@@ -8,6 +8,7 @@ sees the same sequence every time.
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import re
 import socket
@@ -18,12 +19,11 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from email.message import Message
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, ClassVar
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import unquote, unquote_plus, urlsplit
 
 from integration_assets.core.config import ConfigError
 from integration_assets.sandbox.auth import CredentialBook, Grant
@@ -45,6 +45,20 @@ JSON_TYPE = "application/json; charset=utf-8"
 
 def dumps(value: Any) -> bytes:
     return json.dumps(value, separators=(",", ":")).encode()
+
+
+def parse_query(query: str) -> dict[str, list[str]]:
+    """`parse_qs(query, keep_blank_values=True)`, but decoding only what is encoded (a fifth of a page)."""
+    params: dict[str, list[str]] = {}
+    for pair in query.split("&") if query else ():
+        if pair:
+            name, _, value = pair.partition("=")
+            if "%" in name or "+" in name:
+                name = unquote_plus(name)
+            if "%" in value or "+" in value:
+                value = unquote_plus(value)
+            params.setdefault(name, []).append(value)
+    return params
 
 
 @dataclass
@@ -72,7 +86,7 @@ class Request:
     method: str
     path: str
     query: dict[str, list[str]]
-    headers: Message
+    headers: Headers
     body: bytes
     params: dict[str, str] = field(default_factory=dict)
     grant: Grant | None = None
@@ -228,6 +242,7 @@ class Sandbox:
         self.apps = {name: cls(directory, self) for name, cls in apps.items()}
         for app in self.apps.values():
             app.credentials.reset(self.settings(app.vendor))
+        gc.freeze()  # the dataset lives as long as the server: keep the collector from walking it again
         self._servers: list[ThreadingHTTPServer] = []
         self._threads: list[threading.Thread] = []
 
@@ -302,6 +317,25 @@ class _Server(ThreadingHTTPServer):
     request_queue_size = 256
 
 
+class Headers(dict):
+    """Request headers, looked up without regard to case."""
+
+    def __setitem__(self, name: str, value: str) -> None:
+        super().__setitem__(name.strip().lower(), value)
+
+    def __getitem__(self, name: str) -> str:
+        return super().__getitem__(name.lower())
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and super().__contains__(name.lower())
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return super().get(name.lower(), default)
+
+
+_CALM = Decision()
+
+
 class _Reset(Exception):
     """Ends the connection with a TCP reset and no response."""
 
@@ -331,6 +365,32 @@ class _Handler(BaseHTTPRequestHandler):
         with contextlib.suppress(OSError):  # the client may be gone already
             super().finish()
 
+    def handle_one_request(self) -> None:
+        """HTTP/1.1 request parsing without the stdlib's email parser, which costs a third of the time."""
+        line = self.rfile.readline(65537)
+        if not line:
+            self.close_connection = True
+            return
+        self.raw_requestline = line
+        parts = line.decode("latin-1").split()
+        if len(parts) != 3 or not parts[2].startswith("HTTP/"):
+            self.close_connection = True
+            return
+        self.command, self.path, self.request_version = parts
+        headers = Headers()
+        while True:
+            field = self.rfile.readline(65537)
+            if field in (b"\r\n", b"\n", b""):
+                break
+            name, _, value = field.decode("latin-1").partition(":")
+            headers[name] = value.strip()
+        self.headers = headers
+        connection = (headers.get("Connection") or "").lower()
+        self.close_connection = connection == "close" or (
+            self.request_version == "HTTP/1.0" and connection != "keep-alive"
+        )
+        self._serve()
+
     def log_message(self, format: str, *args: Any) -> None:
         pass
 
@@ -346,7 +406,7 @@ class _Handler(BaseHTTPRequestHandler):
         request = Request(
             method=self.command,
             path=parts.path,
-            query=parse_qs(parts.query, keep_blank_values=True),
+            query=parse_query(parts.query),
             headers=self.headers,
             body=body,
             base_url=self.app.base_url,
@@ -367,8 +427,6 @@ class _Handler(BaseHTTPRequestHandler):
             head.append(f"Content-Type: {response.headers.pop('Content-Type', JSON_TYPE)}")
         head.extend(f"{name}: {value}" for name, value in response.headers.items())
         self.wfile.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + payload)
-        if (self.headers.get("Connection") or "").lower() == "close":
-            self.close_connection = True
 
 
 def _dispatch(app: VendorApp, request: Request) -> Response | None:
@@ -383,7 +441,7 @@ def _dispatch(app: VendorApp, request: Request) -> Response | None:
         block = settings.routes.get(f"{request.method} {request.path}") or settings.routes.get(
             f"{request.method} {route.template}"
         )
-    decision = sandbox.roll(vendor, block, writes=request.method != "GET")
+    decision = sandbox.roll(vendor, block, writes=request.method != "GET") if settings.injects or block else _CALM
     if decision.latency_s:
         time.sleep(decision.latency_s)
     if decision.fault:

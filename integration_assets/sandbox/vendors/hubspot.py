@@ -11,6 +11,7 @@ from __future__ import annotations
 import fnmatch
 import functools
 import json
+import random
 import re
 import threading
 import time
@@ -316,7 +317,8 @@ class HubSpotApp(VendorApp):
         return str(raw)
 
     def new_request_id(self) -> str:
-        request_id = str(uuid.uuid4())
+        digits = f"{random.getrandbits(128):032x}"  # uuid4's shape at a fraction of uuid.uuid4()'s cost
+        request_id = f"{digits[:8]}-{digits[8:12]}-4{digits[13:16]}-{digits[16:20]}-{digits[20:]}"
         self._local.request_id = request_id  # error bodies on this thread carry it as correlationId
         return request_id
 
