@@ -65,25 +65,41 @@ def check_sandbox(urls: dict[str, str], manifest: dict) -> list[str]:
 
 
 def materialize_everything() -> list[str]:
-    """Runs the main job if the code location has one; returns the report lines."""
+    """Runs the main job as the UI would (recorded in the instance); returns the report lines."""
     from dagster import DagsterEventType, DagsterInstance
 
+    from integration_assets.core.resources import WarehouseResource
     from integration_assets.definitions import defs
 
-    job_names = {job.name for job in defs.resolve_all_job_defs()}
-    if "integration_sync" not in job_names:
-        return ["  no assets to materialize yet (the code location defines none)"]
     with DagsterInstance.get() as instance:
         result = defs.resolve_job_def("integration_sync").execute_in_process(instance=instance, raise_on_error=False)
-        materialized = [e.asset_key.to_user_string() for e in result.get_asset_materialization_events()]
-        checks = [
-            e.event_specific_data for e in result.all_events if e.event_type == DagsterEventType.ASSET_CHECK_EVALUATION
-        ]
-        passed = sum(1 for c in checks if c.passed)
-        lines = [f"  run {result.run_id}: {'succeeded' if result.success else 'FAILED'}"]
-        lines.append(f"  assets materialized: {len(materialized)} ({', '.join(sorted(materialized))})")
-        lines.append(f"  checks: {passed} passed, {len(checks) - passed} failed")
-        return lines
+    lines = [f"  run {result.run_id}: {'succeeded' if result.success else 'FAILED'}"]
+    for event in result.get_asset_materialization_events():
+        materialization = event.event_specific_data.materialization
+        meta = {name: value.value for name, value in materialization.metadata.items()}
+        lines.append(
+            f"  {materialization.asset_key.to_user_string():<22} {meta.get('dagster/row_count', '?'):>7} rows"
+            f"  ({meta.get('mode')}: {meta.get('fetched')} fetched, {meta.get('inserted')} new,"
+            f" {meta.get('updated')} updated, {meta.get('api_calls')} calls, {meta.get('retries')} retries)"
+        )
+    for event in result.all_events:
+        if event.event_type == DagsterEventType.STEP_FAILURE:
+            lines.append(f"  FAILED {event.step_key}: {event.event_specific_data.error.message.strip()[:300]}")
+    checks = [
+        e.event_specific_data for e in result.all_events if e.event_type == DagsterEventType.ASSET_CHECK_EVALUATION
+    ]
+    passed = sum(1 for check in checks if check.passed)
+    lines.append(f"  checks: {passed} passed, {len(checks) - passed} failed")
+    for check in checks:
+        if not check.passed:
+            lines.append(f"    failed: {check.asset_key.to_user_string()} {check.check_name}")
+    warehouse = WarehouseResource(url=os.environ["WAREHOUSE_URL"]).open()
+    if warehouse.query(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'ops' AND table_name = 'review_queue'"
+    )[0][0]:
+        open_items = warehouse.query("SELECT count(*) FROM ops.review_queue WHERE status = 'open'")[0][0]
+        lines.append(f"  review queue: {open_items} open items")
+    return lines
 
 
 SQLITE_INSTANCE = """\
@@ -116,7 +132,7 @@ def write_dotenv(path: Path, home: Path) -> None:
     """`dagster dev` reads .env from the folder it starts in: point it at the quickstart's home and sandbox."""
     if path.exists():
         return
-    lines = [f"DAGSTER_HOME={home}"]
+    lines = [f"DAGSTER_HOME={home}", f"WAREHOUSE_URL={os.environ['WAREHOUSE_URL']}"]
     lines += [f"{vendor.upper()}_BASE_URL=http://127.0.0.1:{port}" for vendor, port in DEFAULT_PORTS.items()]
     lines += [f"{name}={value}" for name, value in SANDBOX_CREDENTIALS.items()]
     path.write_text("\n".join(lines) + "\n")
@@ -138,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         generate(data, seed=args.seed, scale=args.scale, defect_rate=args.defect_rate)
     manifest = json.loads((data / "manifest.json").read_text())
     home = Path(os.environ.setdefault("DAGSTER_HOME", str(PROJECT / ".dagster_home")))
+    os.environ.setdefault("WAREHOUSE_URL", str(PROJECT / ".warehouse" / "integration.duckdb"))
     storage = prepare_instance(home)
     write_dotenv(PROJECT / ".env", home)
 
@@ -146,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
             os.environ[f"{vendor.upper()}_BASE_URL"] = url
         for name, value in SANDBOX_CREDENTIALS.items():
             os.environ.setdefault(name, value)
-        print(f"dagster instance: {storage}")
+        print(f"dagster instance: {storage}; warehouse: {os.environ['WAREHOUSE_URL']}")
         print(f"sandbox dataset {data} (seed {manifest['seed']}, {len(manifest['defects'])} planted defects)")
         print("\n".join(check_sandbox(urls, manifest)))
         print("integration_sync:")

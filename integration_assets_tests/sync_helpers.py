@@ -34,18 +34,38 @@ def sandbox_env(sandbox: Sandbox, warehouse_url: str) -> dict[str, str]:
     }
 
 
-def resources(sandbox: Sandbox, warehouse_url: str, **overrides) -> dict:
+def resources(
+    sandbox: Sandbox,
+    warehouse_url: str,
+    *,
+    hubspot: dict | None = None,
+    stripe: dict | None = None,
+    zendesk: dict | None = None,
+    **overrides,
+) -> dict:
+    """Resources as definitions.py builds them, pointed at the sandbox; per-vendor settings override."""
     settings = {**DRILL, **overrides}
     return {
-        "hubspot": HubSpotResource(base_url=sandbox.url("hubspot"), access_token="pat-sandbox", **settings),
+        "hubspot": HubSpotResource(
+            **{"base_url": sandbox.url("hubspot"), "access_token": "pat-sandbox", **settings, **(hubspot or {})}
+        ),
         "stripe": StripeResource(
-            base_url=sandbox.url("stripe"), api_key="sk_test_sandbox", requests_per_second=None, **settings
+            **{
+                "base_url": sandbox.url("stripe"),
+                "api_key": "sk_test_sandbox",
+                "requests_per_second": None,
+                **settings,
+                **(stripe or {}),
+            }
         ),
         "zendesk": ZendeskResource(
-            base_url=sandbox.url("zendesk"),
-            email="admin@sandbox.test",
-            api_token="zendesk-sandbox",
-            **settings,
+            **{
+                "base_url": sandbox.url("zendesk"),
+                "email": "admin@sandbox.test",
+                "api_token": "zendesk-sandbox",
+                **settings,
+                **(zendesk or {}),
+            }
         ),
         "warehouse": WarehouseResource(url=warehouse_url),
     }
@@ -79,6 +99,7 @@ def differences(sandbox: Sandbox, warehouse: Warehouse, streams=ALL_STREAMS) -> 
     found: dict[str, list[str]] = {}
     for stream in streams:
         truth = {str(r["id"]): r for r in sandbox_records(sandbox, VENDOR_OF[stream.system], stream.object_type)}
+        warehouse.ensure_raw_table(table_of(stream))  # a run killed early may not have made it yet
         landed = warehouse.raw_records(table_of(stream))
         problems = [f"missing {i}" for i in truth.keys() - landed.keys()]
         problems += [f"extra {i}" for i in landed.keys() - truth.keys()]

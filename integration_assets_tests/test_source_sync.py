@@ -87,3 +87,48 @@ def test_full_then_incremental_sync_under_twenty_percent_faults(sandbox: Sandbox
     assert failed == faults_served(sandbox) > 0
     total_rows = warehouse.query("SELECT count(*) FROM ops.api_calls")[0][0]
     assert total_rows > failed
+
+
+def _run_log(instance: DagsterInstance, run_id: str) -> str:
+    return "\n".join(
+        str(entry.user_message) + " " + str(entry.dagster_event.event_specific_data if entry.dagster_event else "")
+        for entry in instance.all_logs(run_id)
+    )
+
+
+def test_expired_token_fails_fast_and_keeps_the_cursor(sandbox: Sandbox, warehouse_url: str) -> None:
+    put_faults(sandbox, "hubspot:\n  credentials:\n    - {token: pat-old, expires_in_s: 0}\n")
+    contacts = [a for a in SOURCES if a.key.to_user_string() == "crm/contacts"]
+    with DagsterInstance.ephemeral() as instance:
+        assert materialize(contacts, resources=resources(sandbox, warehouse_url), instance=instance).success
+        warehouse = Warehouse.from_url(warehouse_url)
+        cursor = warehouse.cursor("crm/contacts")
+        assert cursor is not None
+        change_things_in_the_sandbox(sandbox)
+        requests.delete(f"{sandbox.url('hubspot')}/__sandbox__/stats", timeout=5)
+
+        expired = resources(sandbox, warehouse_url, hubspot={"access_token": "pat-old"})
+        result = materialize(contacts, resources=expired, instance=instance, raise_on_error=False)
+        assert not result.success
+        log = _run_log(instance, result.run_id)
+    assert "auth_expired HTTP 401 [EXPIRED_AUTHENTICATION]" in log
+    assert "Next action: refresh or rotate HUBSPOT_ACCESS_TOKEN" in log
+    assert "pat-old" not in log
+    served = requests.get(f"{sandbox.url('hubspot')}/__sandbox__/stats", timeout=5).json()["hubspot"]
+    assert served["requests"] == served["status:401"] == 1, "no retry: not by the client, not by Dagster"
+    assert warehouse.cursor("crm/contacts") == cursor
+
+
+def test_missing_permission_fails_fast_naming_it(sandbox: Sandbox, warehouse_url: str) -> None:
+    put_faults(sandbox, "stripe:\n  credentials:\n    - {token: rk_test_narrow, scopes: ['customers:read']}\n")
+    invoices = [a for a in SOURCES if a.key.to_user_string() == "billing/invoices"]
+    narrow = resources(sandbox, warehouse_url, stripe={"api_key": "rk_test_narrow"})
+    with DagsterInstance.ephemeral() as instance:
+        result = materialize(invoices, resources=narrow, instance=instance, raise_on_error=False)
+        assert not result.success
+        log = _run_log(instance, result.run_id)
+    assert "permission_denied HTTP 403" in log
+    assert "'rak_invoice_read' permission" in log
+    served = requests.get(f"{sandbox.url('stripe')}/__sandbox__/stats", timeout=5).json()["stripe"]
+    assert served["requests"] == 1
+    assert Warehouse.from_url(warehouse_url).cursor("billing/invoices") is None
