@@ -1,26 +1,32 @@
 """100,000 HubSpot contacts into DuckDB: this project's connector against dlt 1.31's `rest_api` source.
 
-Both read the same unthrottled sandbox (its own process, pages pre-rendered by one warm-up pass so neither
-side pays for the server's first rendering) and write a fresh DuckDB file, each in its own process so its
-peak memory is its own:
+Both read the same unthrottled sandbox (its own process; one warm-up pass first renders every page, so
+neither side pays for the server's first rendering) and write a fresh DuckDB file, each in its own process
+so that its peak memory is its own:
 
 - ours: `sync_stream` of `crm/contacts` (full refresh) through `HubSpotResource(...).client(...)` into a
   fresh `Warehouse`, as the Dagster asset does it;
 - dlt:  `rest_api_source` with bearer auth, `crm/v3/objects/contacts?limit=100&properties=<ours>`, cursor
   paginator on `paging.next.after`, `data_selector: results`, primary key `id`, merge, parquet loader.
 
-records/s = records landed / wall seconds of the whole load (client and pipeline set-up, every page, every
-commit; not the interpreter's start nor imports, which are reported apart as `process_s`). Each side runs
-`--repeat` times, alternating; the median is reported. Both DuckDB files are then queried: each must hold
-exactly `--records` distinct ids.
+records/s = distinct ids landed / wall seconds of the whole load (client or pipeline set-up, every page,
+every commit, the last close of the file; not the interpreter's start nor imports, which `process_s`
+includes). Each side runs `--repeat` times, alternating who goes first; medians are reported. Both DuckDB
+files are queried afterwards: each must hold exactly `--records` rows with distinct ids.
 
-    .venv/bin/python benchmarks/connector_vs_dlt.py                       # ~2 minutes on 2 cores
-    .venv/bin/python benchmarks/connector_vs_dlt.py --repeat 1 --profile  # + py-spy and a timing breakdown
+`--profile` then looks at our side: py-spy samples of one run, sorted into stages (HTTP, JSON decode, RawRow
+building, re-serialization, DuckDB upsert, commit, connection close...), a timed run with the close of every
+DuckDB connection clocked, and "what-if" runs with candidate changes patched into the worker process only
+(the project's code is not changed): one DuckDB connection per sync, orjson, a cheaper observe_fields.
+
+    .venv/bin/python benchmarks/connector_vs_dlt.py                 # ~2 minutes on 2 cores
+    .venv/bin/python benchmarks/connector_vs_dlt.py --profile       # ~3.5 minutes
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import subprocess
@@ -34,6 +40,7 @@ from benchmarks import _harness as h
 
 TARGET_RATIO = 3.0
 DLT_DATASET = "hubspot_bench"
+WHAT_IF = ("one_connection", "one_connection+orjson", "one_connection+orjson+observe_keys")
 
 
 def contacts_properties() -> str:
@@ -43,13 +50,14 @@ def contacts_properties() -> str:
 
 
 # -- workers (each in its own process) ---------------------------------------------------------------------
-def worker_ours(url: str, db: str, breakdown: bool) -> dict:
+def worker_ours(url: str, db: str, *, close_timings: bool = False, patches: str = "") -> dict:
     from integration_assets.core.sync import sync_stream
     from integration_assets.core.warehouse import Warehouse
     from integration_assets.systems.crm.resource import HubSpotResource
     from integration_assets.systems.crm.streams import STREAMS
 
-    timers = _instrument() if breakdown else None
+    closes = _clock_closes() if close_timings else None
+    finish = _patch(patches) if patches else None
     started = time.perf_counter()
     warehouse = Warehouse.from_url(db)
     warehouse.ensure_ops_tables()
@@ -58,9 +66,11 @@ def worker_ours(url: str, db: str, breakdown: bool) -> dict:
     )
     stream = next(s for s in STREAMS if s.object_type == "contacts")
     report = sync_stream(stream, client, warehouse, run_id="bench", full_refresh=True)
+    if finish is not None:
+        finish()
     load_s = time.perf_counter() - started
     result = {
-        "side": "ours",
+        "side": "ours" + (f" what-if {patches}" if patches else ""),
         "load_s": round(load_s, 3),
         "fetched": report.fetched,
         "inserted": report.inserted,
@@ -68,67 +78,28 @@ def worker_ours(url: str, db: str, breakdown: bool) -> dict:
         "chunks": report.chunks,
         "calls": client.call_log.summary(),
     }
-    if timers is not None:
-        result["breakdown_s"] = {name: round(seconds, 3) for name, seconds in timers.items()}
-        result["breakdown_s"]["total_load"] = round(load_s, 3)
+    if closes is not None:
+        result["connection_closes"] = {
+            "count": len(closes),
+            "total_s": round(sum(closes), 3),
+            "first_ms": round(1000 * closes[0], 1),
+            "last_ms": round(1000 * closes[-1], 1),
+            "every_ms": [round(1000 * c) for c in closes],
+        }
     return result
 
 
-def _instrument() -> dict[str, float]:
-    """Wraps the connector's stages in timers (in this worker only): exclusive seconds per stage."""
-    import requests
+def _clock_closes() -> list[float]:
+    """Times each `Warehouse._session` close (DuckDB checkpoints the file when its last connection closes)."""
+    from integration_assets.core import warehouse
 
-    from integration_assets.core import http, sync, warehouse
-    from integration_assets.systems.crm import streams
+    closes: list[float] = []
+    original = warehouse.Warehouse._session
 
-    timers: dict[str, float] = {}
-    stack: list[list[float]] = []  # [start, child seconds] of the open timed frames
-
-    def timed(name, function):
-        def wrapper(*args, **kwargs):
-            stack.append([time.perf_counter(), 0.0])
-            try:
-                return function(*args, **kwargs)
-            finally:
-                start, children = stack.pop()
-                spent = time.perf_counter() - start
-                timers[name] = timers.get(name, 0.0) + spent - children
-                if stack:
-                    stack[-1][1] += spent
-
-        return wrapper
-
-    requests.Session.request = timed("http: requests send+receive", requests.Session.request)
-    requests.Response.json = timed("http: JSON decode (response.json)", requests.Response.json)
-    http.ApiClient._log = timed("http: call-log record", http.ApiClient._log)
-    http.ApiClient.call = timed("http: ApiClient.call own code", http.ApiClient.call)
-    streams.HubSpotStream._row = timed("stream: RawRow building", streams.HubSpotStream._row)
-    sync.observe_fields = timed("sync: observe_fields", sync.observe_fields)
-    warehouse._latest_per_id = timed("warehouse: dedupe+sort (_latest_per_id)", warehouse._latest_per_id)
-    warehouse.payload_text = timed("warehouse: payload_text (json re-encode)", warehouse.payload_text)
-    warehouse.Transaction._upsert_duckdb = timed(
-        "warehouse: DuckDB classify+INSERT", warehouse.Transaction._upsert_duckdb
-    )
-    warehouse.Transaction.upsert_raw = timed("warehouse: upsert_raw own code", warehouse.Transaction.upsert_raw)
-    warehouse.Transaction.append = timed("warehouse: ops.api_calls append", warehouse.Transaction.append)
-    warehouse.Transaction.mark_missing_deleted = timed(
-        "warehouse: mark_missing_deleted", warehouse.Transaction.mark_missing_deleted
-    )
-    warehouse.Transaction.set_cursor = timed("warehouse: set_cursor", warehouse.Transaction.set_cursor)
-    warehouse.Warehouse.ensure_table = timed("warehouse: ensure_table DDL", warehouse.Warehouse.ensure_table)
-
-    original_session = warehouse.Warehouse._session
-
-    @__import__("contextlib").contextmanager
+    @contextlib.contextmanager
     def session(self):
-        # Opening and closing the file (connect, flock, checkpoint on close) per transaction.
-        start = time.perf_counter()
-        manager = original_session(self)
+        manager = original(self)
         connection = manager.__enter__()
-        opened = time.perf_counter()
-        timers["warehouse: connect+lock per transaction"] = (
-            timers.get("warehouse: connect+lock per transaction", 0.0) + opened - start
-        )
         try:
             yield connection
         except BaseException:
@@ -137,35 +108,72 @@ def _instrument() -> dict[str, float]:
         else:
             closing = time.perf_counter()
             manager.__exit__(None, None, None)
-            timers["warehouse: COMMIT+close per transaction"] = timers.get(
-                "warehouse: COMMIT+close per transaction", 0.0
-            ) + (time.perf_counter() - closing)
+            closes.append(time.perf_counter() - closing)
 
     warehouse.Warehouse._session = session
-    original_transaction = warehouse.Warehouse.transaction.__wrapped__
+    return closes
 
-    @__import__("contextlib").contextmanager
-    def transaction(self):
-        generator = original_transaction(self)
-        tx = next(generator)
-        try:
-            yield tx
-        except BaseException as error:
-            try:
-                generator.throw(error)
-            except StopIteration:
-                return
-            raise
+
+def _patch(patches: str):
+    """Prototypes of suggested changes, patched into this worker process only. Returns what ends the load."""
+    import fcntl
+
+    import duckdb
+    import requests
+
+    from integration_assets.core import sync, warehouse
+
+    held: dict = {}
+    names = set(patches.split("+"))
+    if "one_connection" in names:
+        # One DuckDB connection (and one flock) for the whole sync, still one transaction per chunk: the file
+        # is checkpointed once, at the end, instead of at every chunk's close.
+        @contextlib.contextmanager
+        def session(self):
+            with warehouse._exclusive(f"{self.backend}:{self.target}"):
+                if "connection" not in held:
+                    held["fd"] = os.open(self.target + ".lock", os.O_RDWR | os.O_CREAT, 0o666)
+                    fcntl.flock(held["fd"], fcntl.LOCK_EX)
+                    held["connection"] = duckdb.connect(self.target)
+                yield held["connection"]
+
+        warehouse.Warehouse._session = session
+    if "orjson" in names:
+        import orjson
+
+        requests.Response.json = lambda self, **_: orjson.loads(self.content)
+        warehouse.payload_text = lambda payload: orjson.dumps(payload, option=orjson.OPT_SORT_KEYS).decode()
+    if "observe_keys" in names:
+        sync.observe_fields = _observe_fields_lean
+
+    def finish() -> None:
+        if "connection" in held:
+            held.pop("connection").close()  # the one checkpoint, inside the timed load
+            os.close(held.pop("fd"))
+
+    return finish
+
+
+def _observe_fields_lean(payload: dict, into: dict[str, set[str]]) -> None:
+    """Same result as `sync.observe_fields`, without the f-string and setdefault per value."""
+    from integration_assets.core.sync import _JSON_TYPES
+
+    for name, value in payload.items():
+        if name == "properties" and type(value) is dict:
+            for inner, inner_value in value.items():
+                kind = _JSON_TYPES.get(type(inner_value), "null")
+                seen = into.get("properties." + inner)
+                if seen is None:
+                    into["properties." + inner] = {kind}
+                elif kind not in seen:
+                    seen.add(kind)
         else:
-            commit = time.perf_counter()
-            for _ in generator:  # runs COMMIT
-                pass
-            timers["warehouse: COMMIT statement"] = timers.get("warehouse: COMMIT statement", 0.0) + (
-                time.perf_counter() - commit
-            )
-
-    warehouse.Warehouse.transaction = transaction
-    return timers
+            kind = _JSON_TYPES.get(type(value), "null")
+            seen = into.get(name)
+            if seen is None:
+                into[name] = {kind}
+            elif kind not in seen:
+                seen.add(kind)
 
 
 def worker_dlt(url: str, db: str, pipelines_dir: str, properties: str) -> dict:
@@ -212,21 +220,18 @@ def landed(db: Path, table: str) -> tuple[int, int]:
         return connection.execute(f"SELECT count(*), count(DISTINCT id) FROM {table}").fetchone()
 
 
-def run_side(
-    side: str, url: str, server_pid: int, folder: Path, index: int, properties: str, wrap=None, extra=()
-) -> dict:
-    db = folder / f"{side}_{index}.duckdb"
-    arguments = [__file__, "--worker", side, "--url", url, "--db", str(db), "--properties", properties, *extra]
+def run_side(server: h.SandboxProcess, side: str, folder: Path, name: str, *, wrap=None, extra=()) -> dict:
+    db = folder / f"{name}.duckdb"
+    arguments = [__file__, "--worker", side, "--url", server.urls["hubspot"], "--db", str(db), *extra]
     if side == "dlt":
-        arguments += ["--pipelines-dir", str(folder / f"dlt_pipelines_{index}")]
-    server_cpu = h.proc_cpu_s(server_pid)
+        arguments += ["--properties", contacts_properties(), "--pipelines-dir", str(folder / f"{name}_pipelines")]
+    server_cpu = server.cpu_s()
     run = h.run_worker(arguments, wrap=wrap, env={"RUNTIME__DLTHUB_TELEMETRY": "false"})
-    server_cpu = h.proc_cpu_s(server_pid) - server_cpu
+    server_cpu = server.cpu_s() - server_cpu
     table = '"raw"."crm_contacts"' if side == "ours" else f'"{DLT_DATASET}"."contacts"'
     rows, distinct = landed(db, table)
     return {
         **run.result,
-        "run": index,
         "rows": rows,
         "distinct_ids": distinct,
         "records_per_s": round(distinct / run.result["load_s"]),
@@ -234,35 +239,80 @@ def run_side(
         "cpu_s": run.cpu_s,
         "sandbox_cpu_s": round(server_cpu, 2),
         "db_mb": round(db.stat().st_size / 1e6, 1),
+        "load1": round(os.getloadavg()[0], 2),
     }
 
 
-def profile(url: str, server_pid: int, folder: Path, properties: str) -> None:
-    """py-spy over our worker (flat per-function totals), then the instrumented timing breakdown."""
-    raw = folder / "ours.pyspy.txt"
-    spy = [str(Path(h.PYTHON).with_name("py-spy")), "record", "-r", "200", "-f", "raw", "-o", str(raw), "--"]
-    try:
-        run_side("ours", url, server_pid, folder, 900, properties, wrap=spy)
-        h.emit({"profile": "py-spy", "top_own": _pyspy_top(raw, own=True), "top_total": _pyspy_top(raw, own=False)})
-    except (RuntimeError, OSError, subprocess.SubprocessError) as error:
-        h.emit({"profile": "py-spy", "error": str(error)[:500]})
-    timed = run_side("ours", url, server_pid, folder, 901, properties, extra=["--breakdown"])
-    h.emit({"profile": "breakdown", "records_per_s": timed["records_per_s"], "seconds": timed["breakdown_s"]})
+# py-spy frames (innermost first wins) -> stage of our load
+STAGES = (
+    ("Transaction._upsert_duckdb", "DuckDB upsert (classify SELECT + INSERT ON CONFLICT)"),
+    ("payload_text", "json re-serialization (warehouse.payload_text)"),
+    ("_has_nul", "NUL check of payload text"),
+    ("_latest_per_id", "dedupe + sort by id (_latest_per_id)"),
+    ("Transaction.append", "ops.api_calls append (DuckDB)"),
+    ("Transaction.mark_missing_deleted", "mark_missing_deleted (DuckDB)"),
+    ("Transaction.set_cursor", "set_cursor (DuckDB)"),
+    ("Warehouse.ensure_table", "ensure_table DDL"),
+    ("Warehouse.ensure_ops_tables", "ensure_table DDL"),
+    ("Warehouse._session", "DuckDB connect + close (close = checkpoint)"),
+    ("Warehouse.transaction", "BEGIN / COMMIT"),
+    ("Response.json", "JSON decode (response.json)"),
+    ("ApiClient._log", "call-log record"),
+    ("CallRecord.as_row", "call-log record"),
+    ("Session.request", "HTTP request/response (requests)"),
+    ("HubSpotStream._row", "RawRow building (incl. iso_to_ms)"),
+    ("observe_fields", "observe_fields (schema observation)"),
+    ("HubSpotStream._listing", "stream loop"),
+    ("ApiClient.call", "ApiClient.call own code"),
+    ("sync_stream", "sync_stream loop"),
+)
 
 
-def _pyspy_top(path: Path, own: bool, top: int = 25) -> list[tuple[str, float]]:
-    """Shares of samples per function from py-spy's collapsed stacks: own (leaf) time or total (inclusive)."""
-    counts: dict[str, int] = {}
-    total = 0
+def pyspy_stages(path: Path, rate: int) -> dict:
+    """Seconds of our load per stage from py-spy's collapsed stacks; imports left out."""
+    stages: dict[str, int] = {}
+    functions: dict[str, int] = {}
     for line in path.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
-        frames = [f.split(" (")[0] + " (" + f.split(" (")[-1].split(":")[0].split("/")[-1] for f in stack.split(";")]
-        n = int(count)
-        total += n
-        for name in [frames[-1]] if own else set(frames):
-            counts[name] = counts.get(name, 0) + n
-    ranked = sorted(counts.items(), key=lambda item: -item[1])[:top]
-    return [(name, round(100 * n / total, 1)) for name, n in ranked]
+        frames = [frame.split(" (")[0] for frame in stack.split(";")]
+        if "worker_ours" not in frames:
+            continue
+        below = frames[frames.index("worker_ours") + 1 :]
+        if not below or below[0].startswith("_find_and_load") or below[0] == "_handle_fromlist":
+            continue  # a module import, not the load
+        stage = next((label for frame in reversed(frames) for name, label in STAGES if frame == name), "other")
+        stages[stage] = stages.get(stage, 0) + int(count)
+        functions[frames[-1]] = functions.get(frames[-1], 0) + int(count)
+    total = sum(stages.values())
+    return {
+        "sampled_load_s": round(total / rate, 2),
+        "stages_s": {k: round(v / rate, 2) for k, v in sorted(stages.items(), key=lambda kv: -kv[1])},
+        "top_own_functions_s": {
+            k: round(v / rate, 2) for k, v in sorted(functions.items(), key=lambda kv: -kv[1])[:15]
+        },
+    }
+
+
+def profile(server: h.SandboxProcess, folder: Path) -> dict:
+    findings: dict = {}
+    rate = 250
+    samples = folder / "ours.pyspy.txt"
+    spy = [str(Path(h.PYTHON).with_name("py-spy")), "record", "-r", str(rate), "-f", "raw", "-o", str(samples), "--"]
+    try:
+        run = run_side(server, "ours", folder, "profile_pyspy", wrap=spy)
+        findings["pyspy"] = {"load_s": run["load_s"], **pyspy_stages(samples, rate)}
+    except (RuntimeError, OSError, subprocess.SubprocessError) as error:
+        findings["pyspy"] = {"error": str(error)[:500]}
+    h.emit({"profile": "py-spy", **findings["pyspy"]})
+    timed = run_side(server, "ours", folder, "profile_closes", extra=["--close-timings"])
+    findings["closes"] = {"load_s": timed["load_s"], **timed["connection_closes"]}
+    h.emit({"profile": "connection closes", **findings["closes"]})
+    findings["what_if"] = {}
+    for patches in WHAT_IF:
+        run = run_side(server, "ours", folder, "whatif_" + patches.replace("+", "_"), extra=["--patch", patches])
+        findings["what_if"][patches] = run["records_per_s"]
+        h.emit({"profile": "what-if", "patches": patches, **run})
+    return findings
 
 
 def main() -> int:
@@ -271,23 +321,29 @@ def main() -> int:
     options.add_argument("--scale", type=int, default=0, help="companies to generate (default: enough)")
     options.add_argument("--seed", type=int, default=1)
     options.add_argument("--repeat", type=int, default=3, help="runs per side, alternating")
-    options.add_argument("--profile", action="store_true", help="also profile our side (py-spy, breakdown)")
+    options.add_argument("--profile", action="store_true", help="also profile our side (py-spy, what-if runs)")
     options.add_argument("--worker", choices=("ours", "dlt"), help=argparse.SUPPRESS)
     options.add_argument("--url", help=argparse.SUPPRESS)
     options.add_argument("--db", help=argparse.SUPPRESS)
     options.add_argument("--pipelines-dir", help=argparse.SUPPRESS)
     options.add_argument("--properties", help=argparse.SUPPRESS)
-    options.add_argument("--breakdown", action="store_true", help=argparse.SUPPRESS)
+    options.add_argument("--close-timings", action="store_true", help=argparse.SUPPRESS)
+    options.add_argument("--patch", default="", help=argparse.SUPPRESS)
     args = options.parse_args()
     if args.worker == "ours":
-        h.emit({**worker_ours(args.url, args.db, args.breakdown), **h.proc_memory_mb()})
+        h.emit(
+            {
+                **worker_ours(args.url, args.db, close_timings=args.close_timings, patches=args.patch),
+                **h.proc_memory_mb(),
+            }
+        )
         return 0
     if args.worker == "dlt":
         h.emit({**worker_dlt(args.url, args.db, args.pipelines_dir, args.properties), **h.proc_memory_mb()})
         return 0
 
-    scale = args.scale or int(args.records / 2.25) + 500  # ~2.35 contacts per company, ~1% archived
-    properties = contacts_properties()
+    scale = args.scale or int(args.records / 2.25) + 500  # ~2.35 contacts per company, ~1% of them archived
+    machine_before = h.machine()
     with h.scratch("bench_connector_") as tmp:
         folder = Path(tmp)
         began = time.perf_counter()
@@ -295,47 +351,61 @@ def main() -> int:
         h.contacts_only(folder / "data", args.records)
         generated_s = time.perf_counter() - began
         with h.sandbox(folder / "data") as server:
-            url = server.urls["hubspot"]
-            warm = h.walk_hubspot(url, "contacts", properties)
-            h.emit({"setup": "dataset", "records": warm, "scale": scale, "generate_s": round(generated_s, 1)})
+            warm = h.walk_hubspot(server.urls["hubspot"], "contacts", contacts_properties())
+            h.emit({"setup": "dataset", "contacts": warm, "scale": scale, "generate_s": round(generated_s, 1)})
             runs: dict[str, list[dict]] = {"ours": [], "dlt": []}
             for index in range(args.repeat):
                 for side in ("ours", "dlt") if index % 2 == 0 else ("dlt", "ours"):
-                    result = run_side(side, url, server.process.pid, folder, index, properties)
+                    result = run_side(server, side, folder, f"{side}_{index}")
                     runs[side].append(result)
-                    h.emit(result)
+                    h.emit({"run": index, **result})
+            findings = profile(server, folder) if args.profile else None
             sandbox_memory = server.memory_mb()
-            if args.profile:
-                profile(url, server.process.pid, folder, properties)
 
-    summary = {"benchmark": "connector_vs_dlt", "records": args.records, "repeat": args.repeat, **h.machine()}
+    summary = {"benchmark": "connector_vs_dlt", "records": args.records, "repeat": args.repeat}
+    summary["machine_before"], summary["machine_after"] = machine_before, h.machine()
     for side, results in runs.items():
         summary[side] = {
             "records_per_s_median": round(statistics.median(r["records_per_s"] for r in results)),
             "records_per_s_all": [r["records_per_s"] for r in results],
             "load_s_median": round(statistics.median(r["load_s"] for r in results), 2),
             "process_s_median": round(statistics.median(r["process_s"] for r in results), 2),
+            "cpu_s_median": round(statistics.median(r["cpu_s"] for r in results), 2),
             "peak_rss_mb_max": max(r["peak_rss_mb"] for r in results),
-            "distinct_ids": sorted({r["distinct_ids"] for r in results}),
-            "rows": sorted({r["rows"] for r in results}),
             "exact": all(r["distinct_ids"] == r["rows"] == args.records for r in results),
         }
     ratio = summary["ours"]["records_per_s_median"] / summary["dlt"]["records_per_s_median"]
-    summary["ratio_ours_to_dlt"] = round(ratio, 2)
-    summary["target_ratio"] = TARGET_RATIO
-    summary["target_met"] = ratio >= TARGET_RATIO
+    summary.update(ratio_ours_to_dlt=round(ratio, 2), target_ratio=TARGET_RATIO, target_met=ratio >= TARGET_RATIO)
     summary["sandbox_memory"] = sandbox_memory
+    if findings is not None:
+        summary["what_if_records_per_s"] = findings["what_if"]
     h.emit(summary)
+
     ours, dlt = summary["ours"], summary["dlt"]
-    print(
-        f"\n{args.records:,} HubSpot contacts -> DuckDB, median of {args.repeat} runs each ({os.cpu_count()} cores):\n"
-        f"  ours: {ours['records_per_s_median']:>7,} records/s  load {ours['load_s_median']:.2f} s  "
-        f"peak RSS {ours['peak_rss_mb_max']:.0f} MB  exact ids: {ours['exact']}\n"
-        f"  dlt:  {dlt['records_per_s_median']:>7,} records/s  load {dlt['load_s_median']:.2f} s  "
-        f"peak RSS {dlt['peak_rss_mb_max']:.0f} MB  exact ids: {dlt['exact']}\n"
-        f"  ratio ours/dlt {ratio:.2f} (target >= {TARGET_RATIO}): {'MET' if ratio >= TARGET_RATIO else 'NOT MET'}",
-        flush=True,
+    lines = [
+        f"\n{args.records:,} HubSpot contacts -> DuckDB, median of {args.repeat} alternating runs per side "
+        f"({os.cpu_count()} cores, load {machine_before['load1']} before, {summary['machine_after']['load1']} after):",
+    ]
+    for name, side in (("ours", ours), ("dlt", dlt)):
+        lines.append(
+            f"  {name:<4} {side['records_per_s_median']:>7,} records/s  load {side['load_s_median']:6.2f} s  "
+            f"cpu {side['cpu_s_median']:6.2f} s  peak RSS {side['peak_rss_mb_max']:5.0f} MB  "
+            f"exactly {args.records:,} distinct ids: {side['exact']}"
+        )
+    lines.append(
+        f"  ratio ours/dlt {ratio:.2f} (target >= {TARGET_RATIO}): {'MET' if ratio >= TARGET_RATIO else 'NOT MET'}"
     )
+    if findings is not None:
+        if "stages_s" in findings["pyspy"]:
+            lines.append(f"  where our load goes (py-spy, {findings['pyspy']['sampled_load_s']} s sampled):")
+            lines += [f"    {s:6.2f} s  {stage}" for stage, s in findings["pyspy"]["stages_s"].items()]
+        closes = findings["closes"]
+        lines.append(
+            f"  DuckDB connection closes: {closes['count']}, {closes['total_s']} s in all, "
+            f"{closes['first_ms']} ms the first, {closes['last_ms']} ms the last"
+        )
+        lines += [f"  what-if {name}: {value:,} records/s" for name, value in findings["what_if"].items()]
+    print("\n".join(lines), flush=True)
     return 0 if ours["exact"] and dlt["exact"] else 1
 
 

@@ -71,11 +71,13 @@ def resources(
     }
 
 
-def _hubspot_view(stream, record: dict) -> dict:
-    """What a HubSpot listing shows of a stored record: the requested properties, links by id."""
+def _hubspot_view(stream, record: dict, archived: set[str]) -> dict:
+    """What a HubSpot listing shows of a record: the requested properties, and links by id to live records
+    (HubSpot stops showing a link once its other end is archived; the deal itself does not change)."""
     links = {
         to_type: sorted(
             {str(link["id"]) for link in (record.get("associations") or {}).get(to_type, {}).get("results", [])}
+            - archived
         )
         for to_type in stream.associations
     }
@@ -97,6 +99,12 @@ def _deleted(stream, record: dict) -> bool:
 def differences(sandbox: Sandbox, warehouse: Warehouse, streams=ALL_STREAMS) -> dict[str, list[str]]:
     """Per stream: records missing from the raw table, extra in it, or different from the sandbox's."""
     found: dict[str, list[str]] = {}
+    archived = {
+        str(r["id"])
+        for object_type in ("companies", "contacts")
+        for r in sandbox_records(sandbox, "hubspot", object_type)
+        if r.get("archived")
+    }
     for stream in streams:
         truth = {str(r["id"]): r for r in sandbox_records(sandbox, VENDOR_OF[stream.system], stream.object_type)}
         warehouse.ensure_raw_table(table_of(stream))  # a run killed early may not have made it yet
@@ -110,7 +118,7 @@ def differences(sandbox: Sandbox, warehouse: Warehouse, streams=ALL_STREAMS) -> 
                     f"{record_id}: is_deleted {row['is_deleted']} at the source {_deleted(stream, expected)}"
                 )
             elif stream.system == "crm":
-                if _hubspot_view(stream, row["payload"]) != _hubspot_view(stream, expected):
+                if _hubspot_view(stream, row["payload"], archived) != _hubspot_view(stream, expected, archived):
                     problems.append(f"{record_id}: stale or different")
             elif not row["is_deleted"] and row["payload"] != expected:
                 problems.append(f"{record_id}: stale or different")

@@ -79,6 +79,13 @@ def test_full_then_incremental_sync_under_twenty_percent_faults(sandbox: Sandbox
         assert second.success
         assert differences(sandbox, warehouse) == {}
         metadata = materialized(second)
+        # A full refresh is one config switch away, and lands the same records again.
+        run_config = {"ops": {key.replace("/", "__"): {"config": {"full_refresh": True}} for key in metadata}}
+        third = materialize(
+            SOURCES, resources=resources(sandbox, warehouse_url), instance=instance, run_config=run_config
+        )
+        assert {m["mode"].value for m in materialized(third).values()} == {"full"}
+        assert differences(sandbox, warehouse) == {}
     assert {m["mode"].value for m in metadata.values()} == {"incremental"}
     assert metadata["crm/contacts"]["inserted"].value >= 1 and metadata["crm/contacts"]["updated"].value >= 15
     assert metadata["support/tickets"]["deleted"].value >= 3

@@ -45,7 +45,7 @@ class Resource:
     record_id: str | None = None
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False)  # not frozen: Python sets __traceback__ on exceptions as they travel
 class IntegrationError(Exception):
     category: Category
     message: str

@@ -246,7 +246,7 @@ class ApiClient:
                 latency = (time.perf_counter() - clock) * 1000
                 error = self._transport_error(exc, resource, attempt)
                 self._log(sent_at, endpoint, None, latency, payload or form, b"", attempt, error.category, None)
-                if safe_to_repeat and self._may_retry(attempt, started, error):
+                if safe_to_repeat and self._may_retry(attempt, started, error.retryable):
                     self._sleep(self.retry.backoff(attempt, self._rng))
                     continue
                 raise error from None
@@ -278,7 +278,7 @@ class ApiClient:
                         error.category,
                         request_id,
                     )
-                    if safe_to_repeat and self._may_retry(attempt, started, error):
+                    if safe_to_repeat and self._may_retry(attempt, started, error.retryable):
                         self._sleep(self.retry.backoff(attempt, self._rng))
                         continue
                     raise error from None
@@ -312,7 +312,7 @@ class ApiClient:
             verdict = self.vendor.should_retry(response)
             retryable = error.retryable if verdict is None else verdict
             repeatable = safe_to_repeat or error.category == Category.RATE_LIMITED or verdict is True
-            if retryable and repeatable and self._may_retry(attempt, started, error):
+            if repeatable and self._may_retry(attempt, started, retryable):
                 wait = self._wait_before_retry(response, attempt)
                 if wait is not None:
                     self._sleep(wait)
@@ -338,12 +338,9 @@ class ApiClient:
         if expires_at is not None and expires_at - time.time() < 60:
             self.credential.refresh(self.session)
 
-    def _may_retry(self, attempt: int, started: float, error: IntegrationError) -> bool:
-        return (
-            error.retryable
-            and attempt < self.retry.max_attempts
-            and time.monotonic() - started < self.retry.max_total_s
-        )
+    def _may_retry(self, attempt: int, started: float, retryable: bool) -> bool:
+        """Within the bounds of attempts and total time, for a failure that may be retried."""
+        return retryable and attempt < self.retry.max_attempts and time.monotonic() - started < self.retry.max_total_s
 
     def _wait_before_retry(self, response: requests.Response, attempt: int) -> float | None:
         """Seconds to wait: the vendor's Retry-After if sane, else backoff. None: give up."""

@@ -1,0 +1,1 @@
+"""Mapping vendor records onto the canonical model: value normalizers first (see `normalize`)."""
