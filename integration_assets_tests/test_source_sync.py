@@ -139,3 +139,25 @@ def test_missing_permission_fails_fast_naming_it(sandbox: Sandbox, warehouse_url
     served = requests.get(f"{sandbox.url('stripe')}/__sandbox__/stats", timeout=5).json()["stripe"]
     assert served["requests"] == 1
     assert Warehouse.from_url(warehouse_url).cursor("billing/invoices") is None
+
+
+def test_more_than_ten_thousand_changes_restart_the_search(sandbox: Sandbox, tmp_path) -> None:
+    """HubSpot refuses to page past 10,000 search results: the stream restarts from the last change seen."""
+    from integration_assets.core.sync import sync_stream
+    from integration_assets.systems.crm.streams import STREAMS
+
+    contacts = next(s for s in STREAMS if s.object_type == "contacts")
+    warehouse = Warehouse.from_url(str(tmp_path / "w.duckdb"))
+    warehouse.ensure_ops_tables()
+    client = resources(sandbox, warehouse.target)["hubspot"].client("crm_source")
+    assert sync_stream(contacts, client, warehouse, run_id="full").mode == "full"
+    http = session("hubspot")
+    for batch in range(103):  # 10,300 new contacts, created after the cursor
+        inputs = [{"properties": {"email": f"bulk{batch}-{i}@bulk.example", "firstname": "Bulk"}} for i in range(100)]
+        answer = http.post(f"{sandbox.url('hubspot')}/crm/v3/objects/contacts/batch/create", json={"inputs": inputs})
+        assert answer.status_code in (200, 201), answer.text
+    report = sync_stream(contacts, client, warehouse, run_id="incremental")
+    assert report.mode == "incremental" and report.inserted == 10_300
+    searches = warehouse.query("SELECT count(*) FROM ops.api_calls WHERE endpoint LIKE '%/search' AND status = 400")
+    assert searches == [(0,)], "the cap was never hit: the stream restarted before it"
+    assert differences(sandbox, warehouse, streams=[contacts]) == {}

@@ -160,6 +160,19 @@ class ApiResponse:
     headers: Mapping[str, str]
 
 
+@dataclass(frozen=True)
+class _Outgoing:
+    """A request as prepared once, then sent once per attempt."""
+
+    method: str
+    url: str
+    endpoint: str  # METHOD plus path template: what the call log keeps instead of the URL
+    resource: Resource
+    params: Any
+    body: bytes | Any
+    headers: Mapping[str, str]
+
+
 class ApiClient:
     def __init__(
         self,
@@ -218,99 +231,29 @@ class ApiClient:
         endpoint = f"{method} {template}"
         resource = Resource(self.vendor.system, endpoint, object_type, record_id)
         self.policy.check(self.connector, self.vendor.system, object_type, operation, endpoint)
-        target = self._target(template, path_params, url, resource)
+        request = _Outgoing(
+            method=method,
+            url=self._target(template, path_params, url, resource),
+            endpoint=endpoint,
+            resource=resource,
+            params=params,
+            body=json.dumps(json_body).encode() if json_body is not None else form,
+            headers={**({"Content-Type": "application/json"} if json_body is not None else {}), **(headers or {})},
+        )
         safe_to_repeat = operation == Operation.READ if idempotent is None else idempotent
-        payload = json.dumps(json_body).encode() if json_body is not None else None
-        started = time.monotonic()
-        refreshed = False
-        attempt = 0
+        started, attempt, refreshed = time.monotonic(), 0, False
         while True:
             attempt += 1
-            self._refresh_if_due()
-            self.budget.acquire()
-            request_headers = {**self.credential.headers(), **(headers or {})}
-            if payload is not None:
-                request_headers["Content-Type"] = "application/json"
-            sent_at, clock = datetime.now(UTC), time.perf_counter()
-            try:
-                response = self.session.request(
-                    method,
-                    target,
-                    params=params,
-                    data=payload if payload is not None else form,
-                    headers=request_headers,
-                    timeout=(self.timeouts.connect_s, self.timeouts.read_s),
-                    allow_redirects=False,
-                )
-            except requests.RequestException as exc:
-                latency = (time.perf_counter() - clock) * 1000
-                error = self._transport_error(exc, resource, attempt)
-                self._log(sent_at, endpoint, None, latency, payload or form, b"", attempt, error.category, None)
-                if safe_to_repeat and self._may_retry(attempt, started, error.retryable):
-                    self._sleep(self.retry.backoff(attempt, self._rng))
-                    continue
-                raise error from None
-            latency = (time.perf_counter() - clock) * 1000
-            request_id = response.headers.get(self.vendor.request_id_header)
-            self._observe_rate(response)
-            if response.status_code < 300:
-                try:
-                    body = response.json() if response.content else None
-                except ValueError:
-                    error = IntegrationError(
-                        category=Category.TRANSIENT,
-                        message=f"the answer is not valid JSON ({len(response.content)} bytes)",
-                        resource=resource,
-                        next_action="none: retried; if it persists, look at the vendor's status page",
-                        status=response.status_code,
-                        request_id=request_id,
-                        severity=Severity.WARNING,
-                        attempts=attempt,
-                    )
-                    self._log(
-                        sent_at,
-                        endpoint,
-                        response.status_code,
-                        latency,
-                        payload or form,
-                        response.content,
-                        attempt,
-                        error.category,
-                        request_id,
-                    )
-                    if safe_to_repeat and self._may_retry(attempt, started, error.retryable):
-                        self._sleep(self.retry.backoff(attempt, self._rng))
-                        continue
-                    raise error from None
-                self._log(
-                    sent_at,
-                    endpoint,
-                    response.status_code,
-                    latency,
-                    payload or form,
-                    response.content,
-                    attempt,
-                    None,
-                    request_id,
-                )
-                return ApiResponse(response.status_code, body, response.headers)
-            error = self._vendor_error(response, resource, attempt, request_id)
-            self._log(
-                sent_at,
-                endpoint,
-                response.status_code,
-                latency,
-                payload or form,
-                response.content,
-                attempt,
-                error.category,
-                request_id,
-            )
+            outcome = self._attempt(request, attempt)
+            if isinstance(outcome, ApiResponse):
+                return outcome
+            error, response = outcome
             if error.category == Category.AUTH_EXPIRED and not refreshed and self.credential.refresh(self.session):
                 refreshed = True
                 continue
-            verdict = self.vendor.should_retry(response)
+            verdict = self.vendor.should_retry(response) if response is not None else None
             retryable = error.retryable if verdict is None else verdict
+            # A 429 was refused before any work was done: repeating it is safe even for a write.
             repeatable = safe_to_repeat or error.category == Category.RATE_LIMITED or verdict is True
             if repeatable and self._may_retry(attempt, started, retryable):
                 wait = self._wait_before_retry(response, attempt)
@@ -318,6 +261,74 @@ class ApiClient:
                     self._sleep(wait)
                     continue
             raise error
+
+    def _attempt(
+        self, request: _Outgoing, attempt: int
+    ) -> ApiResponse | tuple[IntegrationError, requests.Response | None]:
+        """One HTTP exchange, logged: the answer, or the structured failure and the response if any."""
+        self._refresh_if_due()
+        self.budget.acquire()
+        sent_at, clock = datetime.now(UTC), time.perf_counter()
+        response: requests.Response | None = None
+        try:
+            response = self.session.request(
+                request.method,
+                request.url,
+                params=request.params,
+                data=request.body,
+                headers={**self.credential.headers(), **request.headers},
+                timeout=(self.timeouts.connect_s, self.timeouts.read_s),
+                allow_redirects=False,
+            )
+        except requests.RequestException as exc:
+            outcome: ApiResponse | tuple[IntegrationError, requests.Response | None] = (
+                self._transport_error(exc, request.resource, attempt),
+                None,
+            )
+        else:
+            self._observe_rate(response)
+            outcome = self._read(response, request.resource, attempt)
+        error = outcome[0] if isinstance(outcome, tuple) else None
+        self.call_log.add(
+            CallRecord(
+                called_at=sent_at,
+                run_id=self.run_id,
+                connector=self.connector,
+                system=self.vendor.system,
+                method=request.method,
+                endpoint=request.endpoint.split(" ", 1)[1],
+                status=response.status_code if response is not None else None,
+                latency_ms=round((time.perf_counter() - clock) * 1000, 2),
+                request_bytes=len(request.body) if isinstance(request.body, (bytes, str)) else 0,
+                response_bytes=len(response.content) if response is not None else 0,
+                attempt=attempt,
+                error_category=str(error.category) if error else None,
+                request_id=response.headers.get(self.vendor.request_id_header) if response is not None else None,
+            )
+        )
+        return outcome
+
+    def _read(
+        self, response: requests.Response, resource: Resource, attempt: int
+    ) -> ApiResponse | tuple[IntegrationError, requests.Response]:
+        request_id = response.headers.get(self.vendor.request_id_header)
+        if response.status_code >= 300:
+            return self._vendor_error(response, resource, attempt, request_id), response
+        try:
+            body = response.json() if response.content else None
+        except ValueError:
+            malformed = IntegrationError(
+                category=Category.TRANSIENT,
+                message=f"the answer is not valid JSON ({len(response.content)} bytes)",
+                resource=resource,
+                next_action="none: retried; if it persists, look at the vendor's status page",
+                status=response.status_code,
+                request_id=request_id,
+                severity=Severity.WARNING,
+                attempts=attempt,
+            )
+            return malformed, response
+        return ApiResponse(response.status_code, body, response.headers)
 
     # -- the pieces ------------------------------------------------------------------------------------
     def _target(self, template: str, path_params, url: str | None, resource: Resource) -> str:
@@ -342,12 +353,12 @@ class ApiClient:
         """Within the bounds of attempts and total time, for a failure that may be retried."""
         return retryable and attempt < self.retry.max_attempts and time.monotonic() - started < self.retry.max_total_s
 
-    def _wait_before_retry(self, response: requests.Response, attempt: int) -> float | None:
+    def _wait_before_retry(self, response: requests.Response | None, attempt: int) -> float | None:
         """Seconds to wait: the vendor's Retry-After if sane, else backoff. None: give up."""
         backoff = self.retry.backoff(attempt, self._rng)
-        retry_after = _retry_after_s(response.headers.get("Retry-After"))
+        retry_after = _retry_after_s(response.headers.get("Retry-After")) if response is not None else None
         if retry_after is None:
-            if response.status_code == 429:
+            if response is not None and response.status_code == 429:
                 self.budget.hold(backoff)
             return backoff
         if retry_after > self.retry.max_retry_after_s:
@@ -402,25 +413,6 @@ class ApiClient:
             next_action="none: retried with backoff; if it persists, check the vendor's status",
             attempts=attempt,
             severity=Severity.WARNING,
-        )
-
-    def _log(self, sent_at, endpoint, status, latency, sent, received, attempt, category, request_id) -> None:
-        self.call_log.add(
-            CallRecord(
-                called_at=sent_at,
-                run_id=self.run_id,
-                connector=self.connector,
-                system=self.vendor.system,
-                method=endpoint.split(" ", 1)[0],
-                endpoint=endpoint.split(" ", 1)[1],
-                status=status,
-                latency_ms=round(latency, 2),
-                request_bytes=len(sent) if isinstance(sent, (bytes, str)) else 0,
-                response_bytes=len(received or b""),
-                attempt=attempt,
-                error_category=str(category) if category else None,
-                request_id=request_id,
-            )
         )
 
 

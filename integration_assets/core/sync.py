@@ -8,7 +8,7 @@ Memory stays bounded by the chunk, whatever the size of the backfill.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -23,6 +23,21 @@ class Chunk:
     cursor: str | None = None  # committed with these rows; None keeps the stored one
     pages: int = 1
     complete_listing: bool = False  # the stream has now listed everything it holds (a full pass ended)
+
+
+def chunked(pages: Iterable[tuple[list[RawRow], str | None]], size: int) -> Iterator[Chunk]:
+    """Groups pages of rows into chunks of about `size` rows; a chunk carries its last page's cursor."""
+    rows: list[RawRow] = []
+    count, cursor = 0, None
+    for page_rows, page_cursor in pages:
+        rows.extend(page_rows)
+        count += 1
+        cursor = page_cursor if page_cursor is not None else cursor
+        if len(rows) >= size:
+            yield Chunk(rows, cursor=cursor, pages=count)
+            rows, count, cursor = [], 0, None
+    if count:
+        yield Chunk(rows, cursor=cursor, pages=count)
 
 
 class Stream(Protocol):

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from integration_assets.core.access import Operation
 from integration_assets.core.http import ApiClient
-from integration_assets.core.sync import Chunk
+from integration_assets.core.sync import Chunk, chunked
 from integration_assets.core.timeutil import now_ms
 from integration_assets.core.warehouse import RawRow
 
@@ -44,22 +44,18 @@ class StripeStream:
 
     def _listing(self, client: ApiClient) -> Iterator[Chunk]:
         started_s = int(time.time())
+        yield from chunked(self._listed_pages(client), self.chunk_records)
+        yield Chunk([], cursor=str(started_s - 1), pages=0, complete_listing=self.deletes_vanish)
+
+    def _listed_pages(self, client: ApiClient) -> Iterator[tuple[list[RawRow], None]]:
         params: dict[str, object] = {"limit": PAGE}
-        rows: list[RawRow] = []
-        pages = 0
         while True:
             fetched_ms = now_ms()
             body = client.call(Operation.READ, self.object_type, "GET", f"/v1/{self.object_type}", params=params).body
-            rows.extend(RawRow(id=o["id"], version=fetched_ms, payload=o) for o in body["data"])
-            pages += 1
-            more = body["has_more"] and body["data"]
-            if not more or len(rows) >= self.chunk_records:
-                yield Chunk(rows, pages=pages)
-                rows, pages = [], 0
-            if not more:
-                break
+            yield [RawRow(id=o["id"], version=fetched_ms, payload=o) for o in body["data"]], None
+            if not (body["has_more"] and body["data"]):
+                return
             params["starting_after"] = body["data"][-1]["id"]
-        yield Chunk([], cursor=str(started_s - 1), pages=0, complete_listing=self.deletes_vanish)
 
     def _events(self, client: ApiClient, since_s: int) -> Iterator[Chunk]:
         latest: dict[str, RawRow] = {}

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from integration_assets.core.access import Operation
 from integration_assets.core.http import ApiClient
-from integration_assets.core.sync import Chunk
+from integration_assets.core.sync import Chunk, chunked
 from integration_assets.core.timeutil import iso_to_ms, now_ms
 from integration_assets.core.warehouse import RawRow
 
@@ -51,11 +51,12 @@ class HubSpotStream:
         return RawRow(id=str(record["id"]), version=version, payload=record, is_deleted=archived)
 
     def _listing(self, client: ApiClient, *, archived: bool) -> Iterator[Chunk]:
+        return chunked(self._listed_pages(client, archived), self.chunk_records)
+
+    def _listed_pages(self, client: ApiClient, archived: bool) -> Iterator[tuple[list[RawRow], None]]:
         params = {"limit": PAGE, "properties": ",".join(self.properties), "archived": str(archived).lower()}
         if self.associations:
             params["associations"] = ",".join(self.associations)
-        rows: list[RawRow] = []
-        pages = 0
         while True:
             body = client.call(
                 Operation.READ,
@@ -65,20 +66,18 @@ class HubSpotStream:
                 path_params={"object_type": self.object_type},
                 params=params,
             ).body
-            rows.extend(self._row(record) for record in body["results"])
-            pages += 1
+            yield [self._row(record) for record in body["results"]], None
             after = (body.get("paging") or {}).get("next", {}).get("after")
-            if after is None or len(rows) >= self.chunk_records:
-                yield Chunk(rows, pages=pages)
-                rows, pages = [], 0
             if after is None:
                 return
             params["after"] = after
 
     def _changes(self, client: ApiClient, since_ms: int) -> Iterator[Chunk]:
+        return chunked(self._changed_pages(client, since_ms), self.chunk_records)
+
+    def _changed_pages(self, client: ApiClient, since_ms: int) -> Iterator[tuple[list[RawRow], str]]:
+        """Search pages sorted by last change; each carries the newest change time seen so far."""
         floor, newest, offset = since_ms - self.overlap_ms, since_ms, 0
-        rows: list[RawRow] = []
-        pages = 0
         while True:
             body = client.call(
                 Operation.READ,
@@ -97,23 +96,19 @@ class HubSpotStream:
                 },
             ).body
             found = [self._with_associations(client, r) for r in body["results"]]
-            rows.extend(self._row(record) for record in found)
             newest = max([newest, *(iso_to_ms(r["properties"].get(self.last_modified)) or 0 for r in found)])
-            pages += 1
+            yield [self._row(record) for record in found], str(newest)
             after = (body.get("paging") or {}).get("next", {}).get("after")
-            if after is not None and int(after) + PAGE > SEARCH_CAP:
+            if after is None:
+                return
+            offset = int(after)
+            if offset + PAGE > SEARCH_CAP:
                 if newest <= floor:
                     raise RuntimeError(
                         f"crm/{self.object_type}: more than {SEARCH_CAP} records changed in one millisecond; "
                         "run a full refresh"
                     )
-                floor, after = newest, "0"  # restart the query where the last page ended
-            if after is None or len(rows) >= self.chunk_records:
-                yield Chunk(rows, cursor=str(newest), pages=pages)
-                rows, pages = [], 0
-            if after is None:
-                return
-            offset = int(after)
+                floor, offset = newest, 0  # restart the query where the last page ended
 
     def _with_associations(self, client: ApiClient, record: dict) -> dict:
         """Search answers carry no associations: read them with the record, as a listing would show it."""
