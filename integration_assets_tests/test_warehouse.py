@@ -317,3 +317,27 @@ def test_concurrent_writer_processes(warehouse: Warehouse) -> None:
     assert {records[f"shared-{i}"]["payload"]["by"] for i in range(10)} == {2}
     assert warehouse.query("SELECT count(*) FROM ops.api_calls") == [(24,)]
     assert sorted(warehouse.query("SELECT stream, value FROM ops.cursors")) == [(f"stream/{w}", "7") for w in range(3)]
+
+
+def test_replace_table_rebuilds_a_derived_table_with_typed_columns(warehouse: Warehouse) -> None:
+    import datetime as dt
+
+    import pandas as pd
+
+    columns = {"id": "TEXT NOT NULL", "amount": "BIGINT", "share": "DOUBLE", "won": "BOOLEAN",
+               "happened_at": "TIMESTAMPTZ", "extra": "JSON"}  # fmt: skip
+    moment = dt.datetime(2026, 2, 28, 12, 30, tzinfo=dt.UTC)
+    first = pd.DataFrame(
+        [
+            {"id": "a", "amount": 150000, "share": 0.5, "won": True, "happened_at": moment, "extra": {"k": [1, None]}},
+            {"id": "b", "amount": None, "share": None, "won": False, "happened_at": pd.NaT, "extra": None},
+        ]
+    )
+    with warehouse.transaction() as tx:
+        assert tx.replace_table("canonical.things", columns, first) == 2
+    rows = warehouse.query("SELECT id, amount, share, won, happened_at, extra FROM canonical.things ORDER BY id")
+    assert rows[0][:4] == ("a", 150000, 0.5, True) and rows[0][4] == moment and rows[0][5] == {"k": [1, None]}
+    assert rows[1] == ("b", None, None, False, None, None)
+    with warehouse.transaction() as tx:
+        tx.replace_table("canonical.things", columns, first.iloc[:0])
+    assert warehouse.query("SELECT count(*) FROM canonical.things") == [(0,)]

@@ -241,6 +241,31 @@ def _value(value: Any) -> Any:
     return value
 
 
+def _column_definitions(table: str, columns: Mapping[str, str], backend: Backend) -> list[str]:
+    """Portable column types in each backend's spelling."""
+    definitions = []
+    for name, spec in columns.items():
+        match = _TYPE_RE.fullmatch(spec.strip())
+        if match is None:
+            raise ValueError(f"column {table}.{name}: unsupported type {spec!r}")
+        base = match["type"]
+        if backend == "postgres":
+            base = _PG_TYPES.get(base, base)
+        definitions.append(f"{_column(name)} {base}{match['rest']}")
+    return definitions
+
+
+def _plain(value: Any) -> Any:
+    """pandas' missing values and numpy scalars as the plain Python values both drivers take."""
+    if value is None or value is pd.NaT or (isinstance(value, float) and value != value):
+        return None
+    if isinstance(value, pd.Timestamp):
+        return value.to_pydatetime()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
 class Warehouse:
     """A handle on one warehouse; holds no connection, so it is cheap, picklable and process-safe."""
 
@@ -318,15 +343,7 @@ class Warehouse:
         to each backend's spelling, so every ops table is declared once for both. Never alters an existing
         table."""
         qualified = validate_table(table)
-        definitions = []
-        for name, spec in columns.items():
-            match = _TYPE_RE.fullmatch(spec.strip())
-            if match is None:
-                raise ValueError(f"column {table}.{name}: unsupported type {spec!r}")
-            base = match["type"]
-            if self.backend == "postgres":
-                base = _PG_TYPES.get(base, base)
-            definitions.append(f"{_column(name)} {base}{match['rest']}")
+        definitions = _column_definitions(table, columns, self.backend)
         if primary_key:
             definitions.append(f"PRIMARY KEY ({', '.join(_column(key) for key in primary_key)})")
         with self.transaction() as tx:
@@ -546,6 +563,43 @@ class Transaction:
             )
             cur.execute(_pyformat(update.format(stage="_wh_listed")), [version, run_id, version])
             return cur.rowcount
+
+    def replace_table(self, table: str, columns: Mapping[str, str], rows: pd.DataFrame) -> int:
+        """Rebuilds a derived table (canonical.*) from scratch with exactly `rows`: readers of the committed
+        transaction see the old table or the new one, never half of each."""
+        qualified = validate_table(table)
+        definitions = _column_definitions(table, columns, self.backend)
+        self._ddl_lock()
+        self.execute(f'CREATE SCHEMA IF NOT EXISTS "{table.split(".")[0]}"')
+        self.execute(f"DROP TABLE IF EXISTS {qualified}")
+        self.execute(f"CREATE TABLE {qualified} ({', '.join(definitions)})")
+        frame = rows[list(columns)]
+        json_columns = [name for name, spec in columns.items() if spec.split()[0] == "JSON"]
+        values = [
+            [_value(v) if name in json_columns else _plain(v) for name, v in zip(columns, row, strict=True)]
+            for row in frame.itertuples(index=False, name=None)
+        ]
+        if not values:
+            return 0
+        names = ", ".join(_column(name) for name in columns)
+        if self.backend == "postgres":
+            with self._connection.cursor() as cur:
+                psycopg2.extras.execute_values(
+                    cur, f"INSERT INTO {qualified} ({names}) VALUES %s", values, page_size=_PG_PAGE
+                )
+            return len(values)
+        stage = pd.DataFrame(values, columns=list(columns), dtype=object)
+        name = f"_wh_stage_{next(_stage_names)}"
+        self._connection.execute(f"SET pandas_analyze_sample = {max(len(values), 1000)}")
+        self._connection.register(name, stage)
+        try:
+            casts = ", ".join(
+                f"CAST({_column(c)} AS {_TYPE_RE.fullmatch(spec.strip())['type']})" for c, spec in columns.items()
+            )
+            self._connection.execute(f"INSERT INTO {qualified} ({names}) SELECT {casts} FROM {name}")
+        finally:
+            self._connection.unregister(name)
+        return len(values)
 
     def set_cursor(self, stream: str, value: str, run_id: str) -> None:
         """Records how far a stream has been read; commits only with the rows it covers."""

@@ -194,8 +194,9 @@ def normalize_instant(value: object) -> datetime | Rejected | None:
     Accepted: `2026-02-28T10:00:00Z`, offsets (`+05:45`, `+0545`, `+05`), up to 6 fraction digits, a space or
     `T` separator; a date alone (`2026-02-28`) is midnight UTC. A date-time without an offset is rejected:
     it is ambiguous, as is a naive datetime. Epochs (int, float, Decimal or digit text) are milliseconds when
-    |v| >= 1e11, else seconds: the two ranges overlap nowhere inside the accepted years 1970..2100 (UTC),
-    except that milliseconds before 1973-03-03 would read as seconds past 2100 and so are rejected.
+    |v| >= 1e11, else seconds, so milliseconds before 1973-03-03 read as seconds past 2100 and are rejected.
+    ISO's basic format is not accepted: digit-only text is always an epoch ("20260228" is 1970-08-23).
+    Accepted years are 1970..2100 in UTC.
     """
     if value is None:
         return None
