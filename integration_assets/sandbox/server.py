@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import json
+import random
 import re
 import socket
 import struct
@@ -144,7 +145,7 @@ class VendorApp:
         for object_type in self.object_types:
             path = dataset_dir / self.vendor / f"{object_type}.json" if dataset_dir else None
             records = json.loads(path.read_text()) if path and path.exists() else []
-            self.collections[object_type] = Collection(object_type, records, order_key=self.order_key(object_type))
+            self.collections[object_type] = self.make_collection(object_type, records)
         self.credentials = CredentialBook(self.default_grants())
         self.routes = self.build_routes()
         self.base_url = ""
@@ -155,6 +156,10 @@ class VendorApp:
 
     def order_key(self, object_type: str) -> Callable[[Record], Any]:
         raise NotImplementedError
+
+    def make_collection(self, object_type: str, records: list[Record]) -> Collection:
+        """The store of one object type; a vendor that needs more indexes returns a subclass."""
+        return Collection(object_type, records, order_key=self.order_key(object_type))
 
     def default_grants(self) -> list[Grant]:
         raise NotImplementedError
@@ -536,8 +541,6 @@ def _inspection(app: VendorApp, request: Request) -> Response:
 
 def _mutate(app: VendorApp, order: dict[str, Any]) -> dict[str, Any]:
     """Edits `count` records and deletes `delete` records of one type, chosen reproducibly by `seed`."""
-    import random
-
     object_type = order["object_type"]
     collection = app.collections[object_type]
     rng = random.Random(order.get("seed", 0))

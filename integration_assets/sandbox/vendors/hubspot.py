@@ -258,14 +258,16 @@ class HubSpotApp(VendorApp):
         super().__init__(dataset_dir, sandbox)
         self._next_id: dict[str, int] = {}
         for object_type, collection in self.collections.items():
-            # Count changes made through any path: these handlers, /__sandbox__/mutate, inspection writes.
-            collection.__class__ = _Versioned
             self._next_id[object_type] = 1 + max((int(r["id"]) for r in collection), default=1000)
         self._unique: dict[str, tuple[int, dict[str, str]]] = {}  # type -> (collection version, value -> id)
         self._graph: tuple[tuple[int, ...], dict] | None = None
         self._searches: OrderedDict[tuple, tuple[int, list[str]]] = OrderedDict()
 
     # -- what the framework asks of a vendor ---------------------------------------------------------------
+    def make_collection(self, object_type: str, records: list[Record]) -> Collection:
+        # Count changes made through any path: these handlers, /__sandbox__/mutate, inspection writes.
+        return _Versioned(object_type, records, order_key=self.order_key(object_type))
+
     def build_routes(self) -> list[Route]:
         routes: list[Route] = []
         for t in self.object_types:

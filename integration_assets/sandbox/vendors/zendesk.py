@@ -267,9 +267,6 @@ class ZendeskApp(VendorApp):
 
     def __init__(self, dataset_dir, sandbox) -> None:
         super().__init__(dataset_dir, sandbox)
-        for object_type in TYPES:
-            records = list(self.collections[object_type])
-            self.collections[object_type] = ExportCollection(object_type, records, visible=listed(object_type))
         self._idempotency: dict[str, _Remembered] = {}
         self._usage = RollingWindow(NOMINAL_RATE_LIMIT, 60.0)
         self._audit_ids = 0
@@ -316,6 +313,9 @@ class ZendeskApp(VendorApp):
 
     def order_key(self, object_type: str) -> Callable[[Record], Any]:
         return lambda record: record["id"]
+
+    def make_collection(self, object_type: str, records: list[Record]) -> ExportCollection:
+        return ExportCollection(object_type, records, visible=listed(object_type))
 
     def coerce_id(self, object_type: str, raw: str) -> Any:
         return int(raw.removesuffix(".json"))
