@@ -2,6 +2,8 @@
 
 from dagster import AssetSelection, Definitions, EnvVar, define_asset_job
 
+from integration_assets.canonical.assets import asset_checks as canonical_checks
+from integration_assets.canonical.assets import assets as canonical_assets
 from integration_assets.core.resources import WarehouseResource
 from integration_assets.systems.billing.assets import assets as billing_assets
 from integration_assets.systems.billing.resource import StripeResource
@@ -14,8 +16,8 @@ SOURCES = [*crm_assets, *billing_assets, *support_assets]
 
 integration_sync = define_asset_job(
     "integration_sync",
-    selection=AssetSelection.assets(*SOURCES),
-    description="Every source stream into the warehouse (incremental), then what is built on it.",
+    selection=AssetSelection.assets(*SOURCES, *canonical_assets),
+    description="Every source stream into the warehouse (incremental), then the canonical model and review queue.",
 )
 
 resources = {
@@ -29,4 +31,9 @@ resources = {
     "warehouse": WarehouseResource(url=EnvVar("WAREHOUSE_URL")),
 }
 
-defs = Definitions(assets=SOURCES, jobs=[integration_sync], resources=resources)
+defs = Definitions(
+    assets=[*SOURCES, *canonical_assets],
+    asset_checks=canonical_checks,
+    jobs=[integration_sync],
+    resources=resources,
+)

@@ -77,11 +77,17 @@ def materialize_everything() -> list[str]:
     for event in result.get_asset_materialization_events():
         materialization = event.event_specific_data.materialization
         meta = {name: value.value for name, value in materialization.metadata.items()}
-        lines.append(
-            f"  {materialization.asset_key.to_user_string():<22} {meta.get('dagster/row_count', '?'):>7} rows"
-            f"  ({meta.get('mode')}: {meta.get('fetched')} fetched, {meta.get('inserted')} new,"
-            f" {meta.get('updated')} updated, {meta.get('api_calls')} calls, {meta.get('retries')} retries)"
-        )
+        head = f"  {materialization.asset_key.to_user_string():<22} {meta.get('dagster/row_count', '?'):>7} rows"
+        if "mode" in meta:  # a source stream
+            lines.append(
+                f"{head}  ({meta['mode']}: {meta['fetched']} fetched, {meta['inserted']} new,"
+                f" {meta['updated']} updated, {meta['api_calls']} calls, {meta['retries']} retries)"
+            )
+        else:
+            taken_in = sum(v for k, v in meta.items() if k.endswith("_records_in"))
+            accepted = sum(v for k, v in meta.items() if k.endswith("_accepted"))
+            in_review = sum(v for k, v in meta.items() if k.endswith("_in_review"))
+            lines.append(f"{head}  ({taken_in} in, {accepted} accepted, {in_review} to review)" if taken_in else head)
     for event in result.all_events:
         if event.event_type == DagsterEventType.STEP_FAILURE:
             lines.append(f"  FAILED {event.step_key}: {event.event_specific_data.error.message.strip()[:300]}")

@@ -1,0 +1,1 @@
+"""The canonical model: validated, normalized, resolved records, and the review queue for the rest."""

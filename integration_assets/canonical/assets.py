@@ -1,0 +1,322 @@
+"""The canonical assets: each rebuilds its `canonical.*` table(s), its rows in `canonical.record_map` and its
+review items in one transaction, and an `accounting_balances` check proves that nothing vanished.
+
+`canonical.record_map` (asset, system, object_type, record_id, table_name, canonical_id, matched_by) says where
+each accepted raw record went; with `ops.review_queue` it lets the check recount every stream from the
+warehouse alone: records in = accepted + in review, and no record both.
+"""
+
+from collections import Counter
+from typing import Any
+
+import pandas as pd
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetExecutionContext,
+    AssetKey,
+    Config,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+    asset_check,
+)
+from pydantic import Field
+
+from integration_assets.canonical import review
+from integration_assets.canonical.build import OWN, RAW_TABLES, build_entity, streams_of, table_columns
+from integration_assets.core.warehouse import Warehouse
+from integration_assets.mapping.dictionary import load_dictionary
+from integration_assets.mapping.docs import render_markdown
+
+__all__ = ["asset_checks", "assets"]
+
+RECORD_MAP = "canonical.record_map"
+RECORD_MAP_COLUMNS = {
+    "asset": "TEXT NOT NULL",
+    "system": "TEXT NOT NULL",
+    "object_type": "TEXT NOT NULL",
+    "record_id": "TEXT NOT NULL",
+    "table_name": "TEXT NOT NULL",
+    "canonical_id": "TEXT",
+    "matched_by": "TEXT",
+}
+SOURCE_KEYS = {
+    ("crm", "companies"): "crm/companies",
+    ("crm", "contacts"): "crm/contacts",
+    ("crm", "deals"): "crm/deals",
+    ("billing", "customers"): "billing/customers",
+    ("billing", "invoices"): "billing/invoices",
+    ("billing", "charges"): "billing/payments",
+    ("support", "organizations"): "support/organizations",
+    ("support", "users"): "support/users",
+    ("support", "tickets"): "support/tickets",
+}
+
+
+class CanonicalConfig(Config):
+    decisions_path: str | None = Field(None, description="review decisions YAML; data/review_decisions.yaml by default")
+    default_region: str | None = Field(None, description="region for phone numbers without +country (e.g. GB)")
+
+
+def _entity_doc(entity: str) -> str:
+    page = render_markdown(load_dictionary())
+    start = page.index(f"## {entity}\n")
+    end = page.find("\n## ", start + 1)
+    return page[start : end if end > 0 else None]
+
+
+def _load_raw(warehouse: Warehouse, entity: str) -> dict:
+    raw = {}
+    for stream in streams_of(entity):
+        warehouse.ensure_raw_table(RAW_TABLES[stream])
+        raw[stream] = {
+            rid: {"payload": row["payload"], "is_deleted": bool(row["is_deleted"])}
+            for rid, row in warehouse.raw_records(RAW_TABLES[stream]).items()
+        }
+    return raw
+
+
+def _key(entity: str) -> str:
+    return f"canonical/{entity}"
+
+
+def _build_canonical(entity: str, description: str):
+    @asset(
+        key=AssetKey(["canonical", entity]),
+        deps=[AssetKey(SOURCE_KEYS[s].split("/")) for s in streams_of(entity)],
+        group_name="canonical",
+        kinds={"python", "pandera"},
+        required_resource_keys={"warehouse"},
+        description=f"{description}\n\n{_entity_doc(entity)}"
+        + ("\n\n" + _entity_doc("contacts") if entity == "customers" else ""),
+    )
+    def canonical_asset(context: AssetExecutionContext, config: CanonicalConfig) -> MaterializeResult:
+        warehouse: Warehouse = context.resources.warehouse.open()
+        review.ensure_table(warehouse)
+        review.load_decisions.cache_clear()
+        decisions = review.load_decisions(config.decisions_path)
+        dictionary = load_dictionary()
+        built = build_entity(
+            entity, dictionary, _load_raw(warehouse, entity), decisions, default_region=config.default_region
+        )
+        mapped = [
+            {
+                "asset": _key(entity),
+                "system": s[0],
+                "object_type": s[1],
+                "record_id": rid,
+                "table_name": table,
+                "canonical_id": cid,
+                "matched_by": how,
+            }
+            for s, records in built.accepted.items()
+            for rid, (table, cid, how) in records.items()
+        ]
+        warehouse.ensure_table(RECORD_MAP, RECORD_MAP_COLUMNS)
+        with warehouse.transaction() as tx:
+            for table, frame in built.tables.items():
+                tx.replace_table(f"canonical.{table}", table_columns(dictionary, table), frame)
+            tx.execute(f"DELETE FROM {RECORD_MAP} WHERE asset = ?", [_key(entity)])
+            if mapped:
+                tx.append(RECORD_MAP, mapped)
+            summary = review.sync_items(
+                tx, built.items, found_by=_key(entity), run_id=context.run.run_id, decisions=decisions
+            )
+        metadata: dict[str, Any] = {
+            "dagster/row_count": len(built.tables[entity]),
+            "review_opened": summary.opened,
+            "review_still_open": summary.still_open,
+            "review_resolved": summary.resolved,
+            "review_ignored": summary.ignored,
+        }
+        for table, frame in built.tables.items():
+            if table != entity:
+                metadata[f"{table}_row_count"] = len(frame)
+        for stream in OWN[entity]:
+            name = SOURCE_KEYS[stream].replace("/", "_")
+            metadata[f"{name}_records_in"] = built.records_in[stream]
+            metadata[f"{name}_accepted"] = len(built.accepted.get(stream, {}))
+            metadata[f"{name}_in_review"] = len(built.review_ids(stream))
+            failed = built.contracts.get(stream)
+            metadata[f"{name}_contract_failures"] = len(failed.failed) if failed else 0
+        for reason, count in sorted(Counter(i.reason_code for i in built.items).items()):
+            metadata[f"review_{reason}"] = count
+        return MaterializeResult(metadata=metadata)
+
+    @asset_check(
+        asset=canonical_asset, name="accounting_balances", blocking=False, required_resource_keys={"warehouse"}
+    )
+    def accounting_balances(context) -> AssetCheckResult:
+        warehouse: Warehouse = context.resources.warehouse.open()
+        review.ensure_table(warehouse)
+        warehouse.ensure_table(RECORD_MAP, RECORD_MAP_COLUMNS)
+        metadata: dict[str, Any] = {}
+        broken: list[str] = []
+        for stream in OWN[entity]:
+            name = SOURCE_KEYS[stream].replace("/", "_")
+            warehouse.ensure_raw_table(RAW_TABLES[stream])
+            raw_ids = {str(r[0]) for r in warehouse.query(f"SELECT id FROM {RAW_TABLES[stream]}")}
+            accepted = {
+                str(r[0])
+                for r in warehouse.query(
+                    f"SELECT record_id FROM {RECORD_MAP} WHERE asset = ? AND system = ? AND object_type = ?",
+                    [_key(entity), *stream],
+                )
+            }
+            in_review = {
+                str(r[0])
+                for r in warehouse.query(
+                    f"SELECT record_id FROM {review.TABLE} WHERE found_by = ? AND system = ? AND object_type = ? "
+                    "AND status IN ('open', 'ignored')",
+                    [_key(entity), *stream],
+                )
+            }
+            both, lost, extra = accepted & in_review, raw_ids - accepted - in_review, (accepted | in_review) - raw_ids
+            metadata.update(
+                {
+                    f"{name}_records_in": len(raw_ids),
+                    f"{name}_accepted": len(accepted),
+                    f"{name}_in_review": len(in_review),
+                    f"{name}_unaccounted": len(lost),
+                    f"{name}_accepted_and_in_review": len(both),
+                }
+            )
+            if both or lost or extra:
+                broken.append(f"{name}: {len(lost)} unaccounted, {len(both)} in both, {len(extra)} unknown")
+        metadata["problems"] = MetadataValue.text("; ".join(broken) or "none")
+        return AssetCheckResult(passed=not broken, severity=AssetCheckSeverity.ERROR, metadata=metadata)
+
+    return canonical_asset, accounting_balances
+
+
+_DESCRIPTIONS = {
+    "customers": "Clients (HubSpot companies) with their Stripe payer and Zendesk organization linked by identity "
+    "rules; also rebuilds `canonical.contacts` (CRM contacts and Zendesk users).",
+    "deals": "Deals from HubSpot, with the status of their Stripe invoice.",
+    "invoices": "Stripe invoices, each linked to its client through its payer.",
+    "payments": "Stripe charges, each linked to its client through its payer.",
+    "tickets": "Zendesk tickets with requester (a canonical person) and client.",
+}
+_BUILT = {entity: _build_canonical(entity, text) for entity, text in _DESCRIPTIONS.items()}
+
+CUSTOMER_360_COLUMNS = {
+    "customer_id": "TEXT NOT NULL",
+    "name": "TEXT",
+    "owner": "TEXT",
+    "plan": "TEXT",
+    "currencies": "TEXT",
+    "revenue_paid": "JSON",
+    "open_receivables": "JSON",
+    "open_tickets": "INTEGER",
+    "won_deals": "INTEGER",
+    "is_deleted": "BOOLEAN",
+}
+
+
+@asset(
+    key=AssetKey(["canonical", "customer_360"]),
+    deps=[AssetKey(["canonical", e]) for e in ("customers", "deals", "invoices", "payments", "tickets")],
+    group_name="canonical",
+    kinds={"python"},
+    required_resource_keys={"warehouse"},
+    description="One row per client for dashboards. Money is kept per currency, never added across currencies: "
+    "`revenue_paid` and `open_receivables` are JSON objects currency → integer minor units (e.g. "
+    '`{"EUR": 1250000}` is EUR 12,500.00). revenue_paid = succeeded payments less refunds; open_receivables = '
+    "amount_remaining of open invoices; open_tickets = tickets open or waiting; owner = the Zendesk account owner.",
+)
+def customer_360(context: AssetExecutionContext) -> MaterializeResult:
+    warehouse: Warehouse = context.resources.warehouse.open()
+    customers = warehouse.frame("SELECT customer_id, name, account_owner, plan, is_deleted FROM canonical.customers")
+    payments = warehouse.frame(
+        "SELECT customer_id, currency, amount - coalesce(amount_refunded, 0) AS net FROM canonical.payments "
+        "WHERE status = 'succeeded' AND NOT is_deleted AND customer_id IS NOT NULL"
+    )
+    invoices = warehouse.frame(
+        "SELECT customer_id, currency, amount_remaining FROM canonical.invoices "
+        "WHERE status = 'open' AND NOT is_deleted AND customer_id IS NOT NULL"
+    )
+    tickets = warehouse.frame(
+        "SELECT customer_id, count(*) AS n FROM canonical.tickets WHERE status IN ('open', 'waiting') "
+        "AND NOT is_deleted AND customer_id IS NOT NULL GROUP BY customer_id"
+    )
+    deals = warehouse.frame(
+        "SELECT customer_id, count(*) AS n FROM canonical.deals WHERE stage = 'won' AND NOT is_deleted "
+        "GROUP BY customer_id"
+    )
+
+    def per_currency(frame: pd.DataFrame, column: str) -> dict[str, dict[str, int]]:
+        out: dict[str, dict[str, int]] = {}
+        for row in frame.itertuples(index=False):
+            money = out.setdefault(row.customer_id, {})
+            money[row.currency] = money.get(row.currency, 0) + int(getattr(row, column))
+        return out
+
+    revenue, receivables = per_currency(payments, "net"), per_currency(invoices, "amount_remaining")
+    open_tickets = dict(zip(tickets["customer_id"], tickets["n"], strict=True))
+    won = dict(zip(deals["customer_id"], deals["n"], strict=True))
+    rows = []
+    for row in customers.itertuples(index=False):
+        paid, due = revenue.get(row.customer_id, {}), receivables.get(row.customer_id, {})
+        rows.append(
+            {
+                "customer_id": row.customer_id,
+                "name": row.name,
+                "owner": row.account_owner,
+                "plan": row.plan,
+                "currencies": ",".join(sorted(set(paid) | set(due))),
+                "revenue_paid": paid,
+                "open_receivables": due,
+                "open_tickets": int(open_tickets.get(row.customer_id, 0)),
+                "won_deals": int(won.get(row.customer_id, 0)),
+                "is_deleted": bool(row.is_deleted),
+            }
+        )
+    frame = pd.DataFrame(rows, columns=list(CUSTOMER_360_COLUMNS))
+    with warehouse.transaction() as tx:
+        tx.replace_table("canonical.customer_360", CUSTOMER_360_COLUMNS, frame)
+    return MaterializeResult(
+        metadata={
+            "dagster/row_count": len(frame),
+            "customers_with_open_tickets": int((frame["open_tickets"] > 0).sum()) if len(frame) else 0,
+            "customers_with_receivables": int(sum(1 for r in rows if r["open_receivables"])),
+        }
+    )
+
+
+@asset(
+    key=AssetKey(["ops", "review_queue"]),
+    deps=[AssetKey(["canonical", e]) for e in _DESCRIPTIONS],
+    group_name="canonical",
+    kinds={"python"},
+    required_resource_keys={"warehouse"},
+    description="The review queue (`ops.review_queue`): every record that could not be accepted without a guess, "
+    "one row per (system, object type, record id, reason code), with detail, severity, next action, first and "
+    "last seen, occurrences, status (open, resolved, ignored) and resolution. Answer items in "
+    "`data/review_decisions.yaml`; they apply on the next run. This asset reports the queue; the canonical "
+    "assets write it.",
+)
+def review_queue(context: AssetExecutionContext) -> MaterializeResult:
+    warehouse: Warehouse = context.resources.warehouse.open()
+    review.ensure_table(warehouse)
+    frame = review.queue(warehouse)
+    open_items = frame[frame["status"] == "open"]
+    metadata: dict[str, Any] = {
+        "dagster/row_count": len(frame),
+        "open": len(open_items),
+        "resolved": int((frame["status"] == "resolved").sum()),
+        "ignored": int((frame["status"] == "ignored").sum()),
+    }
+    for reason, count in open_items["reason_code"].value_counts().sort_index().items():
+        metadata[f"open_{reason}"] = int(count)
+    preview = open_items[["system", "object_type", "record_id", "reason_code", "next_action"]].head(50)
+    lines = ["| " + " | ".join(preview.columns) + " |", "|" + "---|" * len(preview.columns)]
+    lines += [
+        "| " + " | ".join(str(v).replace("|", "\\|") for v in row) + " |" for row in preview.itertuples(index=False)
+    ]
+    metadata["open_items"] = MetadataValue.md("\n".join(lines) if len(preview) else "none")
+    return MaterializeResult(metadata=metadata)
+
+
+assets = [*(a for a, _ in _BUILT.values()), customer_360, review_queue]
+asset_checks = [c for _, c in _BUILT.values()]

@@ -1,0 +1,181 @@
+"""Identity resolution, read from the field dictionary's `identity` rules: which CRM record a record of another
+system belongs to, and which CRM records are the same thing recorded twice. Never a guess: a record that
+matches several targets, or names a target that does not exist, is a review item.
+
+For each record, the steps whose `from` is its system and object type are tried in order: an empty value (or a
+`where` that does not hold) passes to the next step; the first step that finds candidates decides. Candidates
+are distinct target ids among live (not archived) target records. A person's decision naming an owner
+(`data/review_decisions.yaml`) comes before every step.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from integration_assets.canonical.review import Decisions
+from integration_assets.canonical.validate import is_empty
+from integration_assets.mapping.dictionary import FieldDictionary, Identity, IdentityStep, resolve_path
+from integration_assets.mapping.normalize import namespaced_id
+
+__all__ = ["Match", "RawIndex", "duplicates", "resolve"]
+
+# (system, object_type) -> record id -> {"payload": dict, "is_deleted": bool}
+RawIndex = dict[tuple[str, str], dict[str, dict[str, Any]]]
+
+
+@dataclass(frozen=True)
+class Match:
+    target: str | None  # namespaced target id (crm:10000001), None when unmatched / to review
+    matched_by: str  # step name, "decision", or "unmatched"
+    reason_code: str | None = None  # review reason when the record may not be accepted
+    detail: str = ""
+
+
+def _normalize(value: Any, ops: list[str], ignore_domains: frozenset[str]) -> str | None:
+    if is_empty(value):
+        return None
+    text = str(value)
+    for op in ops:
+        if op == "trim":
+            text = text.strip()
+        elif op == "lowercase":
+            text = text.lower()
+        elif op == "email_domain":
+            text = text.rpartition("@")[2] if "@" in text else ""
+        elif op == "strip_www":
+            text = text.removeprefix("www.")
+        elif op == "strip_trailing_dot":
+            text = text.rstrip(".")
+    if not text:
+        return None
+    if any(op in ("email_domain", "strip_www") for op in ops) and text in ignore_domains:
+        return None  # a shared mailbox provider says nothing about the client
+    return text
+
+
+class _Targets:
+    """Live target records indexed by each step's match path (normalized like the step's value)."""
+
+    def __init__(self, identity: Identity, raw: RawIndex) -> None:
+        self.identity = identity
+        self.raw = raw
+        self.ignore = frozenset(identity.ignore_domains)
+        self._index: dict[str, dict[str, set[str]]] = {}
+
+    def candidates(self, step: IdentityStep, value: str) -> set[str]:
+        if step.name not in self._index:
+            target = self.identity.target
+            object_type = step.match.object_type or target.object_type
+            live_targets = {
+                rid
+                for rid, row in self.raw.get((target.system, target.object_type), {}).items()
+                if not row["is_deleted"]
+            }
+            index: dict[str, set[str]] = defaultdict(set)
+            ops = [op for op in step.normalize if op != "email_domain"]
+            for row in self.raw.get((target.system, object_type), {}).values():
+                if row["is_deleted"]:
+                    continue
+                key = _normalize(resolve_path(row["payload"], step.match.path), ops, self.ignore)
+                found = resolve_path(row["payload"], step.match.yields)
+                if key is None or is_empty(found):
+                    continue
+                found = str(found).strip()
+                if found in live_targets:
+                    index[key].add(namespaced_id(target.system, found))
+            self._index[step.name] = index
+        return self._index[step.name].get(value, set())
+
+
+def resolve(
+    dictionary: FieldDictionary,
+    name: str,
+    raw: RawIndex,
+    decisions: Decisions,
+) -> dict[tuple[str, str, str], Match]:
+    """(system, object_type, record id) -> Match, for every record that identity `name`'s steps read."""
+    identity = dictionary.identity[name]
+    targets = _Targets(identity, raw)
+    owners = {(d.system, d.object_type, d.record_id): d.owner for d in decisions.decisions if d.owner and not d.ignore}
+    live_targets = {
+        namespaced_id(identity.target.system, rid)
+        for rid, row in raw.get((identity.target.system, identity.target.object_type), {}).items()
+        if not row["is_deleted"]
+    }
+    sources = list(dict.fromkeys((s.from_.system, s.from_.object_type) for s in identity.steps))
+    out: dict[tuple[str, str, str], Match] = {}
+    for system, object_type in sources:
+        steps = [s for s in identity.steps if (s.from_.system, s.from_.object_type) == (system, object_type)]
+        for rid, row in raw.get((system, object_type), {}).items():
+            key = (system, object_type, rid)
+            owner = owners.get(key)
+            if owner is not None:
+                if owner in live_targets:
+                    out[key] = Match(owner, "decision")
+                    continue
+                out[key] = Match(
+                    None, "decision", identity.on_many, f"The decision names {owner}, which is no live record."
+                )
+                continue
+            out[key] = _match(identity, steps, targets, row["payload"])
+    return out
+
+
+def _match(identity: Identity, steps: list[IdentityStep], targets: _Targets, payload: dict) -> Match:
+    for step in steps:
+        if step.where is not None:
+            held = resolve_path(payload, step.where.path)
+            if held not in step.where.in_:
+                continue
+        value = resolve_path(payload, step.from_.path)
+        values = value if isinstance(value, list) else [value]
+        keys = [k for k in (_normalize(v, step.normalize, targets.ignore) for v in values) if k is not None]
+        if not keys:
+            continue
+        found: set[str] = set()
+        for k in keys:
+            found |= targets.candidates(step, k)
+        shown = ", ".join(keys) if step.method in ("explicit_id", "domain", "email_domain") else "the address"
+        if len(found) > 1:
+            return Match(
+                None,
+                step.name,
+                identity.on_many,
+                f"{step.name}: {shown} matches {len(found)} live records ({', '.join(sorted(found))}).",
+            )
+        if len(found) == 1:
+            return Match(next(iter(found)), step.name)
+        if step.on_no_match != "next":
+            return Match(None, step.name, step.on_no_match, f"{step.name}: {shown} matches no live record.")
+    if identity.on_unmatched == "accept":
+        return Match(None, "unmatched")
+    return Match(None, "unmatched", identity.on_unmatched, "No identity step found a record it belongs to.")
+
+
+_SPACES = re.compile(r"\s+")
+
+
+def _dup_key(value: Any) -> str | None:
+    if is_empty(value):
+        return None
+    text = _SPACES.sub(" ", str(value).strip().casefold())
+    return text.removeprefix("www.").rstrip(".") or None
+
+
+def duplicates(dictionary: FieldDictionary, name: str, values: dict[str, dict[str, Any]]) -> dict[str, list[str]]:
+    """Target record id -> the other live records equal on every `duplicates.match_all` field (all non-empty).
+
+    `values`: live target record id -> canonical field values (as read by validate.py, EMPTY when none).
+    """
+    identity = dictionary.identity[name]
+    if identity.duplicates is None:
+        return {}
+    groups: dict[tuple[str, ...], list[str]] = defaultdict(list)
+    for rid, fields in values.items():
+        key = tuple(_dup_key(fields.get(f)) for f in identity.duplicates.match_all)
+        if all(part is not None for part in key):
+            groups[key].append(rid)  # type: ignore[arg-type]
+    return {rid: [o for o in group if o != rid] for group in groups.values() if len(group) > 1 for rid in group}

@@ -1,0 +1,114 @@
+"""Raw contracts: what each vendor's API promises about a stream, checked with pandera before anything is read.
+
+Each `systems/<role>/contracts.py` declares one `pandera` DataFrameModel per stream over a *contract frame*:
+one row per raw record (index = the record id as stored), one column per promised path (`COLUMNS`), holding
+the value found there or the `MISSING` marker when the key is absent (a drifted shape, never read as null).
+Validation is lazy, so one run lists every failure of the batch. `check_stream` returns the failure cases
+(a frame the monitoring issue reuses as a drift signal) and the record ids that broke the contract, which go
+to the review queue as `contract_violation`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+
+import pandas as pd
+import pandera.pandas as pa
+from pandera.errors import SchemaErrors
+from pandera.extensions import register_check_method
+
+from integration_assets.mapping.dictionary import MISSING, resolve_path
+
+__all__ = ["ContractResult", "check_stream", "contract_frame", "contract_model"]
+
+_KINDS = {
+    "str": (str,),
+    "int": (int,),
+    "number": (int, float),
+    "bool": (bool,),
+    "dict": (dict,),
+    "list": (list,),
+}
+
+
+def _is(value: object, kinds: str) -> bool:
+    """Present (not MISSING) and of one of the `|`-separated kinds; `null` allows None."""
+    if value is MISSING:
+        return False
+    names = kinds.split("|")
+    if value is None:
+        return "null" in names
+    for name in names:
+        if name == "null":
+            continue
+        if name in ("int", "number") and isinstance(value, bool):
+            continue
+        if isinstance(value, _KINDS[name]):
+            return True
+    return False
+
+
+try:
+
+    @register_check_method(statistics=["kinds"], check_type="element_wise")
+    def promised(value: object, *, kinds: str) -> bool:
+        """The vendor promised this key, holding a value of one of `kinds` (e.g. "str|null")."""
+        return _is(value, kinds)
+
+except ValueError:  # already registered (module reloaded)
+    pass
+
+
+@dataclass
+class ContractResult:
+    system: str
+    object_type: str
+    checked: int
+    failure_cases: pd.DataFrame  # pandera's failure cases: column, check, failure_case, index (= record id)
+    failed: dict[str, list[str]] = field(default_factory=dict)  # record id -> what it broke
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+def contract_model(system: str, object_type: str) -> tuple[type[pa.DataFrameModel], dict[str, str]]:
+    module = importlib.import_module(f"integration_assets.systems.{system}.contracts")
+    return module.MODELS[object_type], module.COLUMNS[object_type]
+
+
+def contract_frame(records: dict[str, dict], columns: dict[str, str]) -> pd.DataFrame:
+    """record id -> payload as the contract frame (object columns, MISSING kept)."""
+    ids = list(records)
+    data = {name: [resolve_path(records[i], path) for i in ids] for name, path in columns.items()}
+    frame = pd.DataFrame(data, index=pd.Index(ids, name="record_id"), dtype=object)
+    return frame
+
+
+def check_stream(system: str, object_type: str, records: dict[str, dict]) -> ContractResult:
+    """Validates live raw payloads (record id -> payload) of one stream against its vendor contract."""
+    model, columns = contract_model(system, object_type)
+    frame = contract_frame(records, columns)
+    empty = pd.DataFrame(columns=["column", "check", "failure_case", "index"])
+    if frame.empty:
+        return ContractResult(system, object_type, 0, empty)
+    try:
+        model.validate(frame, lazy=True)
+    except SchemaErrors as errors:
+        cases = errors.failure_cases.copy()
+    else:
+        return ContractResult(system, object_type, len(frame), empty)
+    cases["failure_case"] = cases["failure_case"].map(lambda v: "<missing>" if v is MISSING else v)
+    failed: dict[str, list[str]] = {}
+    positions = {rid: n for n, rid in enumerate(frame.index)}
+    for row in cases.itertuples(index=False):
+        index = row.index
+        if index is None or (isinstance(index, float) and index != index):
+            # a frame-level failure (a column gone entirely): every record broke it
+            targets = list(frame.index)
+        else:
+            targets = [index] if index in positions else [frame.index[int(index)]]
+        for rid in targets:
+            failed.setdefault(str(rid), []).append(f"{row.column}: {row.check}")
+    return ContractResult(system, object_type, len(frame), cases, failed)

@@ -1,0 +1,185 @@
+"""The review queue: every record that cannot be accepted without a guess, with why and what to do.
+
+One row per (system, object type, record id, reason). Running again never duplicates an item: it counts
+another occurrence. An item whose cause is gone (the source record was fixed, or a person decided in
+`data/review_decisions.yaml`) resolves itself; an ignored item stays ignored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cache
+from pathlib import Path
+from typing import Any, Literal
+
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
+
+from integration_assets.core.config import load_yaml
+from integration_assets.core.warehouse import Transaction, Warehouse
+
+DATA = Path(__file__).resolve().parent.parent.parent / "data"
+TABLE = "ops.review_queue"
+COLUMNS = {
+    "system": "TEXT NOT NULL",
+    "object_type": "TEXT NOT NULL",
+    "record_id": "TEXT NOT NULL",
+    "reason_code": "TEXT NOT NULL",
+    "detail": "TEXT",
+    "severity": "TEXT",
+    "next_action": "TEXT",
+    "status": "TEXT NOT NULL",
+    "resolution": "TEXT",
+    "first_seen": "TIMESTAMPTZ",
+    "last_seen": "TIMESTAMPTZ",
+    "occurrences": "INTEGER",
+    "found_by": "TEXT",
+    "run_id": "TEXT",
+}
+KEY = ("system", "object_type", "record_id", "reason_code")
+
+NEXT_ACTIONS = {
+    "missing_required_field": "fill in {field} on {object_type} {record_id} in {vendor}",
+    "invalid_email": "correct the email address of {object_type} {record_id} in {vendor}",
+    "unparseable_phone": "correct the phone number of {object_type} {record_id} in {vendor} (with country code)",
+    "invalid_date": "correct {field} of {object_type} {record_id} in {vendor}",
+    "unknown_currency": "correct the currency of {object_type} {record_id} in {vendor}",
+    "invalid_amount": "correct {field} of {object_type} {record_id} in {vendor}",
+    "negative_amount": "correct {field} of {object_type} {record_id} in {vendor}: it must not be negative",
+    "unknown_status_label": "map the label in data/field_dictionary.yaml, or correct it in {vendor}",
+    "duplicate_record": "merge the duplicates in {vendor}, or record a decision in data/review_decisions.yaml",
+    "ambiguous_owner": "choose the owner in data/review_decisions.yaml (decision: {{owner: crm:<company id>}}), "
+    "or set the external id in {vendor}",
+    "contract_violation": "look at the record in {vendor}: it breaks what the vendor's API promises",
+}
+VENDORS = {"crm": "HubSpot", "billing": "Stripe", "support": "Zendesk"}
+
+
+@dataclass(frozen=True)
+class ReviewItem:
+    system: str
+    object_type: str
+    record_id: str
+    reason_code: str
+    detail: str
+    field: str = ""
+    severity: str = "ERROR"
+
+    def next_action(self) -> str:
+        template = NEXT_ACTIONS.get(self.reason_code, "look at {object_type} {record_id} in {vendor}")
+        return template.format(
+            field=self.field or "the field",
+            object_type=self.object_type,
+            record_id=self.record_id,
+            vendor=VENDORS.get(self.system, self.system),
+        )
+
+    @property
+    def key(self) -> tuple[str, str, str, str]:
+        return (self.system, self.object_type, self.record_id, self.reason_code)
+
+
+class Decision(BaseModel):
+    """A person's answer to a review item, applied on the next run."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    system: Literal["crm", "billing", "support"]
+    object_type: str
+    record_id: str
+    reason_code: str
+    owner: str | None = Field(None, description="the canonical customer this record belongs to, e.g. crm:10000012")
+    keep: bool = Field(False, description="not a duplicate: accept the record as it is")
+    ignore: bool = Field(False, description="leave the record out of the canonical layer, and stop asking")
+    note: str = ""
+    decided_by: str = ""
+
+    @property
+    def key(self) -> tuple[str, str, str, str]:
+        return (self.system, self.object_type, self.record_id, self.reason_code)
+
+
+class Decisions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    decisions: list[Decision] = []
+
+    def for_key(self, key: tuple[str, str, str, str]) -> Decision | None:
+        return next((d for d in self.decisions if d.key == key), None)
+
+
+@cache
+def load_decisions(path: str | None = None) -> Decisions:
+    return load_yaml(path or DATA / "review_decisions.yaml", Decisions)
+
+
+@dataclass(frozen=True)
+class ReviewSummary:
+    opened: int
+    still_open: int
+    resolved: int
+    ignored: int
+
+
+def ensure_table(warehouse: Warehouse) -> None:
+    warehouse.ensure_table(TABLE, COLUMNS, primary_key=list(KEY))
+
+
+def sync_items(
+    tx: Transaction, items: Iterable[ReviewItem], *, found_by: str, run_id: str, decisions: Decisions
+) -> ReviewSummary:
+    """Makes the queue's items from `found_by` match what this run found, keeping their history."""
+    now = datetime.now(UTC)
+    found = {item.key: item for item in items}
+    rows = tx.execute(f"SELECT * FROM {TABLE} WHERE found_by = ?", [found_by])
+    existing = {tuple(row[:4]): dict(zip(tx.last_columns, row, strict=True)) for row in rows}
+    kept: list[dict[str, Any]] = []
+    opened = still_open = resolved = ignored = 0
+    for key, item in found.items():
+        before = existing.get(key)
+        decision = decisions.for_key(key)
+        status = "ignored" if (decision and decision.ignore) or (before and before["status"] == "ignored") else "open"
+        opened += before is None or before["status"] == "resolved"
+        still_open += before is not None and before["status"] == "open"
+        ignored += status == "ignored"
+        kept.append(
+            {
+                **dict(zip(KEY, key, strict=True)),
+                "detail": item.detail,
+                "severity": item.severity,
+                "next_action": item.next_action(),
+                "status": status,
+                "resolution": decision.note if decision and decision.ignore else None,
+                "first_seen": before["first_seen"] if before else now,
+                "last_seen": now,
+                "occurrences": (before["occurrences"] if before else 0) + 1,
+                "found_by": found_by,
+                "run_id": run_id,
+            }
+        )
+    for key, before in existing.items():
+        if key in found:
+            continue
+        if before["status"] == "open":
+            resolved += 1
+            decision = decisions.for_key(key)
+            before = {
+                **before,
+                "status": "resolved",
+                "resolution": f"decided: {decision.note or decision.model_dump(exclude_defaults=True)}"
+                if decision
+                else "the source record was fixed",
+                "run_id": run_id,
+            }
+        kept.append(before)
+    tx.execute(f"DELETE FROM {TABLE} WHERE found_by = ?", [found_by])
+    if kept:
+        tx.append(TABLE, kept)
+    return ReviewSummary(opened=opened, still_open=still_open, resolved=resolved, ignored=ignored)
+
+
+def queue(warehouse: Warehouse, status: str | None = None) -> pd.DataFrame:
+    where, params = ("WHERE status = ?", [status]) if status else ("", [])
+    return warehouse.frame(f"SELECT * FROM {TABLE} {where} ORDER BY system, object_type, record_id", params)

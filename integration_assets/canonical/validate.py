@@ -1,0 +1,258 @@
+"""One raw record's fields read by the field dictionary: normalized canonical values, or the problems to review.
+
+`read_record(dictionary, entity, system, object_type, payload)` walks every field the dictionary feeds from
+that raw object and applies, per field: the path (`resolve_path`), the type's normalizer
+(`mapping/normalize.py`), the format (pattern, min, max_length) and the label map. Empty values are reported
+back, not judged here, except for `empty: reject` (the vendor guarantees the value, so an empty one is a broken
+payload of this very record): whether a `review`/`default`/`allow` field is empty is decided on the canonical
+value after the sources of a row are merged (`build.py`), because the owner's value may fill in another's.
+
+Fields that identity resolution reads (an explicit link such as `metadata.hubspot_company_id`) are left to
+`identity.py`: an empty link there means "try the next identity step", not "review".
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from integration_assets.mapping.dictionary import MISSING, FieldDictionary, FieldSpec, Source, resolve_path
+from integration_assets.mapping.normalize import (
+    Money,
+    Rejected,
+    currency_exponent,
+    namespaced_id,
+    normalize_email,
+    normalize_instant,
+    normalize_label,
+    normalize_money,
+    normalize_phone,
+)
+
+__all__ = ["EMPTY", "FieldValue", "Problem", "RecordRead", "is_empty", "mask", "read_record"]
+
+# reason code for a value that breaks its type's format (pattern, max_length, min/max)
+FORMAT_REASON = {
+    "email": "invalid_email",
+    "phone": "unparseable_phone",
+    "instant": "invalid_date",
+    "date": "invalid_date",
+    "money": "invalid_amount",
+    "currency": "unknown_currency",
+    "label": "unknown_status_label",
+}
+
+
+class _Empty:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "EMPTY"
+
+    def __bool__(self) -> bool:
+        return False
+
+
+EMPTY: Any = _Empty()  # "the source has no value": distinct from a canonical None chosen by a rule
+
+
+@dataclass(frozen=True)
+class Problem:
+    reason_code: str
+    field: str
+    detail: str
+
+
+@dataclass
+class FieldValue:
+    value: Any  # canonical value, or EMPTY
+    raw: Any
+
+
+@dataclass
+class RecordRead:
+    values: dict[str, FieldValue] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+
+    def get(self, name: str) -> Any:
+        found = self.values.get(name)
+        return EMPTY if found is None else found.value
+
+
+def is_empty(value: Any) -> bool:
+    if value is MISSING or value is None or value is EMPTY:
+        return True
+    if isinstance(value, str) and not value.strip():
+        return True
+    return isinstance(value, list | dict) and not value
+
+
+def mask(value: Any) -> str:
+    """A PII value as a reviewer may see it: its shape, not its content."""
+    if value is None or value is MISSING:
+        return repr(value)
+    text = str(value)
+    if len(text) <= 2:
+        return "*" * len(text)
+    return f"{text[0]}{'*' * (len(text) - 2)}{text[-1]} ({len(text)} chars)"
+
+
+def _identity_paths(dictionary: FieldDictionary, system: str, object_type: str) -> set[str]:
+    return {
+        step.from_.path
+        for identity in dictionary.identity.values()
+        for step in identity.steps
+        if step.from_.system == system and step.from_.object_type == object_type and step.method == "explicit_id"
+    }
+
+
+def read_record(
+    dictionary: FieldDictionary,
+    entity: str,
+    system: str,
+    object_type: str,
+    payload: dict,
+    *,
+    default_region: str | None = None,
+) -> RecordRead:
+    """Every field of `entity` fed by this raw object, normalized; problems with reason codes."""
+    out = RecordRead()
+    skip = _identity_paths(dictionary, system, object_type)
+    for name, spec in dictionary.entity(entity).fields.items():
+        source = spec.sources.get(system)
+        if source is None or source.object_type != object_type:
+            continue
+        if source.path in skip and source.id_system is not None:
+            continue  # an explicit link: identity.py reads it
+        raw = _raw(source, payload)
+        try:
+            value, problem = _read(dictionary, name, spec, source, system, raw, default_region)
+        except ValueError as exc:  # an id that is no id at all (namespaced_id refuses it)
+            value, problem = EMPTY, Problem("contract_violation", name, f"{name}: {exc}")
+        if problem is None and value is EMPTY and spec.empty == "reject":
+            problem = Problem(
+                "missing_required_field",
+                name,
+                f"{name} ({source.path or source.amount}) is empty, but the vendor guarantees it: a broken payload.",
+            )
+        if problem is not None:
+            out.problems.append(problem)
+            value = EMPTY
+        out.values[name] = FieldValue(value, raw)
+    return out
+
+
+def _raw(source: Source, payload: dict) -> Any:
+    if source.amount is not None:
+        return (resolve_path(payload, source.amount), resolve_path(payload, source.currency or ""))
+    return resolve_path(payload, source.path or "")
+
+
+def _read(
+    d: FieldDictionary,
+    name: str,
+    spec: FieldSpec,
+    source: Source,
+    system: str,
+    raw: Any,
+    default_region: str | None,
+) -> tuple[Any, Problem | None]:
+    kind = spec.type
+    if kind == "money":
+        amount, currency = raw
+        if is_empty(amount):
+            return EMPTY, None
+        found = normalize_money(amount, currency, unit=source.unit or "minor")
+        if isinstance(found, Rejected):
+            return EMPTY, Problem(found.reason_code, name, f"{name}: {found.detail}")
+        return _check_format(name, spec, found, found.minor)
+    if is_empty(raw):
+        return EMPTY, None
+    if kind == "id":
+        return _read_id(name, spec, source, system, raw)
+    if kind == "email":
+        found = normalize_email(raw)
+    elif kind == "phone":
+        found = normalize_phone(raw, default_region)
+    elif kind in ("instant", "date"):
+        found = normalize_instant(raw)
+        if isinstance(found, datetime) and kind == "date":
+            found = found.date().isoformat()
+    elif kind == "currency":
+        found = _currency(raw)
+    elif kind == "label":
+        label_map = d.labels[source.label or ""]
+        found = normalize_label(raw, label_map.map)
+    elif kind == "string":
+        if not isinstance(raw, str):
+            return EMPTY, Problem("contract_violation", name, f"{name} must be text, got {type(raw).__name__}.")
+        found = raw.strip()
+    elif kind == "boolean":
+        if not isinstance(raw, bool):
+            return EMPTY, Problem("contract_violation", name, f"{name} must be true/false, got {raw!r}.")
+        found = raw
+    elif kind in ("integer", "number"):
+        if isinstance(raw, bool) or not isinstance(raw, int | float):
+            return EMPTY, Problem("contract_violation", name, f"{name} must be a number, got {raw!r}.")
+        found = raw
+    else:  # pragma: no cover - the dictionary's schema lists the types
+        raise ValueError(f"unknown field type {kind!r}")
+    if isinstance(found, Rejected):
+        detail = found.detail
+        if spec.pii:
+            detail = detail.replace(repr(raw), mask(raw)).replace(str(raw), mask(raw))
+        return EMPTY, Problem(found.reason_code, name, f"{name}: {detail}")
+    if found is None:
+        return EMPTY, None
+    return _check_format(name, spec, found, found)
+
+
+def _read_id(name: str, spec: FieldSpec, source: Source, system: str, raw: Any) -> tuple[Any, Problem | None]:
+    space = source.id_system or system
+    if isinstance(raw, list):
+        values = [v for v in raw if not is_empty(v)]
+        ids = list(dict.fromkeys(namespaced_id(space, v if isinstance(v, int) else str(v).strip()) for v in values))
+        if spec.many:
+            return (ids or EMPTY), None
+        if len(ids) > 1:
+            return EMPTY, Problem(
+                "ambiguous_owner" if spec.references == "customers" else "ambiguous_reference",
+                name,
+                f"{name}: {len(ids)} candidates ({', '.join(ids)}) where exactly one is expected.",
+            )
+        return (ids[0] if ids else EMPTY), None
+    if isinstance(raw, bool) or not isinstance(raw, str | int):
+        return EMPTY, Problem("contract_violation", name, f"{name} must be an id, got {type(raw).__name__}.")
+    return namespaced_id(space, raw.strip() if isinstance(raw, str) else raw), None
+
+
+def _currency(raw: Any) -> str | Rejected:
+    if not isinstance(raw, str):
+        return Rejected("unknown_currency", f"Currency must be an ISO-4217 code as text, got {raw!r}.")
+    code = raw.strip().upper()
+    if currency_exponent(code) is None:
+        return Rejected("unknown_currency", f"Currency {raw!r} is not an ISO-4217 code with a minor unit.")
+    return code
+
+
+def _check_format(name: str, spec: FieldSpec, value: Any, number: Any) -> tuple[Any, Problem | None]:
+    fmt = spec.format
+    if fmt is None:
+        return value, None
+    reason = FORMAT_REASON.get(spec.type, "invalid_format")
+    shown = mask(value) if spec.pii else repr(value)
+    if isinstance(number, int | float) and not isinstance(number, bool):
+        if fmt.min is not None and number < fmt.min:
+            code = "negative_amount" if fmt.min == 0 and number < 0 else reason
+            amount = value.major_text() + " " + value.currency if isinstance(value, Money) else shown
+            return EMPTY, Problem(code, name, f"{name} is {amount}, below the minimum {fmt.min:g}.")
+        if fmt.max is not None and number > fmt.max:
+            return EMPTY, Problem(reason, name, f"{name} is {shown}, above the maximum {fmt.max:g}.")
+    if isinstance(value, str):
+        if fmt.max_length is not None and len(value) > fmt.max_length:
+            return EMPTY, Problem(reason, name, f"{name} is longer than {fmt.max_length} characters.")
+        if fmt.pattern is not None and not re.fullmatch(fmt.pattern, value):
+            return EMPTY, Problem(reason, name, f"{name} {shown} does not match {fmt.pattern}.")
+    return value, None
