@@ -503,19 +503,11 @@ def _customers(reader: _Reader, built: Built) -> None:
             ids.sort(key=lambda r: how.get((stream, r)) == "decision")
             field_name = "billing_customer_id" if system == "billing" else "support_organization_id"
             derived[field_name] = namespaced_id(system, ids[0]) if ids else EMPTY
-        row, problems = _merge(reader, "customers", members, derived)
-        if isinstance(derived["lifetime_value"], Money):
-            row["lifetime_value_currency"] = derived["lifetime_value"].currency
-        for name, reason, detail in problems:
-            owner = d.entity("customers").field(name).owner
-            targets = [(s, r) for s, r, _ in members if s[0] == owner] or [(s, r) for s, r, _ in members]
-            for s, r in targets:
-                reader.flag(s, r, reason, detail, name)
-        kept = [(s, r) for s, r, _ in members if not reader.in_review(s, r)]
+        row, kept = _merge_group(d, reader, raw, "customers", members, derived)
         if not kept:
             continue
-        row["is_deleted"] = all(raw[s][r]["is_deleted"] for s, r in kept)
-        row["source_records"] = ", ".join(f"{s[0]}/{s[1]}/{r}" for s, r in kept)
+        if isinstance(derived["lifetime_value"], Money):
+            row["lifetime_value_currency"] = derived["lifetime_value"].currency
         rows.append(row)
         for s, r in kept:
             _accept(built, s, r, "canonical.customers", key, how.get((s, r), "own"))
@@ -578,22 +570,31 @@ def _contacts(reader: _Reader, built: Built, customer_matches: dict[tuple[str, s
                 EMPTY,
             ),
         }
-        row, problems = _merge(reader, "contacts", members, derived)
-        for name, reason, detail in problems:
-            owner = d.entity("contacts").field(name).owner
-            targets = [(s, r) for s, r, _ in members if s[0] == owner] or [(s, r) for s, r, _ in members]
-            for s, r in targets:
-                reader.flag(s, r, reason, detail, name)
-        kept = [(s, r) for s, r, _ in members if not reader.in_review(s, r)]
+        row, kept = _merge_group(d, reader, raw, "contacts", members, derived)
         if not kept:
             continue
         row["person_id"] = key
-        row["is_deleted"] = all(raw[s][r]["is_deleted"] for s, r in kept)
-        row["source_records"] = ", ".join(f"{s[0]}/{s[1]}/{r}" for s, r in kept)
         rows.append(row)
         for s, r in kept:
             _accept(built, s, r, "canonical.contacts", key, how.get(r, "own") if s == users else "own")
     built.tables["contacts"] = pd.DataFrame(rows, columns=list(table_columns(d, "contacts")))
+
+
+def _merge_group(d, reader, raw, entity: str, members, derived: dict[str, Any]) -> tuple[dict[str, Any], list]:
+    """One canonical row from the records resolved to it; a conflict flags the owner's records for review.
+
+    Returns the row and the records it keeps (none: every record of the group is in review)."""
+    row, problems = _merge(reader, entity, members, derived)
+    for name, reason, detail in problems:
+        owner = d.entity(entity).field(name).owner
+        targets = [(s, r) for s, r, _ in members if s[0] == owner] or [(s, r) for s, r, _ in members]
+        for s, r in targets:
+            reader.flag(s, r, reason, detail, name)
+    kept = [(s, r) for s, r, _ in members if not reader.in_review(s, r)]
+    if kept:
+        row["is_deleted"] = all(raw[s][r]["is_deleted"] for s, r in kept)
+        row["source_records"] = ", ".join(f"{s[0]}/{s[1]}/{r}" for s, r in kept)
+    return row, kept
 
 
 def streams_of(entity: str) -> Iterable[Stream]:

@@ -114,7 +114,7 @@ _WORD_C = _words(
 _SUFFIXES = ("Ltd", "Inc", "LLC", "GmbH", "Group", "Co", "PLC", "SA")
 _REGIONS = ("Europe", "Americas", "Asia Pacific", "International", "Services", "Holdings")
 _NAME_SPACE = len(_WORD_A) * len(_WORD_B) * len(_WORD_C)
-_INDUSTRIES = (
+INDUSTRIES = (  # HubSpot's own industry values
     "COMPUTER_SOFTWARE",
     "INFORMATION_TECHNOLOGY_AND_SERVICES",
     "FINANCIAL_SERVICES",
@@ -404,7 +404,7 @@ class _Generator:
                     "domain": domain,
                     "phone": phone,
                     "city": city,
-                    "industry": r.choice(_INDUSTRIES),
+                    "industry": r.choice(INDUSTRIES),
                     "createdate": created_iso,
                     "hs_lastmodifieddate": modified_iso,
                     "hs_object_id": cid,

@@ -23,6 +23,7 @@ from typing import Any
 from urllib.parse import parse_qs, quote, unquote
 
 from integration_assets.sandbox.auth import Grant
+from integration_assets.sandbox.generator import INDUSTRIES
 from integration_assets.sandbox.ratelimit import Verdict
 from integration_assets.sandbox.server import Request, Response, Route, VendorApp, VendorError, dumps
 from integration_assets.sandbox.store import Collection, Record
@@ -109,20 +110,6 @@ LIFECYCLE_GROUPS = (
     ("subscriber", "lead", "marketingqualifiedlead", "salesqualifiedlead"),
     ("salesqualifiedlead", "opportunity"),
     ("customer", "evangelist"),
-)
-INDUSTRIES = (
-    "COMPUTER_SOFTWARE",
-    "INFORMATION_TECHNOLOGY_AND_SERVICES",
-    "FINANCIAL_SERVICES",
-    "MARKETING_AND_ADVERTISING",
-    "LOGISTICS_AND_SUPPLY_CHAIN",
-    "HOSPITAL_HEALTH_CARE",
-    "RETAIL",
-    "CONSTRUCTION",
-    "EDUCATION_MANAGEMENT",
-    "FOOD_BEVERAGES",
-    "MANAGEMENT_CONSULTING",
-    "RENEWABLES_ENVIRONMENT",
 )
 PIPELINE_CREATED = "2019-01-01T00:00:00.000Z"
 OPERATORS = frozenset(
