@@ -53,7 +53,9 @@ def counts(server: h.SandboxProcess) -> dict[str, int]:
 
 def measure(server: h.SandboxProcess, side: str, folder: Path, warmup_s: float, seconds: float) -> dict:
     # A fresh limiter (putting the profile again rebuilds it) and fresh counters.
-    requests.put(f"{server.urls['hubspot']}/__sandbox__/faults", data=json.dumps(PROFILE), timeout=10).raise_for_status()
+    requests.put(
+        f"{server.urls['hubspot']}/__sandbox__/faults", data=json.dumps(PROFILE), timeout=10
+    ).raise_for_status()
     server.reset_stats()
     command = [h.PYTHON, str(CONNECTOR), "--worker", side, "--url", server.urls["hubspot"]]
     command += ["--db", str(folder / f"{side}.duckdb")]
@@ -109,7 +111,11 @@ def measure(server: h.SandboxProcess, side: str, folder: Path, warmup_s: float, 
         "allowed": round(allowed, 1),
         "budget_used": round(ok / allowed, 4) if allowed else None,
         "share_429": round(limited / sent, 4) if sent else None,
-        "whole_run": {"seconds": round(whole_s, 2), **whole, "share_429": round(whole["429"] / max(whole["requests"], 1), 4)},
+        "whole_run": {
+            "seconds": round(whole_s, 2),
+            **whole,
+            "share_429": round(whole["429"] / max(whole["requests"], 1), 4),
+        },
     }
     if ended != "deadline":
         result["worker_stderr_tail"] = stderr.strip().splitlines()[-3:]
@@ -123,6 +129,11 @@ def main() -> int:
     options.add_argument("--records", type=int, default=60_000, help="contacts served (enough not to run out)")
     options.add_argument("--seed", type=int, default=1)
     args = options.parse_args()
+    if args.seconds < 3 * WINDOW_S or args.warmup < WINDOW_S:
+        print(
+            f"--seconds below {3 * WINDOW_S} or --warmup below {WINDOW_S}: window effects will dominate the figures",
+            file=sys.stderr,
+        )
     needed = (args.warmup + args.seconds) * LIMIT / WINDOW_S * 100
     if args.records < needed:
         print(f"--records {args.records} may run out before the deadline (~{needed:.0f} listed)", file=sys.stderr)
@@ -153,7 +164,10 @@ def main() -> int:
     summary["targets"] = {"budget_used": f">= {TARGET_BUDGET}", "share_429": f"<= {TARGET_429}"}
     h.emit(summary)
 
-    print(f"\nHubSpot limited to {LIMIT} requests / {WINDOW_S} s; {args.seconds:.0f} s measured after {args.warmup:.0f} s:")
+    print(
+        f"\nHubSpot limited to {LIMIT} requests / {WINDOW_S} s; "
+        f"{args.seconds:.0f} s measured after {args.warmup:.0f} s of warm-up:"
+    )
     for side, result in results.items():
         verdict = summary[side]
         print(
