@@ -7,10 +7,13 @@ Memory stays bounded by the chunk, whatever the size of the backfill.
 
 from __future__ import annotations
 
+import queue
+import threading
 import time
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from integration_assets.core.http import ApiClient
 from integration_assets.core.timeutil import now_ms
@@ -23,6 +26,57 @@ class Chunk:
     cursor: str | None = None  # committed with these rows; None keeps the stored one
     pages: int = 1
     complete_listing: bool = False  # the stream has now listed everything it holds (a full pass ended)
+
+
+T = TypeVar("T")
+_DONE = object()
+
+
+@contextmanager
+def prefetched(items: Iterator[T], depth: int = 1) -> Iterator[Iterator[T]]:
+    """Produces the next items in a background thread while the caller works on the current one.
+
+    Fetching the next pages overlaps with committing this chunk. At most `depth` items wait, so memory
+    stays bounded; an error in the producer is raised in the caller, where it would have been raised anyway.
+    """
+    slots: queue.Queue[tuple[object, BaseException | None]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def offer(entry: tuple[object, BaseException | None]) -> bool:
+        while not stop.is_set():
+            try:
+                slots.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not offer((item, None)):
+                    return
+        except BaseException as error:  # handed to the caller, which raises it
+            offer((_DONE, error))
+            return
+        offer((_DONE, None))
+
+    def consume() -> Iterator[T]:
+        while True:
+            item, error = slots.get()
+            if item is _DONE:
+                if error is not None:
+                    raise error
+                return
+            yield item  # type: ignore[misc]
+
+    worker = threading.Thread(target=produce, name="prefetch", daemon=True)
+    worker.start()
+    try:
+        yield consume()
+    finally:
+        stop.set()
+        worker.join(timeout=60)
 
 
 def chunked(pages: Iterable[tuple[list[RawRow], str | None]], size: int) -> Iterator[Chunk]:
@@ -74,6 +128,7 @@ class SyncReport:
     fields: dict[str, set[str]] = field(default_factory=dict)  # observed payload fields and their JSON types
 
 
+FIELD_SAMPLE = 200  # rows per chunk whose fields are observed: a vendor's shape is the same for all its records
 _JSON_TYPES = {str: "string", bool: "boolean", int: "integer", float: "number", list: "array", dict: "object"}
 
 
@@ -103,28 +158,8 @@ def sync_stream(
     listed: set[str] | None = set() if cursor is None else None  # ids a full pass saw, to mark the vanished
     started = time.monotonic()
     try:
-        for chunk in stream.read(client, cursor):
-            for row in chunk.rows:
-                observe_fields(row.payload, report.fields)
-            if listed is not None:
-                listed.update(row.id for row in chunk.rows)
-            with warehouse.transaction() as tx:
-                result = tx.upsert_raw(table, chunk.rows, run_id)
-                if chunk.complete_listing and listed is not None:
-                    report.deleted += tx.mark_missing_deleted(table, listed, now_ms(), run_id)
-                if chunk.cursor is not None:
-                    tx.set_cursor(stream.key, chunk.cursor, run_id)
-                tx.append("ops.api_calls", [call.as_row() for call in client.call_log.drain()])
-            report.fetched += len(chunk.rows)
-            report.inserted += result.inserted
-            report.updated += result.updated
-            report.unchanged += result.unchanged
-            report.stale += result.stale
-            report.deleted += sum(1 for row in chunk.rows if row.is_deleted)
-            report.pages += chunk.pages
-            report.chunks += 1
-            if chunk.cursor is not None:
-                report.cursor = chunk.cursor
+        with warehouse.held(), prefetched(stream.read(client, cursor)) as chunks:
+            _store(chunks, stream, client, warehouse, table, run_id, listed, report)
     finally:
         leftover = client.call_log.drain()
         if leftover:
@@ -132,3 +167,29 @@ def sync_stream(
                 tx.append("ops.api_calls", [call.as_row() for call in leftover])
         report.seconds = round(time.monotonic() - started, 3)
     return report
+
+
+def _store(chunks, stream, client, warehouse, table, run_id, listed, report) -> None:
+    """Commits each chunk with its cursor and the calls that fetched it."""
+    for chunk in chunks:
+        for row in chunk.rows[:FIELD_SAMPLE]:
+            observe_fields(row.payload, report.fields)
+        if listed is not None:
+            listed.update(row.id for row in chunk.rows)
+        with warehouse.transaction() as tx:
+            result = tx.upsert_raw(table, chunk.rows, run_id)
+            if chunk.complete_listing and listed is not None:
+                report.deleted += tx.mark_missing_deleted(table, listed, now_ms(), run_id)
+            if chunk.cursor is not None:
+                tx.set_cursor(stream.key, chunk.cursor, run_id)
+            tx.append("ops.api_calls", [call.as_row() for call in client.call_log.drain()])
+        report.fetched += len(chunk.rows)
+        report.inserted += result.inserted
+        report.updated += result.updated
+        report.unchanged += result.unchanged
+        report.stale += result.stale
+        report.deleted += sum(1 for row in chunk.rows if row.is_deleted)
+        report.pages += chunk.pages
+        report.chunks += 1
+        if chunk.cursor is not None:
+            report.cursor = chunk.cursor

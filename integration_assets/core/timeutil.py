@@ -14,6 +14,6 @@ def iso_to_ms(text: str | None) -> int | None:
     if not text:
         return None
     try:
-        return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000)
+        return int(datetime.fromisoformat(text).timestamp() * 1000)  # Python 3.11 reads the Z itself
     except ValueError:
         return None

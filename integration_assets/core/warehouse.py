@@ -39,6 +39,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import duckdb
 import numpy as np
+import orjson
 import pandas as pd
 import psycopg2
 import psycopg2.extras
@@ -173,7 +174,10 @@ def payload_text(payload: Mapping[str, Any]) -> str:
     Canonical so that equal payloads compare equal as text (DuckDB compares JSON values as strings) and an
     unchanged record is recognised as unchanged whatever key order the vendor used this time.
     """
-    return _CANONICAL_JSON.encode(payload)
+    try:
+        return orjson.dumps(payload, option=orjson.OPT_SORT_KEYS).decode()
+    except TypeError:  # what orjson cannot encode (integers beyond 64 bits): the standard library can
+        return _CANONICAL_JSON.encode(payload)
 
 
 def _latest_per_id(rows: Sequence[RawRow]) -> tuple[list[RawRow], int]:
@@ -298,31 +302,63 @@ class Warehouse:
 
     @contextmanager
     def _session(self) -> Iterator[Any]:
-        """One connection for one unit of work; on DuckDB under the inter-process file lock."""
-        with _exclusive(f"{self.backend}:{self.target}"):
-            if self.backend == "postgres":
-                connection = psycopg2.connect(self.target, connect_timeout=10)
-                try:
-                    yield connection
-                finally:
-                    connection.close()
+        """One connection for one unit of work: the held one (see `held`), or a new one for this work only."""
+        key = f"{self.backend}:{self.target}"
+        with _exclusive(key):
+            pinned = _held.__dict__.get("pinned", {}).get(key)
+            if pinned is not None:
+                yield pinned
                 return
-            lock_fd = os.open(self.target + ".lock", os.O_RDWR | os.O_CREAT, 0o666)
+            with self._connect() as connection:
+                yield connection
+
+    @contextmanager
+    def _connect(self) -> Iterator[Any]:
+        """A new connection; on DuckDB under the inter-process file lock, released when it closes."""
+        if self.backend == "postgres":
+            connection = psycopg2.connect(self.target, connect_timeout=10)
             try:
-                fcntl.flock(lock_fd, fcntl.LOCK_EX)
-                connection = duckdb.connect(self.target)
-                try:
-                    yield connection
-                finally:
-                    connection.close()
+                yield connection
             finally:
-                os.close(lock_fd)  # closing the descriptor releases the flock
+                connection.close()
+            return
+        lock_fd = os.open(self.target + ".lock", os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(lock_fd, fcntl.LOCK_EX)
+            connection = duckdb.connect(self.target)
+            try:
+                yield connection
+            finally:
+                connection.close()
+        finally:
+            os.close(lock_fd)  # closing the descriptor releases the flock
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        """Keeps one connection for a run of transactions on this thread (a sync's chunks).
+
+        Closing a DuckDB connection checkpoints the file, a cost that grows with the tables: one connection
+        per chunk made a large backfill slow down as it went. On DuckDB the file lock is held meanwhile, so
+        other processes wait for their turn to write, as they would for DuckDB's single writer anyway.
+        """
+        key = f"{self.backend}:{self.target}"
+        pinned: dict[str, Any] = _held.__dict__.setdefault("pinned", {})
+        if key in pinned:
+            yield
+            return
+        with self._connect() as connection:
+            pinned[key] = connection
+            try:
+                yield
+            finally:
+                del pinned[key]
 
     @contextmanager
     def transaction(self) -> Iterator[Transaction]:
         """All or nothing: commits when the block ends, rolls back (and re-raises) when it raises."""
         with self._session() as connection:
             if self.backend == "postgres":
+                connection.autocommit = False  # a held connection may have answered a query before
                 with connection:  # psycopg2: commit on success, rollback on error
                     yield Transaction(self.backend, connection)
                 return
