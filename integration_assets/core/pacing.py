@@ -20,7 +20,7 @@ class RequestBudget:
         limit: int | None,
         window_s: float = 1.0,
         *,
-        margin: float = 0.97,
+        margin: float = 0.985,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:

@@ -55,6 +55,9 @@ def prefetched(items: Iterator[T], depth: int = 1) -> Iterator[Iterator[T]]:
         try:
             for item in items:
                 if not offer((item, None)):
+                    close = getattr(items, "close", None)
+                    if close is not None:
+                        close()  # the caller stopped: end the reader here, where it runs
                     return
         except BaseException as error:  # handed to the caller, which raises it
             offer((_DONE, error))

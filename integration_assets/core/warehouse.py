@@ -347,6 +347,10 @@ class Warehouse:
             yield
             return
         with self._connect() as connection:
+            if self.backend == "duckdb":
+                # Checkpoint once, when the connection closes, instead of inside every commit that passes the
+                # default 16 MB of WAL: each checkpoint rewrites the file, a cost that grows with the tables.
+                connection.execute("SET checkpoint_threshold = '1GB'")
             pinned[key] = connection
             try:
                 yield
@@ -531,7 +535,7 @@ class Transaction:
             inserted, stale, unchanged = con.execute(
                 f"""SELECT count(*) FILTER (WHERE t.id IS NULL),
                            count(*) FILTER (WHERE s.version < t.version),
-                           count(*) FILTER (WHERE s.version >= t.version AND t.payload = s.payload::JSON
+                           count(*) FILTER (WHERE s.version >= t.version AND t.payload::VARCHAR = s.payload
                                                  AND t.is_deleted = s.is_deleted)
                     FROM {name} AS s LEFT JOIN {qualified} AS t ON t.id = s.id"""
             ).fetchone()
