@@ -23,20 +23,11 @@ from typing import Any
 
 import requests
 
+from integration_assets.sandbox.generator import FILES
+
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 HUBSPOT_TOKEN = "pat-sandbox"
-ALL_FILES = (
-    "hubspot/companies",
-    "hubspot/contacts",
-    "hubspot/deals",
-    "stripe/customers",
-    "stripe/invoices",
-    "stripe/charges",
-    "zendesk/organizations",
-    "zendesk/users",
-    "zendesk/tickets",
-)
 
 
 def emit(figures: dict[str, Any]) -> None:
@@ -98,11 +89,11 @@ def _contacts_only(folder: Path, records: int) -> int:
     if len(live) < records:
         raise SystemExit(f"the dataset holds {len(live)} live contacts, fewer than {records}: raise --scale")
     path.write_text(json.dumps(live[:records], separators=(",", ":")))
-    for name in ALL_FILES:
+    for name in FILES:
         if name != "hubspot/contacts":
             (folder / f"{name}.json").write_text("[]")
     manifest = json.loads((folder / "manifest.json").read_text())
-    manifest["counts"] = {name: (records if name == "hubspot/contacts" else 0) for name in ALL_FILES}
+    manifest["counts"] = {name: (records if name == "hubspot/contacts" else 0) for name in FILES}
     manifest["archived"] = {"hubspot/contacts": 0}
     manifest["defects"] = []
     (folder / "manifest.json").write_text(json.dumps(manifest))

@@ -15,19 +15,8 @@ from typing import Any
 
 import pytest
 
-from integration_assets.sandbox.generator import ANCHOR, DEFECT_KINDS, PLANS, generate, implied_plan
+from integration_assets.sandbox.generator import ANCHOR, DEFECT_KINDS, FILES, PLANS, generate, implied_plan
 
-FILES = (
-    "hubspot/companies",
-    "hubspot/contacts",
-    "hubspot/deals",
-    "stripe/customers",
-    "stripe/invoices",
-    "stripe/charges",
-    "zendesk/organizations",
-    "zendesk/users",
-    "zendesk/tickets",
-)
 FILE_OF = {
     ("crm", "companies"): "hubspot/companies",
     ("crm", "contacts"): "hubspot/contacts",

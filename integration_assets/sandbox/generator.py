@@ -67,7 +67,7 @@ def implied_plan(closed_won_deals: int) -> str:
     return PLANS[min(max(closed_won_deals, 0), len(PLANS) - 1)]
 
 
-_FILES = (
+FILES = (  # the dataset's files, vendor/object_type
     "hubspot/companies",
     "hubspot/contacts",
     "hubspot/deals",
@@ -307,7 +307,7 @@ class _Generator:
         if manifest_path.exists():  # a crash must not leave an old manifest beside new data
             manifest_path.unlink()
         try:
-            for name in _FILES:
+            for name in FILES:
                 self.w[name] = _ArrayWriter(self.out / f"{name}.json")
             self._agents()
             defect_index, defect_family = 0, self._defect_family(0)
@@ -326,7 +326,7 @@ class _Generator:
             "scale": self.scale,
             "defect_rate": float(self.defect_rate),
             "anchor": ANCHOR,
-            "counts": {name: self.w[name].count for name in _FILES},
+            "counts": {name: self.w[name].count for name in FILES},
             "archived": {"hubspot/contacts": self.archived},
             "defects": self.defects,
         }
