@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -130,6 +130,19 @@ def _cell(value: Any) -> Any:
 # ----------------------------------------------------------------------------------------------- records
 
 
+# Reasons about whose record it is: only an `owner` decision answers them, never `keep`.
+PLACEMENT_REASONS = frozenset(
+    {
+        "ambiguous_owner",
+        "unknown_external_id",
+        "no_owner",
+        "ambiguous_person",
+        "ambiguous_reference",
+        "unresolved_reference",
+    }
+)
+
+
 class _Reader:
     """Contracts and field reads of every record of the streams one build uses (own streams with items)."""
 
@@ -172,7 +185,10 @@ class _Reader:
         item = ReviewItem(stream[0], stream[1], rid, reason, detail, field=field_name)
         decision = self.decisions.for_key(item.key)
         if decision is not None and decision.keep and not decision.ignore:
-            return  # a person accepted the record as it is
+            if reason not in PLACEMENT_REASONS:
+                return  # a person accepted the record as it is
+            # "keep" cannot say whose record this is: only an owner decision places it.
+            item = replace(item, detail=f"{detail} A keep decision cannot place it: decide its owner instead.")
         self.items.setdefault(item.key, item)
 
     def check(self, entity: str, stream: Stream, rid: str) -> RecordRead:
@@ -300,9 +316,15 @@ def build_entity(
 
 
 def _enforce(reader: _Reader, built: Built, table: str) -> None:
-    """Rows breaking the canonical contract go to review instead of into the table."""
+    """Live rows breaking the canonical contract go to review instead of into the table.
+
+    Rows of records deleted at the source are kept for history as they are: nobody can fix them at the
+    source, and leaving them out would lose them (a deleted record is never sent to review).
+    """
     frame = built.tables[table]
-    failed, _ = failing_rows(table, frame)
+    live = [position for position, gone in enumerate(frame["is_deleted"].fillna(False).astype(bool)) if not gone]
+    failed_live, _ = failing_rows(table, frame.iloc[live].reset_index(drop=True))
+    failed = {live[position]: broken for position, broken in failed_live.items()}
     if not failed:
         return
     for position, broken in failed.items():

@@ -55,6 +55,17 @@ NEXT_ACTIONS = {
     "contract_violation": "look at the record in {vendor}: it breaks what the vendor's API promises",
 }
 VENDORS = {"crm": "HubSpot", "billing": "Stripe", "support": "Zendesk"}
+SINGULAR = {
+    "companies": "company",
+    "contacts": "contact",
+    "deals": "deal",
+    "customers": "customer",
+    "invoices": "invoice",
+    "charges": "charge",
+    "organizations": "organization",
+    "users": "user",
+    "tickets": "ticket",
+}
 
 
 @dataclass(frozen=True)
@@ -71,7 +82,7 @@ class ReviewItem:
         template = NEXT_ACTIONS.get(self.reason_code, "look at {object_type} {record_id} in {vendor}")
         return template.format(
             field=self.field or "the field",
-            object_type=self.object_type,
+            object_type=SINGULAR.get(self.object_type, self.object_type),
             record_id=self.record_id,
             vendor=VENDORS.get(self.system, self.system),
         )
@@ -140,7 +151,7 @@ def sync_items(
     for key, item in found.items():
         before = existing.get(key)
         decision = decisions.for_key(key)
-        status = "ignored" if (decision and decision.ignore) or (before and before["status"] == "ignored") else "open"
+        status = "ignored" if decision and decision.ignore else "open"  # only a standing decision ignores
         opened += before is None or before["status"] == "resolved"
         still_open += before is not None and before["status"] == "open"
         ignored += status == "ignored"
@@ -162,7 +173,7 @@ def sync_items(
     for key, before in existing.items():
         if key in found:
             continue
-        if before["status"] == "open":
+        if before["status"] in ("open", "ignored"):
             resolved += 1
             decision = decisions.for_key(key)
             before = {

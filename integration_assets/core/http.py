@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import email.utils
 import json
+import math
 import os
 import random
 import statistics
@@ -393,7 +394,7 @@ class ApiClient:
             category=rule.category,
             message=redact(message or response.reason or "no message", secrets),
             resource=resource,
-            next_action=_fill(rule.next_action, details),
+            next_action=redact(_fill(rule.next_action, details), secrets),
             status=response.status_code,
             vendor_code=code,
             request_id=request_id,
@@ -427,14 +428,16 @@ def _retry_after_s(value: str | None) -> float | None:
     if value is None:
         return None
     try:
-        return float(value)
+        seconds = float(value)
     except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return (when - datetime.now(UTC)).total_seconds()
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:  # "-0000": UTC without saying so
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - datetime.now(UTC)).total_seconds()
+    return seconds if math.isfinite(seconds) else None
 
 
 def _fill(template: str, details: Mapping[str, Any]) -> str:

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
 from integration_assets.core.http import ApiClient
-from integration_assets.core.timeutil import now_ms
 from integration_assets.core.warehouse import RawRow, Warehouse
 
 
@@ -79,7 +78,9 @@ def prefetched(items: Iterator[T], depth: int = 1) -> Iterator[Iterator[T]]:
         yield consume()
     finally:
         stop.set()
-        worker.join(timeout=60)
+        # Wait for the call in flight (bounded by the client's timeouts and retry limits), so that nothing
+        # still calls the vendor, or writes to the call log, once the sync has returned.
+        worker.join()
 
 
 def chunked(pages: Iterable[tuple[list[RawRow], str | None]], size: int) -> Iterator[Chunk]:
@@ -158,7 +159,7 @@ def sync_stream(
     warehouse.ensure_raw_table(table)
     cursor = None if full_refresh else warehouse.cursor(stream.key)
     report = SyncReport(stream=stream.key, mode="full" if cursor is None else "incremental", cursor=cursor)
-    listed: set[str] | None = set() if cursor is None else None  # ids a full pass saw, to mark the vanished
+    listed: set[str] = set()  # ids a pass saw: after a complete listing, the ones missing were deleted
     started = time.monotonic()
     try:
         with warehouse.held(), prefetched(stream.read(client, cursor)) as chunks:
@@ -177,12 +178,11 @@ def _store(chunks, stream, client, warehouse, table, run_id, listed, report) -> 
     for chunk in chunks:
         for row in chunk.rows[:FIELD_SAMPLE]:
             observe_fields(row.payload, report.fields)
-        if listed is not None:
-            listed.update(row.id for row in chunk.rows)
+        listed.update(row.id for row in chunk.rows)
         with warehouse.transaction() as tx:
             result = tx.upsert_raw(table, chunk.rows, run_id)
-            if chunk.complete_listing and listed is not None:
-                report.deleted += tx.mark_missing_deleted(table, listed, now_ms(), run_id)
+            if chunk.complete_listing:
+                report.deleted += tx.mark_missing_deleted(table, listed, run_id)
             if chunk.cursor is not None:
                 tx.set_cursor(stream.key, chunk.cursor, run_id)
             tx.append("ops.api_calls", [call.as_row() for call in client.call_log.drain()])

@@ -578,20 +578,21 @@ class Transaction:
                 stale = sum(1 for record_id, stored in cur.fetchall() if untouched[record_id] < stored)
         return UpsertResult(inserted, updated, len(untouched) - stale, stale)
 
-    def mark_missing_deleted(self, table: str, listed_ids: set[str], version: int, run_id: str) -> int:
+    def mark_missing_deleted(self, table: str, listed_ids: set[str], run_id: str) -> int:
         """After a complete listing: rows it did not list were deleted at the source. Marked, never dropped."""
         qualified = validate_table(table)
         stage = pd.DataFrame({"id": sorted(listed_ids)}, dtype=object)
         update = (
-            f"UPDATE {qualified} AS t SET is_deleted = TRUE, version = ?, loaded_at = now(), run_id = ? "
-            "WHERE NOT t.is_deleted AND t.version <= ? AND NOT EXISTS (SELECT 1 FROM {stage} AS s WHERE s.id = t.id)"
+            # The version stays: the record's next real version, whatever our clock says, must win over the mark.
+            f"UPDATE {qualified} AS t SET is_deleted = TRUE, loaded_at = now(), run_id = ? "
+            "WHERE NOT t.is_deleted AND NOT EXISTS (SELECT 1 FROM {stage} AS s WHERE s.id = t.id)"
         )
         if self.backend == "duckdb":
             name = f"_wh_stage_{next(_stage_names)}"
             self._connection.register(name, stage)
             try:
                 before = self._connection.execute(f"SELECT count(*) FROM {qualified} WHERE is_deleted").fetchone()[0]
-                self._connection.execute(update.format(stage=name), [version, run_id, version])
+                self._connection.execute(update.format(stage=name), [run_id])
                 after = self._connection.execute(f"SELECT count(*) FROM {qualified} WHERE is_deleted").fetchone()[0]
             finally:
                 self._connection.unregister(name)
@@ -601,7 +602,7 @@ class Transaction:
             psycopg2.extras.execute_values(
                 cur, "INSERT INTO _wh_listed (id) VALUES %s", [(i,) for i in listed_ids], page_size=_PG_PAGE
             )
-            cur.execute(_pyformat(update.format(stage="_wh_listed")), [version, run_id, version])
+            cur.execute(_pyformat(update.format(stage="_wh_listed")), [run_id])
             return cur.rowcount
 
     def replace_table(self, table: str, columns: Mapping[str, str], rows: pd.DataFrame) -> int:

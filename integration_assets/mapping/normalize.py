@@ -156,7 +156,7 @@ def normalize_phone(value: object, default_region: str | None = None) -> str | R
     if number.extension:
         return Rejected(
             "unparseable_phone",
-            f"Phone {value!r} has extension {number.extension!r}, which E.164 cannot carry.",
+            f"Phone {value!r} has an extension, which E.164 cannot carry.",
         )
     if any(ch.isalpha() for ch in text):
         return Rejected(

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from integration_assets.core.access import Operation
+from integration_assets.core.errors import Category, IntegrationError
 from integration_assets.core.http import ApiClient
 from integration_assets.core.sync import Chunk, chunked
 from integration_assets.core.timeutil import iso_to_ms, now_ms
@@ -76,7 +77,12 @@ class HubSpotStream:
         return chunked(self._changed_pages(client, since_ms), self.chunk_records)
 
     def _changed_pages(self, client: ApiClient, since_ms: int) -> Iterator[tuple[list[RawRow], str]]:
-        """Search pages sorted by last change; each carries the newest change time seen so far."""
+        """Search pages sorted by last change; each carries the newest change time seen so far.
+
+        Every page is a new query from the last change time seen (never an offset into an old result list):
+        a record edited while we read moves to the end instead of shifting unread records onto pages already
+        read. Offsets are used only to page through one millisecond that holds more than a page.
+        """
         floor, newest, offset = since_ms - self.overlap_ms, since_ms, 0
         while True:
             body = client.call(
@@ -95,34 +101,43 @@ class HubSpotStream:
                     "after": str(offset),
                 },
             ).body
-            found = [self._with_associations(client, r) for r in body["results"]]
-            newest = max([newest, *(iso_to_ms(r["properties"].get(self.last_modified)) or 0 for r in found)])
+            results = body["results"]
+            stamps = [iso_to_ms(r["properties"].get(self.last_modified)) or 0 for r in results]
+            newest = max([newest, *stamps])  # from the search itself: a later edit must not move the cursor
+            found = [record for record in (self._with_associations(client, r) for r in results) if record]
             yield [self._row(record) for record in found], str(newest)
-            after = (body.get("paging") or {}).get("next", {}).get("after")
-            if after is None:
+            if not results or (body.get("paging") or {}).get("next") is None:
                 return
-            offset = int(after)
-            if offset + PAGE > SEARCH_CAP:
-                if newest <= floor:
+            if stamps[-1] > floor:
+                floor, offset = stamps[-1], 0
+            else:
+                offset += PAGE
+                if offset + PAGE > SEARCH_CAP:
                     raise RuntimeError(
                         f"crm/{self.object_type}: more than {SEARCH_CAP} records changed in one millisecond; "
                         "run a full refresh"
                     )
-                floor, offset = newest, 0  # restart the query where the last page ended
 
-    def _with_associations(self, client: ApiClient, record: dict) -> dict:
-        """Search answers carry no associations: read them with the record, as a listing would show it."""
+    def _with_associations(self, client: ApiClient, record: dict) -> dict | None:
+        """Search answers carry no associations: read them with the record, as a listing would show it.
+
+        None when the record was archived since the search: the archived listing that follows brings it."""
         if not self.associations:
             return record
-        return client.call(
-            Operation.READ,
-            self.object_type,
-            "GET",
-            LIST + "/{record_id}",
-            path_params={"object_type": self.object_type, "record_id": record["id"]},
-            params={"properties": ",".join(self.properties), "associations": ",".join(self.associations)},
-            record_id=str(record["id"]),
-        ).body
+        try:
+            return client.call(
+                Operation.READ,
+                self.object_type,
+                "GET",
+                LIST + "/{record_id}",
+                path_params={"object_type": self.object_type, "record_id": record["id"]},
+                params={"properties": ",".join(self.properties), "associations": ",".join(self.associations)},
+                record_id=str(record["id"]),
+            ).body
+        except IntegrationError as error:
+            if error.category == Category.NOT_FOUND:
+                return None
+            raise
 
 
 STREAMS = (
