@@ -75,6 +75,7 @@ def test_an_absurd_retry_after_fails_now_instead_of_hanging(scripted) -> None:
         _zendesk(url).call(Operation.READ, "users", "GET", "/api/v2/users.json")
     assert time.monotonic() - started < 2
     assert raised.value.category == Category.RATE_LIMITED and len(script.seen) == 1
+    assert "asked to wait 86400 s" in raised.value.next_action
 
 
 def test_stripe_should_retry_false_is_obeyed_and_true_is_retried(scripted) -> None:

@@ -268,17 +268,21 @@ class ApiClient:
                 if wait is not None:
                     self._sleep(wait)
                     continue
+                error.next_action = (
+                    f"the vendor asked to wait {response.headers.get('Retry-After')} s before the next call; "
+                    "run again after that (or raise max_retry_after_s)"
+                )
             raise error
 
     def _attempt(
         self, request: _Outgoing, attempt: int
     ) -> ApiResponse | tuple[IntegrationError, requests.Response | None]:
         """One HTTP exchange, logged: the answer, or the structured failure and the response if any."""
-        self._refresh_if_due()
         self.budget.acquire()
         sent_at, clock = datetime.now(UTC), time.perf_counter()
         response: requests.Response | None = None
         try:
+            self._refresh_if_due()  # inside: a token endpoint that times out is a transient failure too
             response = self.session.request(
                 request.method,
                 request.url,
