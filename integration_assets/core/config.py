@@ -15,33 +15,37 @@ class ConfigError(ValueError):
     """A configuration file is unreadable or does not follow its contract."""
 
 
-def _line_of(node: yaml.Node | None, location: tuple[Any, ...]) -> int | None:
-    """Follows an error location through the YAML node tree to the line it points at."""
+def line_of(node: yaml.Node | None, location: tuple[Any, ...]) -> int | None:
+    """Follows an error location through the YAML node tree to the line it points at.
+
+    A location step that already knows its line (a `line` attribute: a duplicate key, which cannot be found
+    by name) ends the walk there.
+    """
     line = node.start_mark.line + 1 if node is not None else None
     for part in location:
+        known = getattr(part, "line", None)
+        if isinstance(known, int):
+            return known
+        match = None
         if isinstance(node, yaml.MappingNode):
             match = next((v for k, v in node.value if str(k.value) == str(part)), None)
-            if match is None:
-                match = next((k for k, _ in node.value if str(k.value) == str(part)), None)
+            if match is None:  # a pydantic "[key]" step points at the key itself
+                name = str(part).removesuffix("[key]")
+                match = next((k for k, _ in node.value if str(k.value) == name), None)
         elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
             match = node.value[part]
-        else:
-            match = None
         if match is None:
             break
         node, line = match, match.start_mark.line + 1
     return line
 
 
-def _describe(errors: list[dict[str, Any]], source: str, root: yaml.Node | None) -> str:
-    lines = []
-    for error in errors:
-        location = tuple(error["loc"])
-        entry = ".".join(str(part) for part in location) or "(top level)"
-        line = _line_of(root, location)
-        where = f"{source}:{line}" if line else source
-        lines.append(f"{where}: {entry}: {error['msg']}")
-    return "\n".join(lines)
+def describe(root: yaml.Node | None, location: tuple[Any, ...], message: str, source: str) -> str:
+    """`file:line: entry: message`, the one shape of every configuration error."""
+    entry = ".".join(str(part) for part in location) or "(top level)"
+    line = line_of(root, location)
+    where = f"{source}:{line}" if line else source
+    return f"{where}: {entry}: {message}"
 
 
 def parse_yaml(text: str, model: type[Model], source: str) -> Model:
@@ -54,7 +58,9 @@ def parse_yaml(text: str, model: type[Model], source: str) -> Model:
     try:
         return model.model_validate(data if data is not None else {})
     except pydantic.ValidationError as exc:
-        raise ConfigError(_describe(exc.errors(), source, root)) from None
+        raise ConfigError(
+            "\n".join(describe(root, tuple(error["loc"]), error["msg"], source) for error in exc.errors())
+        ) from None
 
 
 def load_yaml(path: str | Path, model: type[Model]) -> Model:

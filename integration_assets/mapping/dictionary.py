@@ -23,7 +23,7 @@ import pydantic
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from integration_assets.core.config import ConfigError
+from integration_assets.core.config import ConfigError, describe
 
 __all__ = [
     "DATA",
@@ -354,7 +354,7 @@ def parse_dictionary(text: str, source: str = "<field dictionary>") -> FieldDict
         else:
             problems = list(_cross_check(dictionary))
     if problems:
-        raise ConfigError("\n".join(_describe(root, loc, msg, source) for loc, msg in problems))
+        raise ConfigError("\n".join(describe(root, loc, msg, source) for loc, msg in problems))
     return dictionary
 
 
@@ -410,32 +410,6 @@ class _KeyLine:
 
     def __str__(self) -> str:
         return self.name
-
-
-def _line_of(node: yaml.Node | None, location: tuple[Any, ...]) -> int | None:
-    line = node.start_mark.line + 1 if node is not None else None
-    for part in location:
-        if isinstance(part, _KeyLine):
-            return part.line
-        match = None
-        if isinstance(node, yaml.MappingNode):
-            match = next((v for k, v in node.value if str(k.value) == str(part)), None)
-            if match is None:  # a pydantic "[key]" step points at the key itself
-                name = str(part).removesuffix("[key]")
-                match = next((k for k, _ in node.value if str(k.value) == name), None)
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
-            match = node.value[part]
-        if match is None:
-            break
-        node, line = match, match.start_mark.line + 1
-    return line
-
-
-def _describe(root: yaml.Node | None, location: tuple[Any, ...], message: str, source: str) -> str:
-    entry = ".".join(str(part) for part in location) or "(top level)"
-    line = _line_of(root, location)
-    where = f"{source}:{line}" if line else source
-    return f"{where}: {entry}: {message}"
 
 
 # ---------------------------------------------------------------------------------------- cross-checks
