@@ -1,24 +1,17 @@
 """The one Definitions of the code location: gathers what each folder of the package exports."""
 
-from dagster import AssetSelection, Definitions, EnvVar, define_asset_job
+from dagster import Definitions, EnvVar
 
 from integration_assets.canonical.assets import asset_checks as canonical_checks
 from integration_assets.canonical.assets import assets as canonical_assets
 from integration_assets.core.resources import WarehouseResource
-from integration_assets.systems.billing.assets import assets as billing_assets
+from integration_assets.monitoring import health, quality
+from integration_assets.monitoring.sensors import sensors
+from integration_assets.reconciliation.checks import asset_checks as reconciliation_checks
+from integration_assets.schedules import SOURCES, jobs, schedules
 from integration_assets.systems.billing.resource import StripeResource
-from integration_assets.systems.crm.assets import assets as crm_assets
 from integration_assets.systems.crm.resource import HubSpotResource
-from integration_assets.systems.support.assets import assets as support_assets
 from integration_assets.systems.support.resource import ZendeskResource
-
-SOURCES = [*crm_assets, *billing_assets, *support_assets]
-
-integration_sync = define_asset_job(
-    "integration_sync",
-    selection=AssetSelection.assets(*SOURCES, *canonical_assets),
-    description="Every source stream into the warehouse (incremental), then the canonical model and review queue.",
-)
 
 resources = {
     "hubspot": HubSpotResource(base_url=EnvVar("HUBSPOT_BASE_URL"), access_token=EnvVar("HUBSPOT_ACCESS_TOKEN")),
@@ -32,8 +25,10 @@ resources = {
 }
 
 defs = Definitions(
-    assets=[*SOURCES, *canonical_assets],
-    asset_checks=canonical_checks,
-    jobs=[integration_sync],
+    assets=[*SOURCES, *canonical_assets, *health.assets],
+    asset_checks=[*canonical_checks, *quality.asset_checks, *reconciliation_checks, *health.asset_checks],
+    jobs=jobs,
+    schedules=schedules,
+    sensors=sensors,
     resources=resources,
 )

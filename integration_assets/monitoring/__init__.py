@@ -1,0 +1,1 @@
+"""Watching the integration: data checks, connector health, sensors and alerts."""

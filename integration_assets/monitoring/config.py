@@ -1,0 +1,116 @@
+"""Monitoring settings (`data/monitoring.yaml`, or the file MONITORING_CONFIG names), validated at load."""
+
+from __future__ import annotations
+
+import os
+from datetime import date
+from functools import cache
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from integration_assets.core.config import load_yaml
+
+__all__ = ["MonitoringConfig", "load_monitoring", "monitoring_path"]
+
+DATA = Path(__file__).resolve().parent.parent.parent / "data"
+Role = Literal["crm", "billing", "support"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Owners(_Strict):
+    default: str
+    crm: str | None = None
+    billing: str | None = None
+    support: str | None = None
+
+    def of(self, system: str | None) -> str:
+        named = getattr(self, system, None) if system in ("crm", "billing", "support") else None
+        return named or self.default
+
+
+class Reconciliation(_Strict):
+    won_deal_invoice_grace_days: float = Field(ge=0)
+    sample_rows: int = Field(gt=0)
+
+
+class Drift(_Strict):
+    history_runs: int = Field(ge=1)
+    volume_drop_share: float = Field(gt=0, le=1)
+
+
+class Freshness(_Strict):
+    source_fail_minutes: int = Field(gt=0)
+    source_warn_minutes: int = Field(gt=0)
+    canonical_fail_minutes: int = Field(gt=0)
+    canonical_warn_minutes: int = Field(gt=0)
+
+
+class Health(_Strict):
+    window_minutes: int = Field(gt=0)
+    min_calls: int = Field(ge=1)
+    success_rate_min: float = Field(ge=0, le=1)
+    p95_latency_ms_max: float = Field(gt=0)
+    retry_share_max: float = Field(ge=0, le=1)
+    rate_limited_share_max: float = Field(ge=0, le=1)
+    down_after_failures: int = Field(ge=1)
+    traffic_drop_share: float = Field(ge=0, le=1)
+
+
+class Credentials(_Strict):
+    warn_days: int = Field(ge=0)
+    expires_on: dict[Role, date] = Field(default_factory=dict)
+
+
+class JsonLinesSink(_Strict):
+    kind: Literal["jsonl"]
+    path: str
+
+
+class WebhookSink(_Strict):
+    kind: Literal["webhook"]
+    url: str | None = None
+    url_env: str | None = None
+    format: Literal["json", "slack"] = "json"
+
+    def resolved_url(self) -> str | None:
+        return self.url or (os.environ.get(self.url_env) if self.url_env else None) or None
+
+
+class Alerts(_Strict):
+    sinks: list[Annotated[JsonLinesSink | WebhookSink, Field(discriminator="kind")]]
+    delivery_attempts: int = Field(ge=1)
+    delivery_timeout_seconds: float = Field(gt=0)
+
+
+class MonitoringConfig(_Strict):
+    owners: Owners
+    reconciliation: Reconciliation
+    drift: Drift
+    freshness: Freshness
+    health: Health
+    credentials: Credentials
+    alerts: Alerts
+
+
+def monitoring_path() -> Path:
+    return Path(os.environ.get("MONITORING_CONFIG") or DATA / "monitoring.yaml")
+
+
+@cache
+def _load(path: Path, mtime_ns: int) -> MonitoringConfig:
+    return load_yaml(path, MonitoringConfig)
+
+
+def load_monitoring(path: str | Path | None = None) -> MonitoringConfig:
+    """Reads the file again when it changed, so an edited threshold applies from the next tick."""
+    path = Path(path) if path else monitoring_path()
+    try:
+        mtime = path.stat().st_mtime_ns
+    except OSError:
+        mtime = 0
+    return _load(path, mtime)

@@ -1,0 +1,4 @@
+"""Connector health (being built)."""
+
+assets: list = []
+asset_checks: list = []

@@ -1,0 +1,3 @@
+"""Sensors that turn failed checks and runs into alerts (being built)."""
+
+sensors: list = []

@@ -1,0 +1,1 @@
+"""Cross-system asset checks: the systems agree with each other, record by record."""

@@ -1,0 +1,3 @@
+"""Reconciliation asset checks (being built)."""
+
+asset_checks: list = []
