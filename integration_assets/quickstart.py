@@ -64,16 +64,11 @@ def check_sandbox(urls: dict[str, str], manifest: dict) -> list[str]:
     return lines
 
 
-def materialize_everything() -> list[str]:
-    """Runs the main job as the UI would (recorded in the instance); returns the report lines."""
-    from dagster import DagsterEventType, DagsterInstance
+JOBS = ("integration_sync", "reconciliation", "health")  # in order: data, then what is checked across it
 
-    from integration_assets.core.resources import WarehouseResource
-    from integration_assets.definitions import defs
 
-    with DagsterInstance.get() as instance:
-        result = defs.resolve_job_def("integration_sync").execute_in_process(instance=instance, raise_on_error=False)
-    lines = [f"  run {result.run_id}: {'succeeded' if result.success else 'FAILED'}"]
+def _materializations(result) -> list[str]:
+    lines = []
     for event in result.get_asset_materialization_events():
         materialization = event.event_specific_data.materialization
         meta = {name: value.value for name, value in materialization.metadata.items()}
@@ -83,28 +78,86 @@ def materialize_everything() -> list[str]:
                 f"{head}  ({meta['mode']}: {meta['fetched']} fetched, {meta['inserted']} new,"
                 f" {meta['updated']} updated, {meta['api_calls']} calls, {meta['retries']} retries)"
             )
-        else:
+        elif "dagster/row_count" in meta:
             taken_in = sum(v for k, v in meta.items() if k.endswith("_records_in"))
             accepted = sum(v for k, v in meta.items() if k.endswith("_accepted"))
             in_review = sum(v for k, v in meta.items() if k.endswith("_in_review"))
             lines.append(f"{head}  ({taken_in} in, {accepted} accepted, {in_review} to review)" if taken_in else head)
-    for event in result.all_events:
-        if event.event_type == DagsterEventType.STEP_FAILURE:
-            lines.append(f"  FAILED {event.step_key}: {event.event_specific_data.error.message.strip()[:300]}")
+        else:
+            lines.append(f"  {materialization.asset_key.to_user_string()} materialized")
+    return lines
+
+
+def _checks(result) -> list[str]:
+    """Every check's outcome: failed ones with their summary, passed ones counted by check name."""
+    from dagster import DagsterEventType
+
     checks = [
         e.event_specific_data for e in result.all_events if e.event_type == DagsterEventType.ASSET_CHECK_EVALUATION
     ]
-    passed = sum(1 for check in checks if check.passed)
-    lines.append(f"  checks: {passed} passed, {len(checks) - passed} failed")
-    for check in checks:
-        if not check.passed:
-            lines.append(f"    failed: {check.asset_key.to_user_string()} {check.check_name}")
+    passed: dict[str, int] = {}
+    failed = []
+    for check in sorted(checks, key=lambda c: (c.asset_key.to_user_string(), c.check_name)):
+        if check.passed:
+            passed[check.check_name] = passed.get(check.check_name, 0) + 1
+            continue
+        summary, ids = check.metadata.get("summary"), check.metadata.get("sample_ids")
+        text = summary.value if summary is not None else (check.description or "")
+        if ids is not None and ids.value:
+            text = f"{text} [{ids.value}]"
+        level = "warning" if check.severity.value == "WARN" else "FAILED"
+        failed.append(f"    {level}: {check.asset_key.to_user_string()} {check.check_name}: {text[:300]}")
+    lines = [f"  checks: {sum(passed.values())} passed, {len(failed)} failed"]
+    if passed:
+        names = (f"{name} x{n}" if n > 1 else name for name, n in sorted(passed.items()))
+        lines.append("    passed: " + ", ".join(names))
+    return lines + failed
+
+
+def _alerts(instance, defs) -> list[str]:
+    """One tick of every alert sensor, as the daemon would run it: what was sent, and where."""
+    from dagster import build_sensor_context
+
+    from integration_assets.core.resources import WarehouseResource
+    from integration_assets.monitoring.alerts import load_alerts
+
+    warehouse = WarehouseResource(url=os.environ["WAREHOUSE_URL"])
+    for sensor in defs.sensors:
+        sensor.evaluate_tick(build_sensor_context(instance=instance, resources={"warehouse": warehouse}))
+    alerts = load_alerts(warehouse.open())
+    opened = [a for a in alerts if a["status"] == "open"]
+    lines = [f"alerts: {len(opened)} open (sent to {Path(instance.root_directory) / 'alerts.jsonl'})"]
+    for alert in opened:
+        where = f"{alert['asset']} {alert['check_name']}" if alert["asset"] else f"job {alert['job']}"
+        lines.append(f"  {alert['severity']} to {alert['owner']}: {where}: {alert['summary'][:160]}")
+    return lines
+
+
+def run_jobs(names: tuple[str, ...] = JOBS) -> list[str]:
+    """Runs the jobs as the UI would (recorded in the instance); returns the report lines."""
+    from dagster import DagsterEventType, DagsterInstance
+
+    from integration_assets.core.resources import WarehouseResource
+    from integration_assets.definitions import defs
+
+    lines = []
+    with DagsterInstance.get() as instance:
+        for name in names:
+            result = defs.resolve_job_def(name).execute_in_process(instance=instance, raise_on_error=False)
+            lines.append(f"{name}: run {result.run_id}: {'succeeded' if result.success else 'FAILED'}")
+            lines += _materializations(result)
+            for event in result.all_events:
+                if event.event_type == DagsterEventType.STEP_FAILURE:
+                    message = event.event_specific_data.error.message.strip()[:300]
+                    lines.append(f"  FAILED {event.step_key}: {message}")
+            lines += _checks(result)
+        lines += _alerts(instance, defs)
     warehouse = WarehouseResource(url=os.environ["WAREHOUSE_URL"]).open()
     if warehouse.query(
         "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'ops' AND table_name = 'review_queue'"
     )[0][0]:
         open_items = warehouse.query("SELECT count(*) FROM ops.review_queue WHERE status = 'open'")[0][0]
-        lines.append(f"  review queue: {open_items} open items")
+        lines.append(f"review queue: {open_items} open items")
     return lines
 
 
@@ -172,8 +225,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"dagster instance: {storage}; warehouse: {os.environ['WAREHOUSE_URL']}")
         print(f"sandbox dataset {data} (seed {manifest['seed']}, {len(manifest['defects'])} planted defects)")
         print("\n".join(check_sandbox(urls, manifest)))
-        print("integration_sync:")
-        print("\n".join(materialize_everything()))
+        print("\n".join(run_jobs()))
     print(
         "\nOpen the Dagster UI (settings come from .env):\n"
         f"  .venv/bin/integration-sandbox serve --data {data} &\n"

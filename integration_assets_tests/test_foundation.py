@@ -13,6 +13,8 @@ from pathlib import Path
 import requests
 from dagster import DagsterInstance, asset, materialize
 
+from integration_assets.definitions import defs
+
 PROJECT = Path(__file__).resolve().parent.parent
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
 POSTGRES = {
@@ -22,6 +24,17 @@ POSTGRES = {
     "DAGSTER_PG_USER": os.environ.get("DAGSTER_PG_USER", "postgres"),
     "DAGSTER_PG_PASSWORD": os.environ.get("DAGSTER_PG_PASSWORD", ""),
 }
+
+
+# What the UI asks for on its sensors, schedules and asset-check pages.
+REPOSITORY = '{repositoryLocationName: "integration_assets", repositoryName: "__repository__"}'
+UI_QUERY = f"""{{
+  sensorsOrError(repositorySelector: {REPOSITORY}) {{
+    ... on Sensors {{ results {{ name sensorState {{ status }} }} }}
+  }}
+  schedulesOrError(repositorySelector: {REPOSITORY}) {{ ... on Schedules {{ results {{ name cronSchedule }} }} }}
+  assetNodes {{ assetKey {{ path }} assetChecksOrError {{ ... on AssetChecks {{ checks {{ name }} }} }} }}
+}}"""
 
 
 def _free_port() -> int:
@@ -61,6 +74,22 @@ def test_dagster_dev_loads_the_code_location(tmp_path) -> None:
                 pass
             time.sleep(1)
         assert [(e["name"], e["loadStatus"]) for e in entries] == [("integration_assets", "LOADED")]
+        shown = requests.post(f"http://127.0.0.1:{port}/graphql", json={"query": UI_QUERY}, timeout=30).json()["data"]
+        sensors = {s["name"]: s["sensorState"]["status"] for s in shown["sensorsOrError"]["results"]}
+        assert sensors == {s.name: "RUNNING" for s in defs.sensors}
+        schedules = {s["name"]: s["cronSchedule"] for s in shown["schedulesOrError"]["results"]}
+        assert schedules == {s.name: s.cron_schedule for s in defs.schedules}
+        checks = {
+            ("/".join(node["assetKey"]["path"]), check["name"])
+            for node in shown["assetNodes"]
+            for check in node["assetChecksOrError"]["checks"]
+        }
+        assert checks == {
+            (key.asset_key.to_user_string(), key.name)
+            for definition in defs.asset_checks
+            for key in definition.check_keys
+        }
+        assert ("canonical/deals", "won_deals_invoiced") in checks and ("crm/contacts", "drift") in checks
     finally:
         os.killpg(server.pid, 15)
         server.wait(timeout=30)

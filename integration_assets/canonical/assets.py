@@ -28,6 +28,7 @@ from integration_assets.canonical.build import OWN, RAW_TABLES, build_entity, st
 from integration_assets.core.warehouse import Warehouse
 from integration_assets.mapping.dictionary import load_dictionary
 from integration_assets.mapping.docs import render_markdown
+from integration_assets.monitoring.freshness import freshness_policy
 
 __all__ = ["asset_checks", "assets"]
 
@@ -88,6 +89,7 @@ def _build_canonical(entity: str, description: str):
         group_name="canonical",
         kinds={"python", "pandera"},
         required_resource_keys={"warehouse"},
+        freshness_policy=freshness_policy("canonical"),
         description=f"{description}\n\n{_entity_doc(entity)}"
         + ("\n\n" + _entity_doc("contacts") if entity == "customers" else ""),
     )
@@ -220,6 +222,7 @@ CUSTOMER_360_COLUMNS = {
     group_name="canonical",
     kinds={"python"},
     required_resource_keys={"warehouse"},
+    freshness_policy=freshness_policy("canonical"),
     description="One row per client for dashboards. Money is kept per currency, never added across currencies: "
     "`revenue_paid` and `open_receivables` are JSON objects currency → integer minor units (e.g. "
     '`{"EUR": 1250000}` is EUR 12,500.00). revenue_paid = succeeded payments less refunds; open_receivables = '

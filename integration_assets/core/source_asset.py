@@ -21,6 +21,8 @@ from pydantic import Field
 
 from integration_assets.core.errors import IntegrationError
 from integration_assets.core.sync import Stream, SyncReport, sync_stream, table_of
+from integration_assets.core.warehouse import Warehouse
+from integration_assets.monitoring.freshness import freshness_policy
 
 # A run-level retry for what the client's own retries could not absorb (a vendor down for minutes).
 STEP_RETRY = RetryPolicy(max_retries=2, delay=30, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS)
@@ -40,6 +42,11 @@ def _column_schema(report: SyncReport) -> TableSchema:
     )
 
 
+def _live_rows(warehouse: Warehouse, table: str) -> int:
+    """Rows not deleted at the source: what the volume check compares run to run (the UI plots it)."""
+    return warehouse.query(f"SELECT count(*) FROM {table} WHERE NOT is_deleted")[0][0]
+
+
 def build_source_asset(stream: Stream, *, vendor: str, description: str) -> AssetsDefinition:
     table = table_of(stream)
 
@@ -52,6 +59,7 @@ def build_source_asset(stream: Stream, *, vendor: str, description: str) -> Asse
         required_resource_keys={vendor, "warehouse"},
         description=f"{description}\n\nLanded as the vendor sent it in `{table}`, incrementally.",
         tags={"system": stream.system, "vendor": vendor},
+        freshness_policy=freshness_policy("source"),
     )
     def source(context: AssetExecutionContext, config: SyncConfig) -> MaterializeResult:
         connection = getattr(context.resources, vendor)
@@ -82,6 +90,7 @@ def build_source_asset(stream: Stream, *, vendor: str, description: str) -> Asse
         return MaterializeResult(
             metadata={
                 "dagster/row_count": warehouse.count(table),
+                "live_rows": _live_rows(warehouse, table),
                 "dagster/column_schema": _column_schema(report),
                 "table": table,
                 "mode": report.mode,

@@ -176,7 +176,7 @@ def sync_stream(
 def _store(chunks, stream, client, warehouse, table, run_id, listed, report) -> None:
     """Commits each chunk with its cursor and the calls that fetched it."""
     for chunk in chunks:
-        for row in chunk.rows[:FIELD_SAMPLE]:
+        for row in [row for row in chunk.rows if not row.is_deleted][:FIELD_SAMPLE]:  # a tombstone has no shape
             observe_fields(row.payload, report.fields)
         listed.update(row.id for row in chunk.rows)
         with warehouse.transaction() as tx:

@@ -8,7 +8,7 @@ from functools import cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from integration_assets.core.config import load_yaml
 
@@ -48,6 +48,13 @@ class Freshness(_Strict):
     source_warn_minutes: int = Field(gt=0)
     canonical_fail_minutes: int = Field(gt=0)
     canonical_warn_minutes: int = Field(gt=0)
+
+    @model_validator(mode="after")
+    def _warn_before_fail(self) -> Freshness:
+        for layer in ("source", "canonical"):
+            if getattr(self, f"{layer}_warn_minutes") >= getattr(self, f"{layer}_fail_minutes"):
+                raise ValueError(f"{layer}_warn_minutes must be below {layer}_fail_minutes (a warning comes first)")
+        return self
 
 
 class Health(_Strict):

@@ -1,4 +1,361 @@
-"""Connector health (being built)."""
+"""Connector health: the `ops/integration_health` asset and the checks that judge it against config.
 
-assets: list = []
-asset_checks: list = []
+The asset measures each system over the configured window (monitoring/metrics.py), reports the figures as
+numeric metadata (so the UI plots them) and appends them to `ops.integration_health` for dashboards. Its
+checks judge the figures that materialization stored (or, run alone, measure afresh): thresholds and
+severities come from data/monitoring.yaml, and every check lists its evidence, figure against threshold.
+"""
+
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from typing import Any
+
+from dagster import (
+    AssetCheckExecutionContext,
+    AssetCheckResult,
+    AssetChecksDefinition,
+    AssetCheckSeverity,
+    AssetExecutionContext,
+    AssetKey,
+    AssetsDefinition,
+    DagsterInstance,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+    asset_check,
+)
+
+from integration_assets.monitoring.config import Health, load_monitoring
+from integration_assets.monitoring.credentials import credential_statuses
+from integration_assets.monitoring.evidence import check_result, markdown_table
+from integration_assets.monitoring.metrics import (
+    SYSTEMS,
+    SystemHealth,
+    failed_calls_since_success,
+    measure,
+    record,
+    recorded,
+)
+from integration_assets.systems.billing.assets import assets as billing_assets
+from integration_assets.systems.crm.assets import assets as crm_assets
+from integration_assets.systems.support.assets import assets as support_assets
+
+__all__ = ["asset_checks", "assets", "integration_health"]
+
+HEALTH_KEY = AssetKey(["ops", "integration_health"])
+SOURCE_KEYS: dict[str, list[AssetKey]] = {
+    role: [key for source in sources for key in source.keys]
+    for role, sources in (("crm", crm_assets), ("billing", billing_assets), ("support", support_assets))
+}
+EVIDENCE_COLUMNS = ("id", "value", "threshold", "verdict")
+
+
+def last_successful_syncs(instance: DagsterInstance) -> dict[str, datetime | None]:
+    """Per system, the oldest of its streams' latest materializations: every stream had synced by then."""
+    found: dict[str, datetime | None] = {}
+    for role, keys in SOURCE_KEYS.items():
+        latest = instance.get_latest_materialization_events(keys)
+        stamps = [event.timestamp for event in latest.values() if event is not None]
+        complete = len(stamps) == len(keys) and stamps
+        found[role] = datetime.fromtimestamp(min(stamps), UTC) if complete else None
+    return found
+
+
+def _numbers(health: SystemHealth, now: datetime) -> dict[str, float | int | None]:
+    synced = health.last_successful_sync_at
+    numbers: dict[str, float | int | None] = {
+        "calls": health.calls,
+        "success_rate": health.success_rate,
+        "failed_calls": health.failed_calls,
+        "latency_p50_ms": health.latency_p50_ms,
+        "latency_p95_ms": health.latency_p95_ms,
+        "retries": health.retries,
+        "rate_limited_429s": health.rate_limited,
+        "consecutive_failures": health.consecutive_failures,
+        "review_open": health.review_open,
+        "outbox_pending": health.outbox_pending,
+        "minutes_since_sync": round((now - synced).total_seconds() / 60, 1) if synced else None,
+    }
+    numbers.update({f"review_open_{reason}": n for reason, n in health.review_open_by_reason.items()})
+    return numbers
+
+
+@asset(
+    key=HEALTH_KEY,
+    group_name="monitoring",
+    kinds={"python"},
+    required_resource_keys={"warehouse"},
+    description="Per system (crm, billing, support), over the window of `health.window_minutes` in "
+    "data/monitoring.yaml: calls, success rate, p50/p95 latency, failed calls, retries and 429s from "
+    "`ops.api_calls`; open review items by reason; pending outbox items; the last successful sync. Appended "
+    "to `ops.integration_health` (one row per system and materialization) for dashboards.",
+)
+def integration_health(context: AssetExecutionContext) -> MaterializeResult:
+    config = load_monitoring()
+    warehouse = context.resources.warehouse.open()
+    now = datetime.now(UTC)
+    measured = measure(
+        warehouse,
+        config.health,
+        now=now,
+        run_id=context.run.run_id,
+        last_syncs=last_successful_syncs(context.instance),
+    )
+    record(warehouse, measured)
+    metadata: dict[str, Any] = {"window_minutes": config.health.window_minutes}
+    rows = []
+    for health in measured:
+        numbers = _numbers(health, now)
+        metadata.update({f"{health.system}_{name}": value for name, value in numbers.items() if value is not None})
+        rows.append({"system": health.system, **numbers})
+    columns = ["system", "calls", "success_rate", "latency_p95_ms", "retries", "rate_limited_429s", "review_open"]
+    metadata["systems"] = MetadataValue.md(markdown_table(rows, [*columns, "minutes_since_sync"], len(rows)))
+    return MaterializeResult(metadata=metadata)
+
+
+def _figures(context: AssetCheckExecutionContext) -> dict[str, SystemHealth]:
+    """What this run's materialization recorded; measured now when the check runs without it."""
+    warehouse = context.resources.warehouse.open()
+    found = recorded(warehouse, context.run.run_id)
+    if not found:
+        found = measure(warehouse, load_monitoring().health, now=datetime.now(UTC), run_id=context.run.run_id)
+    return {health.system: health for health in found}
+
+
+def _verdict(ok: bool) -> str:
+    return "ok" if ok else "breached"
+
+
+def _counts(health: SystemHealth) -> dict[str, int | float]:
+    numbers = {
+        "calls": health.calls,
+        "failed_calls": health.failed_calls,
+        "success_rate": health.success_rate,
+        "latency_p95_ms": health.latency_p95_ms,
+        "retry_share": health.retry_share,
+        "rate_limited_share": health.rate_limited_share,
+    }
+    return {name: value for name, value in numbers.items() if value is not None}
+
+
+def judge_connector_health(health: SystemHealth, limits: Health) -> AssetCheckResult:
+    """Success rate, p95 latency, retry share and 429 share against their thresholds."""
+    figures = [
+        ("success_rate", health.success_rate, f">= {limits.success_rate_min}", lambda v: v >= limits.success_rate_min),
+        (
+            "latency_p95_ms",
+            health.latency_p95_ms,
+            f"<= {limits.p95_latency_ms_max}",
+            lambda v: v <= limits.p95_latency_ms_max,
+        ),
+        ("retry_share", health.retry_share, f"<= {limits.retry_share_max}", lambda v: v <= limits.retry_share_max),
+        (
+            "rate_limited_share",
+            health.rate_limited_share,
+            f"<= {limits.rate_limited_share_max}",
+            lambda v: v <= limits.rate_limited_share_max,
+        ),
+    ]
+    evidence = [
+        {"id": name, "value": value, "threshold": threshold, "verdict": _verdict(value is None or within(value))}
+        for name, value, threshold, within in figures
+    ]
+    evidence.insert(0, {"id": "calls", "value": health.calls, "threshold": f">= {limits.min_calls} to judge"})
+    window = f"the last {health.window_minutes} minutes"
+    extra = {"evidence": MetadataValue.md(markdown_table(evidence, EVIDENCE_COLUMNS, len(evidence)))}
+    if health.calls < limits.min_calls:
+        return check_result(
+            passed=True,
+            system=health.system,
+            summary=f"{health.system}: {health.calls} calls in {window}, fewer than {limits.min_calls}: "
+            "not enough evidence to judge rates",
+            next_action="",
+            counts=_counts(health),
+            extra=extra,
+        )
+    breached = [row for row in evidence if row.get("verdict") == "breached"]
+    summary = (
+        f"{health.system}: " + ", ".join(f"{row['id']} {row['value']} (want {row['threshold']})" for row in breached)
+        if breached
+        else f"{health.system}: {health.calls} calls in {window}, every figure within its threshold"
+    )
+    return check_result(
+        passed=not breached,
+        system=health.system,
+        summary=summary,
+        next_action="look at the failed calls of ops.api_calls by error_category and endpoint; a rising 429 share "
+        "means the request budget is too high for the vendor's limit",
+        records=breached,
+        columns=EVIDENCE_COLUMNS,
+        counts=_counts(health),
+        severity=AssetCheckSeverity.WARN,
+        extra=extra,
+    )
+
+
+def judge_downtime(health: SystemHealth, limits: Health, failed_calls: list[dict[str, Any]]) -> AssetCheckResult:
+    """Down: the last `down_after_failures` calls all failed, none succeeding since. Judged on any number of calls."""
+    down = health.consecutive_failures >= limits.down_after_failures
+    evidence = [
+        {"id": "consecutive_failures", "value": health.consecutive_failures},
+        {"id": "down_after_failures", "value": limits.down_after_failures},
+        {"id": "failing_since", "value": health.failing_since},
+        {"id": "last_successful_call_at", "value": health.last_successful_call_at},
+        {"id": "last_call_at", "value": health.last_call_at},
+    ]
+    if down:
+        summary = (
+            f"{health.system} is down: {health.consecutive_failures} calls failed in a row since "
+            f"{health.failing_since}, none succeeded since (threshold {limits.down_after_failures})"
+        )
+    elif health.last_call_at is None:
+        summary = f"{health.system}: no call recorded yet"
+    else:
+        summary = f"{health.system}: up, {health.consecutive_failures} failed calls since the last success"
+    columns = ("request_id", "called_at", "method", "endpoint", "status", "attempt", "error_category")
+    return check_result(
+        passed=not down,
+        system=health.system,
+        summary=summary,
+        next_action="check the vendor's status page and the credentials; syncs resume from their cursors once "
+        "it answers again",
+        records=failed_calls if down else [],
+        columns=columns,
+        counts={"consecutive_failures": health.consecutive_failures, "down_after_failures": limits.down_after_failures},
+        severity=AssetCheckSeverity.ERROR,
+        extra={
+            "evidence": MetadataValue.md(markdown_table(evidence, ("id", "value"), len(evidence))),
+            "alert_severity": "CRITICAL",
+        },
+        id_column="request_id",
+    )
+
+
+def judge_traffic(health: SystemHealth, limits: Health) -> AssetCheckResult:
+    """A drop: calls in the window below `traffic_drop_share` of the window before, when that one was busy."""
+    floor = limits.traffic_drop_share * health.previous_window_calls
+    evidence = [
+        {"id": "calls", "value": health.calls, "threshold": f">= {floor:g}"},
+        {"id": "previous_window_calls", "value": health.previous_window_calls, "threshold": f">= {limits.min_calls}"},
+    ]
+    extra = {"evidence": MetadataValue.md(markdown_table(evidence, EVIDENCE_COLUMNS, len(evidence)))}
+    counts = {"calls": health.calls, "previous_window_calls": health.previous_window_calls}
+    if health.previous_window_calls < limits.min_calls:
+        return check_result(
+            passed=True,
+            system=health.system,
+            summary=f"{health.system}: {health.previous_window_calls} calls in the window before, fewer than "
+            f"{limits.min_calls}: not enough evidence to judge a drop",
+            next_action="",
+            counts=counts,
+            extra=extra,
+        )
+    dropped = health.calls < floor
+    verb = "dropped to" if dropped else "at"
+    return check_result(
+        passed=not dropped,
+        system=health.system,
+        summary=f"{health.system}: traffic {verb} {health.calls} calls from {health.previous_window_calls} in the "
+        f"window before (a drop is below {limits.traffic_drop_share:.0%})",
+        next_action="see whether the scheduled syncs still run (schedules, run queue) and whether the vendor "
+        "answers; a paused schedule or a stuck run stops traffic",
+        records=[{**row, "verdict": "breached"} for row in evidence[:1]] if dropped else [],
+        columns=EVIDENCE_COLUMNS,
+        counts=counts,
+        severity=AssetCheckSeverity.WARN,
+        extra=extra,
+    )
+
+
+def judge_credentials(today: date) -> AssetCheckResult:
+    """A warning `warn_days` before a configured expiry date; an error once it has come."""
+    config = load_monitoring().credentials
+    statuses = credential_statuses(config, today)
+    at_fault = [s for s in statuses if s.state != "valid"]
+    expired = [s for s in at_fault if s.expired]
+    evidence = [s.as_record() for s in statuses]
+    if not statuses:
+        summary = "no credential expiry configured (credentials.expires_on in data/monitoring.yaml)"
+    elif at_fault:
+        summary = "; ".join(
+            f"{s.system} credential expired on {s.expires_on}"
+            if s.expired
+            else f"{s.system} credential expires on {s.expires_on}, in {s.days_left} days"
+            for s in at_fault
+        )
+    else:
+        summary = f"every configured credential is valid for more than {config.warn_days} days"
+    soonest = min((s.days_left for s in statuses), default=None)
+    return check_result(
+        passed=not at_fault,
+        system=", ".join(s.system for s in at_fault) or "all",
+        summary=summary,
+        next_action="issue a new key or token in the vendor's admin console, set it in the environment and update "
+        "credentials.expires_on in data/monitoring.yaml",
+        records=[s.as_record() for s in at_fault],
+        columns=("id", "vendor", "expires_on", "days_left", "warn_days", "state"),
+        counts={"credentials_expiring": len(at_fault) - len(expired), "credentials_expired": len(expired)}
+        | ({"days_left_min": soonest} if soonest is not None else {}),
+        severity=AssetCheckSeverity.ERROR if expired else AssetCheckSeverity.WARN,
+        extra={
+            "evidence": MetadataValue.md(
+                markdown_table(evidence, ("id", "vendor", "expires_on", "days_left", "warn_days", "state"), 10)
+            )
+        },
+    )
+
+
+def _system_check(
+    name: str, role: str, description: str, judge: Callable[..., AssetCheckResult]
+) -> AssetChecksDefinition:
+    @asset_check(
+        asset=HEALTH_KEY,
+        name=f"{name}_{role}",
+        required_resource_keys={"warehouse"},
+        description=description,
+        blocking=False,
+    )
+    def system_check(context: AssetCheckExecutionContext) -> AssetCheckResult:
+        limits = load_monitoring().health
+        health = _figures(context)[role]
+        if name == "downtime":
+            warehouse = context.resources.warehouse.open()
+            return judge(health, limits, failed_calls_since_success(warehouse, role, limits.down_after_failures * 4))
+        return judge(health, limits)
+
+    return system_check
+
+
+@asset_check(
+    asset=HEALTH_KEY,
+    name="credential_expiry",
+    description="A warning `credentials.warn_days` before a key or token expires (`credentials.expires_on` in "
+    "data/monitoring.yaml), an error once it has.",
+    blocking=False,
+)
+def credential_expiry() -> AssetCheckResult:
+    return judge_credentials(datetime.now(UTC).date())
+
+
+DESCRIPTIONS = {
+    "connector_health": (
+        "Success rate, p95 latency, retry share and 429 share over the window, against thresholds "
+        "in data/monitoring.yaml; passes with a note when too few calls were made to judge.",
+        judge_connector_health,
+    ),
+    "downtime": (
+        "The last `down_after_failures` calls failed and none succeeded since: the vendor is down.",
+        judge_downtime,
+    ),
+    "traffic": (
+        "Calls in the window fell below `traffic_drop_share` of the window before (when that one had at "
+        "least `min_calls`).",
+        judge_traffic,
+    ),
+}
+
+assets: list[AssetsDefinition] = [integration_health]
+asset_checks: list[AssetChecksDefinition] = [
+    *(_system_check(name, role, text, judge) for name, (text, judge) in DESCRIPTIONS.items() for role in SYSTEMS),
+    credential_expiry,
+]

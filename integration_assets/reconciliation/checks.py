@@ -1,3 +1,16 @@
-"""Reconciliation asset checks (being built)."""
+"""Every reconciliation asset check, for definitions.py: cross-system agreement, record by record.
 
-asset_checks: list = []
+| check | attached to | what it compares |
+|---|---|---|
+| `won_deals_invoiced` | canonical/deals | won deals ↔ invoices (none after the grace period, amount, currency) |
+| `invoices_paid_by_payments` | canonical/payments | invoices ↔ charges (paid but short, overpaid, no invoice) |
+| `customer_master_agrees` | canonical/customers | names, emails, phones in non-owning systems ↔ the owner's value |
+| `tickets_known_people` | canonical/tickets | ticket requester and organization ↔ CRM contacts and clients |
+| `complete_against_vendor` | each source asset | the vendor's count of live records ↔ live rows in its raw table |
+"""
+
+from integration_assets.reconciliation import billing, completeness, customers, tickets
+
+__all__ = ["asset_checks"]
+
+asset_checks = [*billing.asset_checks, *customers.asset_checks, *tickets.asset_checks, *completeness.asset_checks]

@@ -1,0 +1,351 @@
+"""Alerts: one notice when a problem opens, silence while it stays open, one notice when it clears.
+
+A problem is identified by what failed, not by how it failed: `check:<asset>:<check>` for an asset check,
+`run:<job>` for a job. Each episode of a problem (open → resolved) is one row of `ops.alerts`, written from
+the same structured evidence the check or run already carries, so the alert says what the UI says.
+
+Why it is shaped this way:
+
+- Every observation carries the event log storage id it came from. A problem remembers the last id it
+  applied (`last_event_id`), so processing the same evaluation twice (a sensor tick that crashed after
+  writing and before saving its cursor) changes nothing.
+- Each notice keeps its delivery state per sink (`open_delivery`, `resolved_delivery`). A sink that got
+  the notice is never sent it again; one that failed stays `pending` and is retried on the next tick.
+- Everything that reaches the table, and hence a sink, went through `redact`: no secret or raw email.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime
+from typing import Any, Literal
+
+from integration_assets.core.redact import redact
+from integration_assets.core.warehouse import Transaction, Warehouse
+
+__all__ = [
+    "ALERTS_COLUMNS",
+    "ALERTS_TABLE",
+    "Alert",
+    "Applied",
+    "Notice",
+    "Observation",
+    "Severity",
+    "apply_observations",
+    "ensure_alerts_table",
+    "load_alerts",
+    "pending_notices",
+    "problem_key_for_check",
+    "problem_key_for_job",
+    "redacted",
+    "save_delivery",
+]
+
+Severity = Literal["WARNING", "CRITICAL"]
+Status = Literal["open", "resolved"]
+NoticeKind = Literal["opened", "resolved"]
+
+ALERTS_TABLE = "ops.alerts"
+ALERTS_COLUMNS: dict[str, str] = {
+    "id": "TEXT NOT NULL",
+    "problem_key": "TEXT NOT NULL",
+    "kind": "TEXT NOT NULL",  # check | run
+    "family": "TEXT NOT NULL",  # which sensor watches it: drift, missing_records, …, checks, runs
+    "status": "TEXT NOT NULL",  # open | resolved
+    "severity": "TEXT NOT NULL",  # WARNING | CRITICAL
+    "system": "TEXT",
+    "asset": "TEXT",
+    "check_name": "TEXT",
+    "job": "TEXT",
+    "summary": "TEXT NOT NULL",
+    "evidence": "JSON NOT NULL",
+    "next_action": "TEXT NOT NULL",
+    "owner": "TEXT NOT NULL",
+    "opened_at": "TIMESTAMPTZ NOT NULL",
+    "resolved_at": "TIMESTAMPTZ",
+    "last_seen_at": "TIMESTAMPTZ NOT NULL",
+    "opened_run_id": "TEXT",
+    "resolved_run_id": "TEXT",
+    "last_event_id": "BIGINT NOT NULL",
+    "open_delivery": "JSON NOT NULL",  # sink name → {"status": pending|delivered|dropped, "attempts", …}
+    "resolved_delivery": "JSON",
+    "pending": "BOOLEAN NOT NULL DEFAULT FALSE",  # some notice still waits for a sink
+}
+_LOCK_KEY = 0x0A1E_27ED  # one writer of ops.alerts at a time on PostgreSQL (DuckDB has its file lock)
+
+
+def problem_key_for_check(asset: str, check_name: str) -> str:
+    return f"check:{asset}:{check_name}"
+
+
+def problem_key_for_job(job: str) -> str:
+    return f"run:{job}"
+
+
+def redacted(value: Any) -> Any:
+    """Every string inside `value` passed through `redact`, structure kept."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, Mapping):
+        return {str(k): redacted(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redacted(v) for v in value]
+    return value
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One evaluation of a problem: failing or passing, with the evidence to alert on when failing."""
+
+    problem_key: str
+    kind: Literal["check", "run"]
+    family: str
+    failing: bool
+    event_id: int  # event log storage id: orders observations and makes re-processing a no-op
+    at: datetime
+    run_id: str | None
+    severity: Severity = "CRITICAL"
+    system: str | None = None
+    asset: str | None = None
+    check_name: str | None = None
+    job: str | None = None
+    summary: str = ""
+    evidence: Mapping[str, Any] = field(default_factory=dict)
+    next_action: str = ""
+    owner: str = ""
+
+
+@dataclass(frozen=True)
+class Alert:
+    """One episode of a problem, as stored in `ops.alerts` and sent to sinks."""
+
+    id: str
+    problem_key: str
+    kind: str
+    family: str
+    status: Status
+    severity: Severity
+    system: str | None
+    asset: str | None
+    check_name: str | None
+    job: str | None
+    summary: str
+    evidence: Mapping[str, Any]
+    next_action: str
+    owner: str
+    opened_at: datetime
+    resolved_at: datetime | None
+    opened_run_id: str | None
+    resolved_run_id: str | None
+
+    @property
+    def where(self) -> str:
+        if self.kind == "check":
+            return f"{self.asset} · check {self.check_name}"
+        return f"job {self.job}"
+
+    def payload(self, notice: NoticeKind) -> dict[str, Any]:
+        """What a sink receives: the whole alert, times as ISO 8601, redacted once more for safety."""
+        data = asdict(self)
+        data["opened_at"] = self.opened_at.isoformat()
+        data["resolved_at"] = self.resolved_at.isoformat() if self.resolved_at else None
+        data["evidence"] = dict(self.evidence)
+        return redacted({"notice": notice, "where": self.where, **data})
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A notice (opened or resolved) of one alert that some sinks still have to receive."""
+
+    alert: Alert
+    kind: NoticeKind
+    delivery: Mapping[str, Mapping[str, Any]]
+
+    def pending_sinks(self) -> list[str]:
+        return [name for name, state in self.delivery.items() if state.get("status") == "pending"]
+
+
+@dataclass
+class Applied:
+    """What one batch of observations changed."""
+
+    opened: list[Alert] = field(default_factory=list)
+    resolved: list[Alert] = field(default_factory=list)
+    unchanged: int = 0
+
+
+def ensure_alerts_table(warehouse: Warehouse) -> None:
+    warehouse.ensure_table(ALERTS_TABLE, ALERTS_COLUMNS, primary_key=["id"])
+
+
+def _lock(tx: Transaction) -> None:
+    if tx.backend == "postgres":
+        tx.execute("SELECT pg_advisory_xact_lock(?)", [_LOCK_KEY])
+
+
+def _rows(tx: Transaction, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+    rows = tx.execute(sql, list(params))
+    return [dict(zip(tx.last_columns, row, strict=True)) for row in rows]
+
+
+def _json(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def _alert(row: Mapping[str, Any]) -> Alert:
+    names = Alert.__dataclass_fields__
+    return Alert(**{name: (_json(row[name]) if name == "evidence" else row[name]) for name in names})
+
+
+def _latest_per_problem(observations: Iterable[Observation]) -> list[Observation]:
+    """The latest evaluation decides: of several in one batch, only the newest per problem counts."""
+    latest: dict[str, Observation] = {}
+    for observation in observations:
+        kept = latest.get(observation.problem_key)
+        if kept is None or observation.event_id > kept.event_id:
+            latest[observation.problem_key] = observation
+    return sorted(latest.values(), key=lambda o: o.event_id)
+
+
+def _pending(sinks: Sequence[str]) -> dict[str, dict[str, Any]]:
+    return {name: {"status": "pending", "attempts": 0} for name in sinks}
+
+
+def apply_observations(warehouse: Warehouse, observations: Iterable[Observation], sinks: Sequence[str]) -> Applied:
+    """Opens, keeps or resolves each problem's episode; new notices wait for the given sinks.
+
+    One transaction: either the whole batch is recorded or none of it, and a repeated batch is a no-op.
+    """
+    applied = Applied()
+    batch = _latest_per_problem(observations)
+    if not batch:
+        return applied
+    with warehouse.transaction() as tx:
+        _lock(tx)
+        for observation in batch:
+            latest = _rows(
+                tx,
+                f"SELECT * FROM {ALERTS_TABLE} WHERE problem_key = ? ORDER BY last_event_id DESC LIMIT 1",
+                [observation.problem_key],
+            )
+            episode = latest[0] if latest else None
+            is_open = episode is not None and episode["status"] == "open"
+            if episode is not None and episode["last_event_id"] >= observation.event_id:
+                applied.unchanged += 1  # seen already: re-processing changes nothing
+            elif observation.failing and not is_open:
+                applied.opened.append(_open(tx, observation, sinks))
+            elif observation.failing:  # still open: remembered, not announced again
+                tx.execute(
+                    f"UPDATE {ALERTS_TABLE} SET last_event_id = ?, last_seen_at = ? WHERE id = ?",
+                    [observation.event_id, observation.at, episode["id"]],
+                )
+                applied.unchanged += 1
+            elif is_open:
+                applied.resolved.append(_resolve(tx, episode, observation, sinks))
+            else:
+                applied.unchanged += 1  # passing, nothing open
+    return applied
+
+
+def _open(tx: Transaction, observation: Observation, sinks: Sequence[str]) -> Alert:
+    alert_id = hashlib.sha256(f"{observation.problem_key}@{observation.event_id}".encode()).hexdigest()[:20]
+    alert = Alert(
+        id=alert_id,
+        problem_key=observation.problem_key,
+        kind=observation.kind,
+        family=observation.family,
+        status="open",
+        severity=observation.severity,
+        system=observation.system,
+        asset=observation.asset,
+        check_name=observation.check_name,
+        job=observation.job,
+        summary=redact(observation.summary),
+        evidence=redacted(dict(observation.evidence)),
+        next_action=redact(observation.next_action),
+        owner=observation.owner,
+        opened_at=observation.at,
+        resolved_at=None,
+        opened_run_id=observation.run_id,
+        resolved_run_id=None,
+    )
+    row = asdict(alert)
+    row.update(
+        evidence=dict(alert.evidence),
+        last_seen_at=observation.at,
+        last_event_id=observation.event_id,
+        open_delivery=_pending(sinks),
+        resolved_delivery=None,
+        pending=bool(sinks),
+    )
+    tx.append(ALERTS_TABLE, [row])
+    return alert
+
+
+def _resolve(tx: Transaction, episode: Mapping[str, Any], observation: Observation, sinks: Sequence[str]) -> Alert:
+    resolved_delivery = _pending(sinks)
+    tx.execute(
+        f"UPDATE {ALERTS_TABLE} SET status = 'resolved', resolved_at = ?, resolved_run_id = ?, last_event_id = ?, "
+        "last_seen_at = ?, resolved_delivery = ?, pending = ? WHERE id = ?",
+        [
+            observation.at,
+            observation.run_id,
+            observation.event_id,
+            observation.at,
+            json.dumps(resolved_delivery),
+            bool(sinks) or _has_pending(_json(episode["open_delivery"])),
+            episode["id"],
+        ],
+    )
+    return replace(_alert(episode), status="resolved", resolved_at=observation.at, resolved_run_id=observation.run_id)
+
+
+def _has_pending(delivery: Mapping[str, Any] | None) -> bool:
+    return any(state.get("status") == "pending" for state in (delivery or {}).values())
+
+
+def pending_notices(warehouse: Warehouse, families: Sequence[str] | None = None) -> list[Notice]:
+    """Every notice some sink has not received yet (of `families`, or all), oldest first, an opening
+    before its recovery."""
+    where, params = "WHERE pending", []
+    if families is not None:
+        where += f" AND family IN ({', '.join('?' for _ in families)})" if families else " AND FALSE"
+        params = list(families)
+    with warehouse.transaction() as tx:
+        rows = _rows(tx, f"SELECT * FROM {ALERTS_TABLE} {where} ORDER BY opened_at, id", params)
+    notices: list[Notice] = []
+    for row in rows:
+        alert = _alert(row)
+        for kind, column in (("opened", "open_delivery"), ("resolved", "resolved_delivery")):
+            delivery = _json(row[column])
+            if _has_pending(delivery):
+                notices.append(Notice(alert, kind, delivery))
+    return notices
+
+
+def save_delivery(warehouse: Warehouse, notice: Notice, delivery: Mapping[str, Mapping[str, Any]]) -> None:
+    """Stores one notice's new delivery state; the row stays `pending` while any of its notices waits."""
+    column = "open_delivery" if notice.kind == "opened" else "resolved_delivery"
+    other = "resolved_delivery" if notice.kind == "opened" else "open_delivery"
+    with warehouse.transaction() as tx:
+        _lock(tx)
+        rows = _rows(tx, f"SELECT {other} FROM {ALERTS_TABLE} WHERE id = ?", [notice.alert.id])
+        still_pending = _has_pending(delivery) or bool(rows and _has_pending(_json(rows[0][other])))
+        tx.execute(
+            f"UPDATE {ALERTS_TABLE} SET {column} = ?, pending = ? WHERE id = ?",
+            [json.dumps(delivery, default=str), still_pending, notice.alert.id],
+        )
+
+
+def load_alerts(warehouse: Warehouse, problem_key: str | None = None) -> list[dict[str, Any]]:
+    """Rows of `ops.alerts` (all, or one problem's episodes), oldest first: for tests and operators."""
+    where, params = ("WHERE problem_key = ?", [problem_key]) if problem_key else ("", [])
+    with warehouse.transaction() as tx:
+        rows = _rows(tx, f"SELECT * FROM {ALERTS_TABLE} {where} ORDER BY opened_at, id", params)
+    for row in rows:
+        for name in ("evidence", "open_delivery", "resolved_delivery"):
+            row[name] = _json(row[name])
+    return rows

@@ -1,0 +1,188 @@
+"""Drift: the vendor's shape against the raw contract, with a readable diff.
+
+The shape is the `dagster/column_schema` each source materialization reports (payload field → JSON types of
+the records fetched that run). A promised field that is gone, or arrives with a type the contract does not
+allow, fails at ERROR: the canonical layer cannot read it. A field the contract does not know and no earlier
+shape had fails at WARN, once: the next shape already knows it. A run that fetched nothing says nothing about
+the shape, so the last shape that was observed keeps being judged.
+"""
+
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
+from functools import cache
+
+from dagster import (
+    AssetCheckExecutionContext,
+    AssetCheckResult,
+    AssetChecksDefinition,
+    AssetCheckSeverity,
+    MetadataValue,
+    TableSchemaMetadataValue,
+    asset_check,
+)
+
+from integration_assets.canonical.raw_contracts import contract_model
+from integration_assets.monitoring.config import load_monitoring
+from integration_assets.monitoring.evidence import check_result
+from integration_assets.monitoring.history import Materialization, materializations
+from integration_assets.monitoring.targets import RAW_STREAMS, RawStream
+
+__all__ = ["Change", "build_drift_check", "drift_checks", "promised_fields", "shape_changes", "shape_of"]
+
+Shape = dict[str, frozenset[str]]  # payload path → JSON types observed
+
+# contract kinds (raw_contracts `promised`) → the JSON types that satisfy them
+JSON_TYPES_OF_KIND: dict[str, frozenset[str]] = {
+    "str": frozenset({"string"}),
+    "int": frozenset({"integer"}),
+    "number": frozenset({"integer", "number"}),
+    "bool": frozenset({"boolean"}),
+    "dict": frozenset({"object"}),
+    "list": frozenset({"array"}),
+    "null": frozenset({"null"}),
+}
+COLUMNS = ("field", "change", "promised_or_before", "observed")
+
+
+@dataclass(frozen=True)
+class Change:
+    field: str
+    change: str  # removed | retyped | new
+    promised_or_before: str  # the contract's kinds (removed, retyped); empty for a new field
+    observed: str  # JSON types now seen; empty for a removed field
+
+
+@cache
+def promised_fields(system: str, object_type: str) -> dict[str, str]:
+    """Payload path → the kinds the contract promises there (e.g. `properties.phone` → `str|null`)."""
+    model, columns = contract_model(system, object_type)
+    promised: dict[str, str] = {}
+    for name, column in model.to_schema().columns.items():
+        for check in column.checks:
+            if check.name == "promised":
+                promised[columns[name]] = check.statistics["kinds"]
+    return promised
+
+
+def _allowed(kinds: str) -> frozenset[str]:
+    return frozenset().union(*(JSON_TYPES_OF_KIND[kind] for kind in kinds.split("|")))
+
+
+def _types(types: Iterable[str]) -> str:
+    return " | ".join(sorted(types))
+
+
+def shape_of(materialization: Materialization) -> Shape | None:
+    """The shape a materialization observed, or None when it fetched no live records (the shape is unknown:
+    deletion tombstones carry no shape, so a run that fetched only those has none)."""
+    schema = materialization.metadata.get("dagster/column_schema")
+    if not isinstance(schema, TableSchemaMetadataValue) or not materialization.number("fetched"):
+        return None
+    if not schema.schema.columns:
+        return None
+    return {
+        column.name: frozenset(kind.strip() for kind in column.type.split("|") if kind.strip())
+        for column in schema.schema.columns
+    }
+
+
+def shape_changes(promised: Mapping[str, str], shape: Shape, earlier: Iterable[Shape]) -> list[Change]:
+    """Promised fields removed or retyped, then fields neither promised nor seen in any earlier shape.
+
+    With no earlier shape there is nothing to be new against: the first shape is the baseline. Fields that
+    disappear but were never promised are not drift (they may have been a drift that is now undone).
+    """
+    changes: list[Change] = []
+    for path, kinds in promised.items():
+        if path not in shape:
+            changes.append(Change(path, "removed", kinds, ""))
+        elif shape[path] - _allowed(kinds):
+            changes.append(Change(path, "retyped", kinds, _types(shape[path])))
+    earlier = list(earlier)
+    if earlier:
+        known = set().union(*earlier)
+        for path in sorted(shape.keys() - known - promised.keys()):
+            changes.append(Change(path, "new", "", _types(shape[path])))
+    return changes
+
+
+def _known_shapes(context: AssetCheckExecutionContext, stream: RawStream, wanted: int) -> list[tuple[str, Shape]]:
+    """Up to `wanted` observed shapes (run id, shape), newest first; runs that fetched nothing are skipped."""
+    found: list[tuple[str, Shape]] = []
+    for materialization in materializations(context.instance, stream.key):
+        shape = shape_of(materialization)
+        if shape is not None:
+            found.append((materialization.run_id, shape))
+            if len(found) >= wanted:
+                break
+    return found
+
+
+def _summary(stream: RawStream, changes: list[Change]) -> str:
+    if not changes:
+        return f"{stream.name}: the vendor's shape keeps the raw contract; no new fields"
+    by_kind = {kind: sum(1 for c in changes if c.change == kind) for kind in ("removed", "retyped", "new")}
+    listed = "; ".join(f"{c.field} {c.change}" for c in changes)
+    return (
+        f"{stream.name}: {by_kind['removed']} promised field(s) removed, {by_kind['retyped']} retyped, "
+        f"{by_kind['new']} new since the previous shape ({listed})"
+    )
+
+
+def build_drift_check(stream: RawStream) -> AssetChecksDefinition:
+    @asset_check(
+        asset=stream.key,
+        name="drift",
+        blocking=False,
+        description=f"The shape {stream.name} arrives in (fields and JSON types) against its raw contract in "
+        f"`systems/{stream.system}/contracts.py`: promised fields removed or retyped (ERROR), fields new since "
+        "the previous shape (WARN, once). Runs that fetched nothing keep the last known shape's verdict.",
+    )
+    def drift(context: AssetCheckExecutionContext) -> AssetCheckResult:
+        history_runs = load_monitoring().drift.history_runs
+        shapes = _known_shapes(context, stream, wanted=1 + history_runs)
+        if not shapes:
+            return check_result(
+                passed=True,
+                system=stream.system,
+                summary=f"{stream.name}: no records fetched yet, so no shape to judge",
+                next_action="",
+                counts={"fields_removed": 0, "fields_retyped": 0, "fields_new": 0, "fields_observed": 0},
+            )
+        (run_id, shape), earlier = shapes[0], [s for _, s in shapes[1:]]
+        changes = shape_changes(promised_fields(stream.system, stream.object_type), shape, earlier)
+        breaking = [c for c in changes if c.change != "new"]
+        return check_result(
+            passed=not changes,
+            system=stream.system,
+            summary=_summary(stream, changes),
+            next_action=(
+                f"Check the vendor's changelog for {stream.object_type}; if the change is intended, update "
+                f"`systems/{stream.system}/contracts.py` and `data/field_dictionary.yaml` (records breaking the "
+                "contract wait in the review queue until then)"
+                if breaking
+                else f"Review the new fields of {stream.object_type}; map them in `data/field_dictionary.yaml` "
+                "if they are needed (this warning is raised once)"
+            ),
+            records=[asdict(c) for c in changes],
+            columns=COLUMNS,
+            id_column="field",
+            severity=AssetCheckSeverity.ERROR if breaking else AssetCheckSeverity.WARN,
+            counts={
+                "fields_removed": sum(1 for c in changes if c.change == "removed"),
+                "fields_retyped": sum(1 for c in changes if c.change == "retyped"),
+                "fields_new": sum(1 for c in changes if c.change == "new"),
+                "fields_observed": len(shape),
+            },
+            extra={
+                "changes": MetadataValue.json([asdict(c) for c in changes]),
+                "shape_run_id": MetadataValue.text(run_id),
+                "shapes_compared": len(earlier),
+            },
+        )
+
+    return drift
+
+
+def drift_checks() -> list[AssetChecksDefinition]:
+    return [build_drift_check(stream) for stream in RAW_STREAMS]

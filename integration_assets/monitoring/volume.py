@@ -1,0 +1,78 @@
+"""Volume: live rows of a raw table against the median of its last N materializations.
+
+A vendor that suddenly lists far fewer records (an expired scope, a filter changed on their side, a mass
+deletion) shows here before anyone misses a customer. The median resists one odd run; zero is always wrong.
+"""
+
+from statistics import median
+
+from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetChecksDefinition, asset_check
+
+from integration_assets.monitoring.config import load_monitoring
+from integration_assets.monitoring.evidence import check_result
+from integration_assets.monitoring.history import materializations
+from integration_assets.monitoring.targets import RAW_STREAMS, RawStream
+
+__all__ = ["LIVE_ROWS", "build_volume_check", "judge_volume", "volume_checks"]
+
+LIVE_ROWS = "live_rows"  # numeric metadata of every source materialization: rows not deleted at the source
+
+
+def judge_volume(current: float, history: list[float], drop_share: float) -> tuple[bool, str]:
+    """(passed, why) for live rows now against earlier counts (newest first)."""
+    if current <= 0:
+        return False, "no live rows"
+    if not history:
+        return True, "no earlier materialization to compare with"
+    usual = median(history)
+    if current < drop_share * usual:
+        return False, f"{current:g} live rows, below {drop_share:.0%} of the median {usual:g} of the last runs"
+    return True, f"{current:g} live rows against a median of {usual:g}"
+
+
+def build_volume_check(stream: RawStream) -> AssetChecksDefinition:
+    @asset_check(
+        asset=stream.key,
+        name="volume",
+        blocking=False,
+        description=f"Live rows of `{stream.table}` against the median of its last materializations (`drift."
+        "history_runs` in data/monitoring.yaml): zero, or a drop below `drift.volume_drop_share`, fails.",
+    )
+    def volume(context: AssetCheckExecutionContext) -> AssetCheckResult:
+        settings = load_monitoring().drift
+        counts: list[float] = []
+        for materialization in materializations(context.instance, stream.key):
+            live = materialization.number(LIVE_ROWS)
+            if live is not None:
+                counts.append(live)
+                if len(counts) > settings.history_runs:
+                    break
+        if not counts:
+            return check_result(
+                passed=True,
+                system=stream.system,
+                summary=f"{stream.name}: not materialized with a live row count yet",
+                next_action="",
+            )
+        current, history = counts[0], counts[1:]
+        passed, why = judge_volume(current, history, settings.volume_drop_share)
+        return check_result(
+            passed=passed,
+            system=stream.system,
+            summary=f"{stream.name}: {why}",
+            next_action=f"Compare the records {stream.system} lists for {stream.object_type} with the raw table "
+            f"`{stream.table}`: check the credential's scopes and the vendor's status before trusting the drop",
+            records=[] if passed else [{"id": stream.name, "live_rows": current, "median": median(history or [0])}],
+            columns=("id", "live_rows", "median"),
+            counts={
+                LIVE_ROWS: current,
+                "median_live_rows": median(history) if history else current,
+                "runs_compared": len(history),
+            },
+        )
+
+    return volume
+
+
+def volume_checks() -> list[AssetChecksDefinition]:
+    return [build_volume_check(stream) for stream in RAW_STREAMS]

@@ -1,0 +1,133 @@
+"""What every reconciliation check shares: the diff table's columns, record references and raw lookups.
+
+A reconciliation row names the record a person has to open (`system`, `object_type`, `id`: the vendor's own
+id, as the sandbox manifest and the review queue name it), the problem kind, the field, and both sides.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import pandas as pd
+from dagster import AssetCheckResult, AssetCheckSeverity, AssetKey
+
+from integration_assets.core.warehouse import Warehouse
+from integration_assets.mapping.dictionary import FieldDictionary, resolve_path
+from integration_assets.mapping.normalize import namespaced_id
+from integration_assets.monitoring.config import load_monitoring
+from integration_assets.monitoring.evidence import check_result
+
+__all__ = [
+    "DIFF_COLUMNS",
+    "Ref",
+    "canonical_key",
+    "diff_row",
+    "frame_rows",
+    "live_raw",
+    "outcome",
+    "raw_reference_ids",
+    "source_refs",
+    "vendor_id",
+]
+
+DIFF_COLUMNS = ("system", "object_type", "id", "problem", "field", "this_side", "other_side", "other_record")
+Ref = tuple[str, str, str]  # (system, object_type, vendor id)
+
+
+def canonical_key(entity: str) -> AssetKey:
+    return AssetKey(["canonical", entity])
+
+
+def vendor_id(canonical_id: Any) -> str:
+    """`billing:in_123` → `in_123`: the id the vendor (and the review queue) knows the record by."""
+    text = "" if canonical_id is None else str(canonical_id)
+    return text.split(":", 1)[1] if ":" in text else text
+
+
+def source_refs(source_records: Any) -> list[Ref]:
+    """`crm/companies/1, billing/customers/cus_2` (a canonical row's `source_records`) as references."""
+    refs: list[Ref] = []
+    for part in str(source_records or "").split(", "):
+        pieces = part.split("/", 2)
+        if len(pieces) == 3:
+            refs.append((pieces[0], pieces[1], pieces[2]))
+    return refs
+
+
+def diff_row(ref: Ref, problem: str, field: str, this_side: Any, other_side: Any, other: str = "") -> dict[str, Any]:
+    system, object_type, record_id = ref
+    return {
+        "system": system,
+        "object_type": object_type,
+        "id": record_id,
+        "problem": problem,
+        "field": field,
+        "this_side": "" if this_side is None else this_side,
+        "other_side": "" if other_side is None else other_side,
+        "other_record": other,
+    }
+
+
+def live_raw(warehouse: Warehouse, table: str) -> dict[str, dict]:
+    """Raw records not deleted at the source, id → payload (accepted or in review alike)."""
+    warehouse.ensure_raw_table(table)
+    return {rid: row["payload"] for rid, row in warehouse.raw_records(table).items() if not row["is_deleted"]}
+
+
+def raw_reference_ids(
+    dictionary: FieldDictionary, entity: str, field: str, system: str, payloads: Iterable[Mapping]
+) -> set[str]:
+    """Canonical ids a field points at, read from raw payloads through the dictionary's path for `system`.
+
+    Used where a record in review must still count (an invoice in review still bills its deal)."""
+    source = dictionary.entity(entity).field(field).sources[system]
+    found: set[str] = set()
+    for payload in payloads:
+        value = resolve_path(payload, source.path or "")
+        if value is None or isinstance(value, list | dict) or str(value).strip() == "":
+            continue
+        if not isinstance(value, str | int):
+            continue
+        found.add(namespaced_id(source.id_system or system, str(value).strip()))
+    return found
+
+
+def frame_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows with pandas' missing values (NaN, NaT, pd.NA) as None."""
+    return [{k: (None if _missing(v) else v) for k, v in row.items()} for row in frame.to_dict("records")]
+
+
+def _missing(value: Any) -> bool:
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def outcome(
+    *,
+    system: str,
+    rows: Sequence[Mapping[str, Any]],
+    kinds: Sequence[str],
+    ok_summary: str,
+    summary: str,
+    next_action: str,
+    severity: AssetCheckSeverity,
+    extra_counts: Mapping[str, int | float] | None = None,
+) -> AssetCheckResult:
+    """The check's result through `check_result`: every problem kind counted (zeros too, so plots are whole)."""
+    counts: dict[str, int | float] = {kind: sum(1 for r in rows if r["problem"] == kind) for kind in kinds}
+    counts.update(extra_counts or {})
+    found = ", ".join(f"{counts[k]} {k}" for k in kinds if counts[k])
+    return check_result(
+        passed=not rows,
+        system=system,
+        summary=ok_summary if not rows else f"{summary}: {found}." if found else f"{summary}.",
+        next_action=next_action,
+        records=rows,
+        columns=DIFF_COLUMNS,
+        counts=counts,
+        limit=load_monitoring().reconciliation.sample_rows,
+        severity=severity,
+    )

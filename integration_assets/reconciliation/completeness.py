@@ -1,0 +1,132 @@
+"""Completeness: the vendor's own count of live records against the live rows loaded into each raw table.
+
+One check per source asset. Each system's `totals.py` (in `systems/<role>/`) asks its vendor read-only:
+HubSpot and Zendesk answer a count in one call; Stripe has no count, so its ids are listed, which also names
+the exact records missing or extra. With a count only, a missing record and an extra one in the same stream
+cancel out; a full refresh of the asset reloads the stream either way.
+"""
+
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
+
+from dagster import (
+    AssetCheckExecutionContext,
+    AssetCheckResult,
+    AssetChecksDefinition,
+    AssetCheckSeverity,
+    AssetKey,
+    asset_check,
+)
+
+from integration_assets.core.source_asset import STEP_RETRY
+from integration_assets.core.sync import Stream, table_of
+from integration_assets.core.warehouse import Warehouse
+from integration_assets.reconciliation.common import outcome
+from integration_assets.systems.billing import streams as billing_streams
+from integration_assets.systems.billing import totals as billing_totals
+from integration_assets.systems.crm import streams as crm_streams
+from integration_assets.systems.crm import totals as crm_totals
+from integration_assets.systems.support import streams as support_streams
+from integration_assets.systems.support import totals as support_totals
+
+__all__ = ["asset_checks", "completeness_problems"]
+
+KINDS = ("missing_records", "extra_records")
+SYSTEMS: tuple[tuple[ModuleType, ModuleType], ...] = (
+    (crm_streams, crm_totals),
+    (billing_streams, billing_totals),
+    (support_streams, support_totals),
+)
+Totals = Callable[[Any, str], tuple[int, frozenset[str] | None]]
+
+
+def completeness_problems(
+    stream: Stream, vendor_total: int, vendor_ids: frozenset[str] | None, loaded_ids: set[str]
+) -> list[dict[str, Any]]:
+    """Rows for records the vendor holds that the table lacks, and live rows the vendor no longer holds.
+
+    With the vendor's ids each record is named; with a count only, one row says how many."""
+    rows: list[dict[str, Any]] = []
+    base = {"system": stream.system, "object_type": stream.object_type, "field": "", "other_record": ""}
+    if vendor_ids is not None:
+        for rid in sorted(vendor_ids - loaded_ids):
+            rows.append(
+                {**base, "id": rid, "problem": "missing_records", "this_side": "not loaded", "other_side": "live"}
+            )
+        for rid in sorted(loaded_ids - vendor_ids):
+            rows.append(
+                {**base, "id": rid, "problem": "extra_records", "this_side": "loaded live", "other_side": "not listed"}
+            )
+        return rows
+    difference = vendor_total - len(loaded_ids)
+    if difference:
+        rows.append(
+            {
+                **base,
+                "id": None,
+                "problem": "missing_records" if difference > 0 else "extra_records",
+                "field": "live records",
+                "this_side": f"{len(loaded_ids)} loaded",
+                "other_side": f"{vendor_total} at the vendor",
+            }
+        )
+    return rows
+
+
+def _count_of(rows: list[dict[str, Any]], kind: str, vendor_total: int, loaded: int) -> int:
+    if any(r["id"] is not None for r in rows):
+        return sum(1 for r in rows if r["problem"] == kind)
+    gap = vendor_total - loaded
+    return max(gap, 0) if kind == "missing_records" else max(-gap, 0)
+
+
+def _build(stream: Stream, resource_key: str, live_total: Totals) -> AssetChecksDefinition:
+    table = table_of(stream)
+
+    @asset_check(
+        asset=AssetKey(stream.key.split("/")),
+        name="complete_against_vendor",
+        blocking=False,
+        required_resource_keys={resource_key, "warehouse"},
+        pool=resource_key,  # shares the vendor's rate limit with its source assets
+        retry_policy=STEP_RETRY,
+        description=f"The vendor's own count of live {stream.object_type} equals the live rows in `{table}` "
+        "(read-only calls under the source connector's grant).",
+    )
+    def complete_against_vendor(context: AssetCheckExecutionContext) -> AssetCheckResult:
+        warehouse: Warehouse = context.resources.warehouse.open()
+        client = getattr(context.resources, resource_key).client(
+            connector=f"{stream.system}_source", run_id=context.run.run_id
+        )
+        try:
+            vendor_total, vendor_ids = live_total(client, stream.object_type)
+        finally:
+            client.close()
+            calls = client.call_log.drain()
+            if calls:
+                with warehouse.transaction() as tx:
+                    tx.append("ops.api_calls", [call.as_row() for call in calls])
+        warehouse.ensure_raw_table(table)
+        loaded = {str(r[0]) for r in warehouse.query(f"SELECT id FROM {table} WHERE NOT is_deleted")}
+        rows = completeness_problems(stream, vendor_total, vendor_ids, loaded)
+        counts = {kind: _count_of(rows, kind, vendor_total, len(loaded)) for kind in KINDS}
+        return outcome(
+            system=stream.system,
+            rows=rows,
+            kinds=(),
+            ok_summary=f"{stream.key}: {vendor_total} live at the vendor, {len(loaded)} loaded.",
+            summary=f"{stream.key}: {vendor_total} live at the vendor, {len(loaded)} loaded "
+            f"({counts['missing_records']} missing, {counts['extra_records']} extra)",
+            next_action=f"Run {stream.key} again; if the difference stays, materialize it with "
+            "`full_refresh: true` and look at its run log for skipped pages.",
+            severity=AssetCheckSeverity.ERROR,
+            extra_counts={**counts, "vendor_total": vendor_total, "loaded_live": len(loaded)},
+        )
+
+    return complete_against_vendor
+
+
+asset_checks = [
+    _build(stream, totals.RESOURCE_KEY, totals.live_total) for streams, totals in SYSTEMS for stream in streams.STREAMS
+]

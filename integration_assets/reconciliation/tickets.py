@@ -1,0 +1,76 @@
+"""Tickets ↔ customers: every ticket is raised by a person the CRM knows, for a client the CRM knows.
+
+A requester is known when the canonical person behind it is a CRM contact, or one of our own staff; a
+Zendesk end-user matching no contact is a support-only person, and their tickets belong to nobody sales
+knows. The client is known when the ticket resolves to a live canonical client.
+"""
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetCheckSeverity, asset_check
+
+from integration_assets.core.warehouse import Warehouse
+from integration_assets.reconciliation.common import canonical_key, diff_row, frame_rows, outcome, source_refs
+
+__all__ = ["asset_checks", "ticket_problems"]
+
+KINDS = ("unknown_requester", "unknown_organization")
+STAFF_ROLE = "staff"
+
+
+def ticket_problems(
+    tickets: Iterable[Mapping[str, Any]], people: Iterable[Mapping[str, Any]], customer_ids: set[str]
+) -> list[dict[str, Any]]:
+    """Rows for tickets whose requester is no CRM person (nor staff), or whose client is unknown."""
+    known_people = {
+        p["person_id"]: p for p in people if not p["is_deleted"] and (p["contact_id"] or p["role"] == STAFF_ROLE)
+    }
+    rows: list[dict[str, Any]] = []
+    for ticket in tickets:
+        ref = source_refs(ticket["source_records"])[0]
+        requester = ticket["requester_id"]
+        if requester not in known_people:
+            rows.append(
+                diff_row(ref, "unknown_requester", "requester_id", requester or "(none)", "no CRM contact", requester)
+            )
+        customer = ticket["customer_id"]
+        if customer not in customer_ids:
+            rows.append(diff_row(ref, "unknown_organization", "customer_id", customer or "(none)", "no known client"))
+    return rows
+
+
+@asset_check(
+    asset=canonical_key("tickets"),
+    name="tickets_known_people",
+    additional_deps=[canonical_key("customers")],
+    blocking=False,
+    required_resource_keys={"warehouse"},
+    description="Every live ticket's requester is a CRM contact (or our staff) and its organization a known "
+    "client. Lists the exact tickets.",
+)
+def tickets_known_people(context: AssetCheckExecutionContext) -> AssetCheckResult:
+    warehouse: Warehouse = context.resources.warehouse.open()
+    tickets = frame_rows(
+        warehouse.frame(
+            "SELECT ticket_id, requester_id, customer_id, source_records FROM canonical.tickets WHERE NOT is_deleted"
+        )
+    )
+    people = frame_rows(warehouse.frame("SELECT person_id, contact_id, role, is_deleted FROM canonical.contacts"))
+    customers = {r[0] for r in warehouse.query("SELECT customer_id FROM canonical.customers WHERE NOT is_deleted")}
+    rows = ticket_problems(tickets, people, customers)
+    return outcome(
+        system="support",
+        rows=rows,
+        kinds=KINDS,
+        ok_summary=f"{len(tickets)} tickets: every requester is a CRM contact or staff, every client known.",
+        summary="Tickets from people or organizations the CRM does not know",
+        next_action="For an unknown requester, add the person as a contact in HubSpot (or set the Zendesk user's "
+        "external_id to their contact id); for an unknown organization, link the Zendesk organization to its "
+        "HubSpot company (external_id).",
+        severity=AssetCheckSeverity.ERROR,
+        extra_counts={"tickets": len(tickets)},
+    )
+
+
+asset_checks = [tickets_known_people]

@@ -1,0 +1,244 @@
+"""Alerts on a real warehouse (DuckDB and PostgreSQL) and sinks against a real loopback HTTP server."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+import yaml
+
+from integration_assets.core.warehouse import Warehouse
+from integration_assets.monitoring.alerts import (
+    Observation,
+    apply_observations,
+    ensure_alerts_table,
+    load_alerts,
+    pending_notices,
+    problem_key_for_check,
+)
+from integration_assets.monitoring.config import DATA, load_monitoring
+from integration_assets.monitoring.sinks import JsonLinesFile, Webhook, configured_sinks, deliver_pending, slack_message
+
+
+class WebhookReceiver:
+    """A loopback HTTP server that records every POSTed JSON body and answers the statuses it is given."""
+
+    def __init__(self) -> None:
+        self.bodies: list[dict] = []
+        self.statuses: list[int] = []  # answered in order; 200 once used up
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                status = receiver.statuses.pop(0) if receiver.statuses else 200
+                if status < 300:
+                    receiver.bodies.append(json.loads(body))
+                self.send_response(status)
+                self.send_header("Content-Type", "text/plain")
+                self.end_headers()
+                self.wfile.write(b"ok" if status < 300 else b"unavailable")
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/alerts"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> WebhookReceiver:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def receiver() -> Iterator[WebhookReceiver]:
+    with WebhookReceiver() as running:
+        yield running
+
+
+def write_monitoring(path: Path, sinks: list[dict], attempts: int = 3) -> Path:
+    """A monitoring config equal to the shipped one but for its alert sinks."""
+    config = yaml.safe_load((DATA / "monitoring.yaml").read_text())
+    config["alerts"] = {"sinks": sinks, "delivery_attempts": attempts, "delivery_timeout_seconds": 2}
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def read_lines(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+def observe(event_id: int, failing: bool, summary: str = "3 contacts missing", minutes: int = 0) -> Observation:
+    return Observation(
+        problem_key=problem_key_for_check("crm/contacts", "completeness"),
+        kind="check",
+        family="missing_records",
+        failing=failing,
+        event_id=event_id,
+        at=T0 + timedelta(minutes=minutes),
+        run_id=f"run-{event_id}",
+        severity="CRITICAL",
+        system="crm",
+        asset="crm/contacts",
+        check_name="completeness",
+        summary=summary,
+        evidence={"counts": {"missing": 3}, "sample_ids": ["101", "102"], "run_id": f"run-{event_id}"},
+        next_action="Re-run the crm sync",
+        owner="revenue-operations",
+    )
+
+
+@pytest.fixture
+def warehouse(warehouse_url: str) -> Warehouse:
+    store = Warehouse.from_url(warehouse_url)
+    store.ensure_ops_tables()
+    ensure_alerts_table(store)
+    return store
+
+
+def test_one_episode_per_problem_and_reprocessing_changes_nothing(warehouse: Warehouse) -> None:
+    opened = apply_observations(warehouse, [observe(10, True)], ["jsonl:a"])
+    assert [a.status for a in opened.opened] == ["open"]
+    # still failing, with different evidence: remembered, not announced
+    again = apply_observations(warehouse, [observe(11, True, "5 contacts missing", minutes=5)], ["jsonl:a"])
+    assert again.opened == [] and again.resolved == []
+    resolved = apply_observations(warehouse, [observe(12, False, minutes=10)], ["jsonl:a"])
+    assert [a.status for a in resolved.resolved] == ["resolved"]
+    # the same evaluations once more (a tick that crashed before saving its cursor)
+    replay = apply_observations(warehouse, [observe(10, True), observe(11, True), observe(12, False)], ["jsonl:a"])
+    assert (replay.opened, replay.resolved) == ([], [])
+
+    rows = load_alerts(warehouse)
+    assert len(rows) == 1
+    row = rows[0]
+    assert row["status"] == "resolved"
+    assert row["summary"] == "3 contacts missing"  # the opening's evidence stays
+    assert row["opened_at"] == T0 and row["resolved_at"] == T0 + timedelta(minutes=10)
+    assert (row["opened_run_id"], row["resolved_run_id"], row["last_event_id"]) == ("run-10", "run-12", 12)
+    assert row["open_delivery"] == {"jsonl:a": {"status": "pending", "attempts": 0}}
+    assert row["evidence"]["sample_ids"] == ["101", "102"]
+
+    # a new failure after recovery is a new episode
+    reopened = apply_observations(warehouse, [observe(20, True, minutes=30)], ["jsonl:a"])
+    assert len(reopened.opened) == 1
+    assert [r["status"] for r in load_alerts(warehouse)] == ["resolved", "open"]
+
+
+def test_latest_evaluation_in_a_batch_decides(warehouse: Warehouse) -> None:
+    applied = apply_observations(warehouse, [observe(3, False), observe(1, True), observe(2, True)], [])
+    assert applied.opened == [] and load_alerts(warehouse) == []
+    applied = apply_observations(warehouse, [observe(4, False), observe(5, True)], [])
+    assert len(applied.opened) == 1
+    assert load_alerts(warehouse)[0]["pending"] is False  # no sink configured: nothing waits
+
+
+def test_redaction_before_storage(warehouse: Warehouse) -> None:
+    secret = observe(1, True, "sync for jane.doe@example.com failed with Bearer abc.def.ghi and sk_live_123456")
+    apply_observations(warehouse, [secret], [])
+    stored = json.dumps(load_alerts(warehouse), default=str)
+    assert "jane.doe@example.com" not in stored and "abc.def.ghi" not in stored and "sk_live_123456" not in stored
+    assert "j***@example.com" in stored
+
+
+def test_delivery_retries_and_never_duplicates(warehouse: Warehouse, receiver: WebhookReceiver, tmp_path: Path):
+    lines = tmp_path / "alerts.jsonl"
+    sinks = [JsonLinesFile(lines), Webhook(url=receiver.url, label="json:test")]
+    names = [s.name for s in sinks]
+    apply_observations(warehouse, [observe(1, True)], names)
+
+    receiver.statuses = [500, 503, 500]  # down for the whole first round of attempts
+    first = deliver_pending(warehouse, sinks, attempts=3, timeout=2, sleep=lambda s: None)
+    assert (first.sent, first.failed, first.still_pending) == (1, 1, 1)
+    assert len(read_lines(lines)) == 1 and receiver.bodies == []
+    assert "HTTP 500" in load_alerts(warehouse)[0]["open_delivery"][sinks[1].name]["error"]
+
+    # recovery while the webhook still owes the opening: the file gets it, the webhook waits for its turn
+    apply_observations(warehouse, [observe(2, False, minutes=3)], names)
+    receiver.statuses = [500, 500, 500]
+    deliver_pending(warehouse, sinks, attempts=3, timeout=2, sleep=lambda s: None)
+    assert [line["notice"] for line in read_lines(lines)] == ["opened", "resolved"]
+    assert receiver.bodies == []
+
+    receiver.statuses = [500]  # one more failure, then the retry inside the round gets through
+    second = deliver_pending(warehouse, sinks, attempts=3, timeout=2, sleep=lambda s: None)
+    assert second.still_pending == 0
+    assert [body["notice"] for body in receiver.bodies] == ["opened", "resolved"]
+    assert [line["notice"] for line in read_lines(lines)] == ["opened", "resolved"]
+    row = load_alerts(warehouse)[0]
+    assert row["pending"] is False
+    assert row["open_delivery"][sinks[1].name]["status"] == "delivered"
+    assert row["open_delivery"][sinks[1].name]["attempts"] == 8  # 3 + 3 failed rounds, then 2
+
+    assert deliver_pending(warehouse, sinks, attempts=3, timeout=2).sent == 0
+    assert len(receiver.bodies) == 2
+
+
+def test_unreachable_webhook_and_removed_sink(warehouse: Warehouse, tmp_path: Path) -> None:
+    closed = Webhook(url="http://127.0.0.1:9/hook?token=hunter2", label="json:closed")
+    apply_observations(warehouse, [observe(1, True)], [closed.name, "jsonl:gone"])
+    result = deliver_pending(warehouse, [closed], attempts=2, timeout=1, sleep=lambda s: None)
+    assert result.failed == 1 and result.still_pending == 1
+    delivery = load_alerts(warehouse)[0]["open_delivery"]
+    assert "hunter2" not in json.dumps(delivery)
+    assert delivery["jsonl:gone"]["status"] == "dropped"
+    assert len(pending_notices(warehouse)) == 1
+    assert pending_notices(warehouse, ["drift"]) == []
+
+
+def test_alert_payload_shape_and_slack_format(warehouse: Warehouse, receiver: WebhookReceiver) -> None:
+    slack = Webhook(url=receiver.url, label="slack:test", format="slack")
+    plain = Webhook(url=receiver.url, label="json:test")
+    apply_observations(warehouse, [observe(1, True, "contact ann@corp.example missing")], [slack.name, plain.name])
+    deliver_pending(warehouse, [slack, plain], attempts=1, timeout=2)
+    message, alert = receiver.bodies
+    assert set(message) == {"text", "blocks"}
+    assert message["text"].startswith(":red_circle: CRITICAL: contact a***@corp.example missing")
+    assert [block["type"] for block in message["blocks"]] == ["section", "section", "context"]
+    facts = message["blocks"][1]["text"]["text"]
+    assert "*Owner:* revenue-operations" in facts and "*Sample ids:* 101, 102" in facts
+    assert "*Next action:* Re-run the crm sync" in facts
+
+    assert alert["notice"] == "opened"
+    assert {k: alert[k] for k in ("severity", "system", "asset", "check_name", "owner", "status")} == {
+        "severity": "CRITICAL",
+        "system": "crm",
+        "asset": "crm/contacts",
+        "check_name": "completeness",
+        "owner": "revenue-operations",
+        "status": "open",
+    }
+    assert alert["opened_at"] == T0.isoformat()
+    assert alert["evidence"]["counts"] == {"missing": 3}
+    assert alert["where"] == "crm/contacts · check completeness"
+
+    resolved = slack_message({**alert, "notice": "resolved", "resolved_at": T0.isoformat()})
+    assert resolved["text"].startswith(":white_check_mark: Resolved:")
+
+
+def test_configured_sinks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write_monitoring(
+        tmp_path / "monitoring.yaml",
+        [
+            {"kind": "jsonl", "path": "alerts.jsonl"},
+            {"kind": "webhook", "url_env": "TEST_ALERT_HOOK", "format": "slack"},
+        ],
+    )
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("TEST_ALERT_HOOK", raising=False)
+    assert [s.name for s in configured_sinks(load_monitoring(path))] == [f"jsonl:{tmp_path}/home/alerts.jsonl"]
+    monkeypatch.setenv("TEST_ALERT_HOOK", "http://127.0.0.1:1/secret-path")
+    names = [s.name for s in configured_sinks(load_monitoring(path))]
+    assert names[1] == "webhook:slack:TEST_ALERT_HOOK" and "secret-path" not in "".join(names)
