@@ -2,10 +2,12 @@
 
 from dagster import Definitions, EnvVar
 
+from integration_assets import writeback
 from integration_assets.canonical.assets import asset_checks as canonical_checks
 from integration_assets.canonical.assets import assets as canonical_assets
 from integration_assets.core.resources import WarehouseResource
 from integration_assets.monitoring import health, quality
+from integration_assets.monitoring.freshness import freshness_checks, freshness_sensor
 from integration_assets.monitoring.sensors import sensors
 from integration_assets.reconciliation.checks import asset_checks as reconciliation_checks
 from integration_assets.schedules import SOURCES, jobs, schedules
@@ -25,10 +27,17 @@ resources = {
 }
 
 defs = Definitions(
-    assets=[*SOURCES, *canonical_assets, *health.assets],
-    asset_checks=[*canonical_checks, *quality.asset_checks, *reconciliation_checks, *health.asset_checks],
+    assets=[*SOURCES, *canonical_assets, *health.assets, *writeback.assets],
+    asset_checks=[
+        *canonical_checks,
+        *quality.asset_checks,
+        *reconciliation_checks,
+        *health.asset_checks,
+        *freshness_checks,
+        *writeback.asset_checks,
+    ],
     jobs=jobs,
     schedules=schedules,
-    sensors=sensors,
+    sensors=[*sensors, freshness_sensor, *writeback.sensors],
     resources=resources,
 )

@@ -114,15 +114,16 @@ def _checks(result) -> list[str]:
     return lines + failed
 
 
-def _alerts(instance, defs) -> list[str]:
+def _alerts(instance) -> list[str]:
     """One tick of every alert sensor, as the daemon would run it: what was sent, and where."""
     from dagster import build_sensor_context
 
     from integration_assets.core.resources import WarehouseResource
     from integration_assets.monitoring.alerts import load_alerts
+    from integration_assets.monitoring.sensors import sensors as alert_sensors
 
     warehouse = WarehouseResource(url=os.environ["WAREHOUSE_URL"])
-    for sensor in defs.sensors:
+    for sensor in alert_sensors:
         sensor.evaluate_tick(build_sensor_context(instance=instance, resources={"warehouse": warehouse}))
     alerts = load_alerts(warehouse.open())
     opened = [a for a in alerts if a["status"] == "open"]
@@ -151,7 +152,7 @@ def run_jobs(names: tuple[str, ...] = JOBS) -> list[str]:
                     message = event.event_specific_data.error.message.strip()[:300]
                     lines.append(f"  FAILED {event.step_key}: {message}")
             lines += _checks(result)
-        lines += _alerts(instance, defs)
+        lines += _alerts(instance)
     warehouse = WarehouseResource(url=os.environ["WAREHOUSE_URL"]).open()
     if warehouse.query(
         "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'ops' AND table_name = 'review_queue'"
@@ -204,6 +205,9 @@ def main(argv: list[str] | None = None) -> int:
     options.add_argument("--scale", type=int, default=200)
     options.add_argument("--defect-rate", type=float, default=0.05)
     options.add_argument("--faults", help="fault profile YAML for the sandbox")
+    options.add_argument(
+        "--dotenv", default=str(PROJECT / ".env"), help="where to write the settings for `dagster dev`"
+    )
     args = options.parse_args(argv)
 
     data = Path(args.data)
@@ -215,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     home = Path(os.environ.setdefault("DAGSTER_HOME", str(PROJECT / ".dagster_home")))
     os.environ.setdefault("WAREHOUSE_URL", str(PROJECT / ".warehouse" / "integration.duckdb"))
     storage = prepare_instance(home)
-    write_dotenv(PROJECT / ".env", home)
+    write_dotenv(Path(args.dotenv), home)
 
     with running_sandbox(data, args.faults) as urls:
         for vendor, url in urls.items():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -31,18 +32,23 @@ class WebhookReceiver:
     def __init__(self) -> None:
         self.bodies: list[dict] = []
         self.statuses: list[int] = []  # answered in order; 200 once used up
+        self.delay = 0.0  # seconds each answer waits (a slow or hanging webhook)
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                time.sleep(receiver.delay)
                 status = receiver.statuses.pop(0) if receiver.statuses else 200
                 if status < 300:
                     receiver.bodies.append(json.loads(body))
-                self.send_response(status)
-                self.send_header("Content-Type", "text/plain")
-                self.end_headers()
-                self.wfile.write(b"ok" if status < 300 else b"unavailable")
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "text/plain")
+                    self.end_headers()
+                    self.wfile.write(b"ok" if status < 300 else b"unavailable")
+                except OSError:  # the client gave up waiting (a timeout under test)
+                    pass
 
             def log_message(self, *args: object) -> None:
                 pass
@@ -81,16 +87,25 @@ def read_lines(path: Path) -> list[dict]:
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
-def observe(event_id: int, failing: bool, summary: str = "3 contacts missing", minutes: int = 0) -> Observation:
+def observe(
+    event_id: int,
+    failing: bool,
+    summary: str = "3 contacts missing",
+    minutes: int = 0,
+    severity: str = "CRITICAL",
+    source: str = "",
+    check: str = "completeness",
+) -> Observation:
     return Observation(
-        problem_key=problem_key_for_check("crm/contacts", "completeness"),
+        problem_key=problem_key_for_check("crm/contacts", check),
         kind="check",
         family="missing_records",
         failing=failing,
         event_id=event_id,
         at=T0 + timedelta(minutes=minutes),
         run_id=f"run-{event_id}",
-        severity="CRITICAL",
+        source=source,
+        severity=severity,
         system="crm",
         asset="crm/contacts",
         check_name="completeness",
@@ -226,6 +241,9 @@ def test_alert_payload_shape_and_slack_format(warehouse: Warehouse, receiver: We
 
     resolved = slack_message({**alert, "notice": "resolved", "resolved_at": T0.isoformat()})
     assert resolved["text"].startswith(":white_check_mark: Resolved:")
+    escalated = slack_message({**alert, "notice": "escalated", "escalated_at": T0.isoformat()})
+    assert escalated["text"].startswith(":red_circle: Escalated to CRITICAL: contact a***@corp.example missing")
+    assert "*escalated:*" in escalated["blocks"][1]["text"]["text"]
 
 
 def test_configured_sinks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -242,3 +260,114 @@ def test_configured_sinks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setenv("TEST_ALERT_HOOK", "http://127.0.0.1:1/secret-path")
     names = [s.name for s in configured_sinks(load_monitoring(path))]
     assert names[1] == "webhook:slack:TEST_ALERT_HOOK" and "secret-path" not in "".join(names)
+
+
+def test_escalation_announced_once_and_falls_silently(warehouse: Warehouse, tmp_path: Path) -> None:
+    lines = tmp_path / "alerts.jsonl"
+    sink = JsonLinesFile(lines)
+    apply_observations(warehouse, [observe(1, True, "2 contacts missing", severity="WARNING")], [sink.name])
+    deliver_pending(warehouse, [sink], attempts=1, timeout=1)
+    assert [(line["notice"], line["severity"]) for line in read_lines(lines)] == [("opened", "WARNING")]
+
+    worse = apply_observations(warehouse, [observe(2, True, "40 contacts missing", minutes=5)], [sink.name])
+    assert [a.severity for a in worse.escalated] == ["CRITICAL"] and worse.opened == []
+    deliver_pending(warehouse, [sink], attempts=1, timeout=1)
+    notices = read_lines(lines)
+    assert [(n["notice"], n["severity"]) for n in notices] == [("opened", "WARNING"), ("escalated", "CRITICAL")]
+    assert (
+        notices[1]["summary"] == "40 contacts missing"
+        and notices[1]["escalated_at"] == (T0 + timedelta(minutes=5)).isoformat()
+    )
+    assert notices[1]["opened_at"] == T0.isoformat()  # the same episode, open since the first failure
+
+    # stays critical, then falls back to a warning: no notice; the row keeps the current severity
+    apply_observations(warehouse, [observe(3, True, minutes=6)], [sink.name])
+    apply_observations(warehouse, [observe(4, True, minutes=7, severity="WARNING")], [sink.name])
+    deliver_pending(warehouse, [sink], attempts=1, timeout=1)
+    assert len(read_lines(lines)) == 2
+    (row,) = load_alerts(warehouse)
+    assert row["severity"] == "WARNING" and row["status"] == "open" and row["pending"] is False
+
+    # rises again: announced again; then clears: one recovery
+    assert len(apply_observations(warehouse, [observe(5, True, minutes=8)], [sink.name]).escalated) == 1
+    apply_observations(warehouse, [observe(6, False, minutes=9)], [sink.name])
+    deliver_pending(warehouse, [sink], attempts=1, timeout=1)
+    assert [n["notice"] for n in read_lines(lines)] == ["opened", "escalated", "escalated", "resolved"]
+    assert load_alerts(warehouse)[0]["pending"] is False
+
+
+def test_escalation_before_the_opening_was_delivered_is_not_sent_twice(warehouse: Warehouse, tmp_path: Path) -> None:
+    sink = JsonLinesFile(tmp_path / "alerts.jsonl")
+    apply_observations(warehouse, [observe(1, True, severity="WARNING")], [sink.name])
+    apply_observations(warehouse, [observe(2, True, minutes=1)], [sink.name])
+    deliver_pending(warehouse, [sink], attempts=1, timeout=1)
+    # the sink learns of the problem once, already at its current severity
+    assert [(n["notice"], n["severity"]) for n in read_lines(sink.path)] == [("opened", "CRITICAL")]
+
+
+def test_ids_of_another_instance_are_ordered_by_time(warehouse: Warehouse) -> None:
+    """A reset instance (or SQLite → PostgreSQL) numbers its events afresh: a lower id is not a replay."""
+    assert len(apply_observations(warehouse, [observe(900, True, source="instance-a")], []).opened) == 1
+    # the old instance's evaluation seen again from the new one changes nothing (older than what was applied)
+    assert apply_observations(warehouse, [observe(900, True, source="instance-b", minutes=-1)], []).unchanged == 1
+    resolved = apply_observations(warehouse, [observe(3, False, minutes=5, source="instance-b")], [])
+    assert len(resolved.resolved) == 1
+    # within the new instance, ids order again: a replay of id 3 is a no-op, a later failure a new episode
+    assert apply_observations(warehouse, [observe(3, False, minutes=5, source="instance-b")], []).unchanged == 1
+    reopened = apply_observations(warehouse, [observe(4, True, minutes=6, source="instance-b")], [])
+    assert len(reopened.opened) == 1
+    rows = load_alerts(warehouse)
+    assert [(r["status"], r["event_source"], r["last_event_id"]) for r in rows] == [
+        ("resolved", "instance-b", 3),
+        ("open", "instance-b", 4),
+    ]
+
+
+def test_webhook_secret_in_path_and_query_never_stored_nor_logged(warehouse: Warehouse) -> None:
+    url = "http://127.0.0.1:9/services/T0AAA/B0BBB/xoxsecret?token=hunter22"  # a Slack-like URL, closed port
+    closed = Webhook(url=url, label="slack:closed", format="slack")
+    apply_observations(warehouse, [observe(1, True)], [closed.name])
+    result = deliver_pending(warehouse, [closed], attempts=2, timeout=1, sleep=lambda s: None)
+    assert result.failed == 1 and result.errors
+    stored = json.dumps(load_alerts(warehouse), default=str) + json.dumps(result.errors)
+    assert "127.0.0.1" in result.errors[0]  # still says where it failed
+    for piece in ("/services/T0AAA", "T0AAA", "B0BBB", "xoxsecret", "hunter22", "token=", "services/"):
+        assert piece not in stored, piece
+
+
+def test_hanging_webhook_is_skipped_for_the_tick_and_the_file_gets_everything(
+    warehouse: Warehouse, receiver: WebhookReceiver, tmp_path: Path
+) -> None:
+    hook = Webhook(url=receiver.url, label="json:slow")
+    lines = tmp_path / "alerts.jsonl"
+    sinks = [hook, JsonLinesFile(lines)]  # the webhook first in config: the file must not wait for it
+    for n in range(4):
+        problem = observe(n + 1, True, check=f"check_{n}")
+        apply_observations(warehouse, [problem], [s.name for s in sinks])
+    receiver.delay = 3  # longer than the timeout: every attempt times out
+    started = time.monotonic()
+    outcome = deliver_pending(warehouse, sinks, attempts=3, timeout=0.5, deadline_seconds=30)
+    elapsed = time.monotonic() - started
+    assert len(read_lines(lines)) == 4
+    assert elapsed < 4, elapsed  # one notice's attempts (3 attempts of 0.5 s, and backoff), not four notices' worth
+    assert (outcome.sent, outcome.failed, outcome.still_pending) == (4, 1, 4)
+    attempts = sorted(row["open_delivery"][hook.name]["attempts"] for row in load_alerts(warehouse))
+    assert attempts == [0, 0, 0, 3]  # skipped for the rest of the tick after its first failed notice
+
+
+def test_delivery_stops_at_the_tick_deadline(warehouse: Warehouse, receiver: WebhookReceiver, tmp_path: Path):
+    hook = Webhook(url=receiver.url, label="json:slow")
+    for n in range(6):
+        apply_observations(warehouse, [observe(n + 1, True, check=f"check_{n}")], [hook.name])
+    receiver.delay = 0.5  # slow but answering
+    started = time.monotonic()
+    outcome = deliver_pending(warehouse, [hook], attempts=3, timeout=5, deadline_seconds=1.2)
+    elapsed = time.monotonic() - started
+    assert elapsed < 2.5, elapsed  # bounded by the deadline (plus the request in flight), not 6 answers of 0.5 s
+    assert 1 <= outcome.sent < 6 and outcome.sent + outcome.still_pending == 6
+    receiver.delay = 0
+    assert deliver_pending(warehouse, [hook], attempts=3, timeout=5).still_pending == 0
+    # every notice reached it (one cut off by the deadline may have arrived twice: a timeout cannot tell)
+    assert {body["problem_key"] for body in receiver.bodies} == {
+        problem_key_for_check("crm/contacts", f"check_{n}") for n in range(6)
+    }

@@ -171,7 +171,8 @@ def test_a_clean_day_passes_every_health_check(sandbox: Sandbox, tmp_path: Path,
             assert checks[f"{name}_{system}"].passed, value(checks[f"{name}_{system}"].metadata, "summary")
         # Nothing was called in the window before: too little evidence to speak of a drop.
         assert "not enough evidence" in value(checks[f"traffic_{system}"].metadata, "summary")
-    assert checks["credential_expiry"].passed
+    for system in SYSTEMS:
+        assert checks[f"credential_expiry_{system}"].passed
 
 
 def test_too_few_calls_pass_with_a_note(sandbox: Sandbox, tmp_path: Path, monitoring) -> None:
@@ -280,11 +281,20 @@ def test_credential_expiry(
     url = str(tmp_path / "warehouse.duckdb")
     with DagsterInstance.ephemeral() as instance:
         result = materialize(HEALTH, resources={"warehouse": WarehouseResource(url=url)}, instance=instance)
-    check = next(e for e in result.get_asset_check_evaluations() if e.check_name == "credential_expiry")
+    checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    # one check per system: each credential is its own problem, with its own system, owner and alert
+    assert {name for name in checks if name.startswith("credential_expiry")} == {
+        f"credential_expiry_{system}" for system in SYSTEMS
+    }
+    assert checks["credential_expiry_crm"].passed and checks["credential_expiry_support"].passed
+    assert value(checks["credential_expiry_crm"].metadata, "system") == "crm"
+    assert "no credential expiry configured" in value(checks["credential_expiry_support"].metadata, "summary")
+    check = checks["credential_expiry_billing"]
     assert check.passed is passed
     evidence = value(check.metadata, "evidence")
     assert f"| billing | Stripe | {expires_on.isoformat()} | {days_ahead} |" in evidence and state in evidence
+    assert value(check.metadata, "system") == "billing"
     if not passed:
         assert check.severity == severity
-        assert value(check.metadata, "system") == "billing" and value(check.metadata, "sample_ids") == "billing"
+        assert value(check.metadata, "sample_ids") == "billing"
         assert expires_on.isoformat() in value(check.metadata, "summary")

@@ -278,3 +278,55 @@ def test_raw_contract_sample_masks_personal_data(sandbox: Sandbox, tmp_path: Pat
     assert contract.metadata["sample_ids"].value == str(record["id"])
     shown = " ".join(str(entry.value) for entry in contract.metadata.values())
     assert email not in shown and mask([email]) in contract.metadata["records"].value
+
+
+MASK_PROBE = """
+import sys
+from integration_assets.monitoring.evidence import mask
+print(mask(sys.argv[1]))
+"""
+
+
+def _mask_in_process(value: str, env: dict[str, str]) -> str:
+    """`mask` as a fresh process computes it (a later run of the code location)."""
+    import os
+    import subprocess
+    import sys
+
+    clean = {k: v for k, v in os.environ.items() if k not in ("INTEGRATION_MASK_KEY", "DAGSTER_HOME")}
+    done = subprocess.run(
+        [sys.executable, "-c", MASK_PROBE, value], env={**clean, **env}, capture_output=True, text=True, check=True
+    )
+    return done.stdout.strip()
+
+
+def test_mask_is_keyed_and_stable_across_runs(tmp_path: Path) -> None:
+    import hashlib
+    import hmac
+
+    email = "jane.doe@example.com"
+    unsalted = "•••" + hashlib.sha256(email.encode()).hexdigest()[:6]
+    home = {"DAGSTER_HOME": str(tmp_path / "home")}
+    first = _mask_in_process(email, home)
+    # a guess cannot be confirmed by hashing it: the fingerprint is keyed
+    assert first != unsalted and first.startswith("•••") and len(first) == 9
+    key_file = tmp_path / "home" / "integration_mask.key"
+    key = key_file.read_text().strip()
+    assert len(key) == 64 and oct(key_file.stat().st_mode & 0o777) == "0o600"
+    assert first == "•••" + hmac.new(key.encode(), email.encode(), hashlib.sha256).hexdigest()[:6]
+    # the next run reads the same key: the same fingerprint; another deployment's key gives another
+    assert _mask_in_process(email, home) == first
+    assert _mask_in_process(email, {"DAGSTER_HOME": str(tmp_path / "other")}) != first
+    # a key from the environment wins over the stored one
+    configured = _mask_in_process(email, {**home, "INTEGRATION_MASK_KEY": "k" * 32})
+    assert configured == "•••" + hmac.new(b"k" * 32, email.encode(), hashlib.sha256).hexdigest()[:6]
+
+
+def test_markdown_footer_tells_what_sample_ids_hold() -> None:
+    from integration_assets.monitoring.evidence import SAMPLE_IDS, check_result
+
+    records = [{"id": f"r{n}"} for n in range(60)]
+    result = check_result(passed=False, system="crm", summary="60 bad", next_action="fix", records=records, limit=50)
+    table = result.metadata["records"].value
+    assert "… and 10 more" in table and f"the first {SAMPLE_IDS} ids" in table and "every id" not in table
+    assert result.metadata["sample_ids"].value.count(",") == SAMPLE_IDS - 1

@@ -15,7 +15,7 @@ from integration_assets.definitions import defs
 from integration_assets.monitoring import health
 from integration_assets.monitoring.metrics import SYSTEMS
 from integration_assets.quickstart import SQLITE_INSTANCE
-from integration_assets.reconciliation.checks import asset_checks as reconciliation_checks
+from integration_assets.reconciliation.checks import completeness_checks, cross_system_checks
 from integration_assets.schedules import SOURCES, schedules
 from integration_assets_tests.test_foundation import POSTGRES, PROJECT
 
@@ -24,6 +24,7 @@ EXPECTED = {  # job → (cron, hours of a day it runs at)
     "integration_sync": ("0 * * * *", 24),
     "reconciliation": (None, 1),
     "health": ("*/15 * * * *", 24),
+    "write_back": ("20 * * * *", 24),  # after the hourly sync has rebuilt the canonical model
 }
 
 
@@ -31,7 +32,7 @@ def check_keys(assets_defs) -> set:
     return {key for definition in assets_defs for key in definition.check_keys}
 
 
-def test_three_schedules_target_the_three_jobs_at_their_rhythm() -> None:
+def test_each_schedule_targets_its_job_at_its_rhythm() -> None:
     by_job = {schedule.job_name: schedule for schedule in schedules}
     assert set(by_job) == set(EXPECTED)
     for job_name, (cron, _) in EXPECTED.items():
@@ -60,19 +61,19 @@ def test_a_tick_requests_a_run_of_its_job_tagged_with_its_systems(job_name: str)
     assert {k: v for k, v in job.tags.items() if k.startswith("system/")} == {f"system/{s}": "true" for s in SYSTEMS}
 
 
-def test_sync_job_runs_sources_canonical_and_their_checks_but_not_reconciliation() -> None:
+def test_sync_job_runs_sources_canonical_their_checks_and_completeness_but_not_cross_system_checks() -> None:
     job = defs.resolve_job_def("integration_sync")
     selected = job.asset_layer.asset_graph
     assert {key for a in (*SOURCES, *canonical_assets) for key in a.keys} <= set(selected.executable_asset_keys)
     checks = set(selected.asset_check_keys)
     assert check_keys(canonical_checks) <= checks
-    assert not check_keys(reconciliation_checks) & checks
+    assert check_keys(completeness_checks) <= checks  # counted right after each stream lands
+    assert not check_keys(cross_system_checks) & checks
 
 
 def test_reconciliation_and_health_jobs_resolve() -> None:
     reconciliation = defs.resolve_job_def("reconciliation")
-    wanted = check_keys(reconciliation_checks) or check_keys(canonical_checks)
-    assert set(reconciliation.asset_layer.asset_graph.asset_check_keys) == wanted
+    assert set(reconciliation.asset_layer.asset_graph.asset_check_keys) == check_keys(cross_system_checks)
     assert reconciliation.nodes_in_topological_order  # never an empty run
 
     job = defs.resolve_job_def("health")
@@ -80,7 +81,7 @@ def test_reconciliation_and_health_jobs_resolve() -> None:
     names = {key.name for key in job.asset_layer.asset_graph.asset_check_keys}
     assert names == {
         *(f"{kind}_{system}" for kind in ("connector_health", "downtime", "traffic") for system in SYSTEMS),
-        "credential_expiry",
+        *(f"credential_expiry_{system}" for system in SYSTEMS),
     }
 
 

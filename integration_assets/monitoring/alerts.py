@@ -1,14 +1,25 @@
-"""Alerts: one notice when a problem opens, silence while it stays open, one notice when it clears.
+"""Alerts: one notice when a problem opens, one when it gets worse, silence otherwise, one notice when it clears.
 
 A problem is identified by what failed, not by how it failed: `check:<asset>:<check>` for an asset check,
-`run:<job>` for a job. Each episode of a problem (open → resolved) is one row of `ops.alerts`, written from
+`run:<job>` for a job, `run:<job>:<asset>` for an asset of the implicit asset job (whose runs select
+unrelated assets). Each episode of a problem (open → resolved) is one row of `ops.alerts`, written from
 the same structured evidence the check or run already carries, so the alert says what the UI says.
 
 Why it is shaped this way:
 
-- Every observation carries the event log storage id it came from. A problem remembers the last id it
-  applied (`last_event_id`), so processing the same evaluation twice (a sensor tick that crashed after
-  writing and before saving its cursor) changes nothing.
+- Every observation carries the event log storage id it came from and the identity of the Dagster instance
+  whose storage assigned it (`event_source`). A problem remembers the last id it applied (`last_event_id`),
+  so processing the same evaluation twice (a sensor tick that crashed after writing and before saving its
+  cursor) changes nothing. Ids are compared only within one instance: a reset instance, or a switch from
+  SQLite to PostgreSQL, numbers its events afresh, so across instances the evaluation's time decides
+  (newer than `last_seen_at` applies, older or equal is taken as seen).
+- The newest evaluation decides. Of several evaluations of one problem read in the same batch (one tick),
+  only the newest counts: a failure and its recovery read together send nothing, since the problem is over
+  by the time anyone could act on it; a recovery and a new failure read together open a new episode. The
+  evaluations stay in the Dagster UI's check history either way.
+- An open problem keeps its current severity on the row. When a failing evaluation raises it (WARNING →
+  CRITICAL), one `escalated` notice goes out with the new evidence; a lower or equal severity only updates
+  the row (so a later rise is announced again), never a notice.
 - Each notice keeps its delivery state per sink (`open_delivery`, `resolved_delivery`). A sink that got
   the notice is never sent it again; one that failed stays `pending` and is retried on the next tick.
 - Everything that reaches the table, and hence a sink, went through `redact`: no secret or raw email.
@@ -20,11 +31,11 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from integration_assets.core.redact import redact
-from integration_assets.core.warehouse import Transaction, Warehouse
+from integration_assets.core.warehouse import Transaction, Warehouse, _column_definitions
 
 __all__ = [
     "ALERTS_COLUMNS",
@@ -40,13 +51,15 @@ __all__ = [
     "pending_notices",
     "problem_key_for_check",
     "problem_key_for_job",
+    "problem_key_for_job_asset",
     "redacted",
     "save_delivery",
 ]
 
 Severity = Literal["WARNING", "CRITICAL"]
 Status = Literal["open", "resolved"]
-NoticeKind = Literal["opened", "resolved"]
+NoticeKind = Literal["opened", "escalated", "resolved"]
+SEVERITY_RANK: dict[str, int] = {"WARNING": 1, "CRITICAL": 2}
 
 ALERTS_TABLE = "ops.alerts"
 ALERTS_COLUMNS: dict[str, str] = {
@@ -73,6 +86,17 @@ ALERTS_COLUMNS: dict[str, str] = {
     "open_delivery": "JSON NOT NULL",  # sink name → {"status": pending|delivered|dropped, "attempts", …}
     "resolved_delivery": "JSON",
     "pending": "BOOLEAN NOT NULL DEFAULT FALSE",  # some notice still waits for a sink
+    # added after the first release of the table: nullable, added to an existing table by ensure_alerts_table
+    "event_source": "TEXT",  # identity of the Dagster instance whose event storage numbered last_event_id
+    "escalated_at": "TIMESTAMPTZ",  # the latest rise of severity (WARNING → CRITICAL) while open
+    "escalated_run_id": "TEXT",
+    "escalated_delivery": "JSON",
+}
+ADDED_COLUMNS = ("event_source", "escalated_at", "escalated_run_id", "escalated_delivery")
+_DELIVERY_COLUMNS: dict[str, str] = {
+    "opened": "open_delivery",
+    "escalated": "escalated_delivery",
+    "resolved": "resolved_delivery",
 }
 _LOCK_KEY = 0x0A1E_27ED  # one writer of ops.alerts at a time on PostgreSQL (DuckDB has its file lock)
 
@@ -83,6 +107,11 @@ def problem_key_for_check(asset: str, check_name: str) -> str:
 
 def problem_key_for_job(job: str) -> str:
     return f"run:{job}"
+
+
+def problem_key_for_job_asset(job: str, asset: str) -> str:
+    """A run problem of one asset (or `step <key>`) of a job whose runs select different assets (`__ASSET_JOB`)."""
+    return f"run:{job}:{asset}"
 
 
 def redacted(value: Any) -> Any:
@@ -107,6 +136,7 @@ class Observation:
     event_id: int  # event log storage id: orders observations and makes re-processing a no-op
     at: datetime
     run_id: str | None
+    source: str = ""  # the instance whose event storage assigned event_id (ids of two instances don't compare)
     severity: Severity = "CRITICAL"
     system: str | None = None
     asset: str | None = None
@@ -140,25 +170,28 @@ class Alert:
     resolved_at: datetime | None
     opened_run_id: str | None
     resolved_run_id: str | None
+    escalated_at: datetime | None = None
+    escalated_run_id: str | None = None
 
     @property
     def where(self) -> str:
         if self.kind == "check":
             return f"{self.asset} · check {self.check_name}"
-        return f"job {self.job}"
+        return f"job {self.job}" + (f" · {self.asset}" if self.asset else "")
 
     def payload(self, notice: NoticeKind) -> dict[str, Any]:
         """What a sink receives: the whole alert, times as ISO 8601, redacted once more for safety."""
         data = asdict(self)
         data["opened_at"] = self.opened_at.isoformat()
         data["resolved_at"] = self.resolved_at.isoformat() if self.resolved_at else None
+        data["escalated_at"] = self.escalated_at.isoformat() if self.escalated_at else None
         data["evidence"] = dict(self.evidence)
         return redacted({"notice": notice, "where": self.where, **data})
 
 
 @dataclass(frozen=True)
 class Notice:
-    """A notice (opened or resolved) of one alert that some sinks still have to receive."""
+    """A notice (opened, escalated or resolved) of one alert that some sinks still have to receive."""
 
     alert: Alert
     kind: NoticeKind
@@ -173,12 +206,19 @@ class Applied:
     """What one batch of observations changed."""
 
     opened: list[Alert] = field(default_factory=list)
+    escalated: list[Alert] = field(default_factory=list)
     resolved: list[Alert] = field(default_factory=list)
     unchanged: int = 0
 
 
 def ensure_alerts_table(warehouse: Warehouse) -> None:
+    """Creates `ops.alerts`; on a table created before the later columns existed, adds them (nullable)."""
     warehouse.ensure_table(ALERTS_TABLE, ALERTS_COLUMNS, primary_key=["id"])
+    added = {name: ALERTS_COLUMNS[name] for name in ADDED_COLUMNS}
+    with warehouse.transaction() as tx:
+        _lock(tx)
+        for definition in _column_definitions(ALERTS_TABLE, added, tx.backend):
+            tx.execute(f"ALTER TABLE {ALERTS_TABLE} ADD COLUMN IF NOT EXISTS {definition}")
 
 
 def _lock(tx: Transaction) -> None:
@@ -197,11 +237,12 @@ def _json(value: Any) -> Any:
 
 def _alert(row: Mapping[str, Any]) -> Alert:
     names = Alert.__dataclass_fields__
-    return Alert(**{name: (_json(row[name]) if name == "evidence" else row[name]) for name in names})
+    return Alert(**{name: (_json(row[name]) if name == "evidence" else row.get(name)) for name in names})
 
 
 def _latest_per_problem(observations: Iterable[Observation]) -> list[Observation]:
-    """The latest evaluation decides: of several in one batch, only the newest per problem counts."""
+    """The latest evaluation decides: of several in one batch (all of one instance), only the newest per
+    problem counts, so a failure and its recovery read in the same tick send nothing."""
     latest: dict[str, Observation] = {}
     for observation in observations:
         kept = latest.get(observation.problem_key)
@@ -226,23 +267,25 @@ def apply_observations(warehouse: Warehouse, observations: Iterable[Observation]
     with warehouse.transaction() as tx:
         _lock(tx)
         for observation in batch:
+            # the newest episode by time: ids of episodes recorded from different instances do not compare
             latest = _rows(
                 tx,
-                f"SELECT * FROM {ALERTS_TABLE} WHERE problem_key = ? ORDER BY last_event_id DESC LIMIT 1",
+                f"SELECT * FROM {ALERTS_TABLE} WHERE problem_key = ? "
+                "ORDER BY opened_at DESC, last_seen_at DESC, id DESC LIMIT 1",
                 [observation.problem_key],
             )
             episode = latest[0] if latest else None
             is_open = episode is not None and episode["status"] == "open"
-            if episode is not None and episode["last_event_id"] >= observation.event_id:
+            if episode is not None and _seen(episode, observation):
                 applied.unchanged += 1  # seen already: re-processing changes nothing
             elif observation.failing and not is_open:
                 applied.opened.append(_open(tx, observation, sinks))
-            elif observation.failing:  # still open: remembered, not announced again
-                tx.execute(
-                    f"UPDATE {ALERTS_TABLE} SET last_event_id = ?, last_seen_at = ? WHERE id = ?",
-                    [observation.event_id, observation.at, episode["id"]],
-                )
-                applied.unchanged += 1
+            elif observation.failing:  # still open: remembered; announced again only when it got worse
+                escalated = _update_open(tx, episode, observation, sinks)
+                if escalated is not None:
+                    applied.escalated.append(escalated)
+                else:
+                    applied.unchanged += 1
             elif is_open:
                 applied.resolved.append(_resolve(tx, episode, observation, sinks))
             else:
@@ -250,8 +293,70 @@ def apply_observations(warehouse: Warehouse, observations: Iterable[Observation]
     return applied
 
 
+def _seen(episode: Mapping[str, Any], observation: Observation) -> bool:
+    """Whether the episode already reflects this evaluation (or a newer one).
+
+    Storage ids order evaluations of one instance; across instances (a reset instance, SQLite → PostgreSQL)
+    they mean nothing, and the evaluation's timestamp orders them instead."""
+    if (episode.get("event_source") or "") == observation.source:
+        return episode["last_event_id"] >= observation.event_id
+    return _aware(episode["last_seen_at"]) >= _aware(observation.at)
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _update_open(
+    tx: Transaction, episode: Mapping[str, Any], observation: Observation, sinks: Sequence[str]
+) -> Alert | None:
+    """Records a failing evaluation of an open problem; returns the alert when its severity rose."""
+    previous = SEVERITY_RANK.get(episode["severity"], 0)
+    rose = SEVERITY_RANK.get(observation.severity, 0) > previous
+    assignments = "last_event_id = ?, event_source = ?, last_seen_at = ?, severity = ?"
+    params: list[Any] = [observation.event_id, observation.source, observation.at, observation.severity]
+    if not rose:
+        tx.execute(f"UPDATE {ALERTS_TABLE} SET {assignments} WHERE id = ?", [*params, episode["id"]])
+        return None
+    # A sink still owed the opening gets it with the new severity and evidence: the escalation is not news to it.
+    opening = _json(episode["open_delivery"]) or {}
+    delivery = {
+        name: {"status": "superseded", "attempts": 0}
+        if (opening.get(name) or {}).get("status") == "pending"
+        else {"status": "pending", "attempts": 0}
+        for name in sinks
+    }
+    summary, evidence = redact(observation.summary), redacted(dict(observation.evidence))
+    next_action = redact(observation.next_action) or episode["next_action"]
+    tx.execute(
+        f"UPDATE {ALERTS_TABLE} SET {assignments}, summary = ?, evidence = ?, next_action = ?, escalated_at = ?, "
+        "escalated_run_id = ?, escalated_delivery = ?, pending = ? WHERE id = ?",
+        [
+            *params,
+            summary,
+            json.dumps(evidence, default=str),
+            next_action,
+            observation.at,
+            observation.run_id,
+            json.dumps(delivery),
+            _has_pending(delivery) or _has_pending(opening),
+            episode["id"],
+        ],
+    )
+    return replace(
+        _alert(episode),
+        severity=observation.severity,
+        summary=summary,
+        evidence=evidence,
+        next_action=next_action,
+        escalated_at=observation.at,
+        escalated_run_id=observation.run_id,
+    )
+
+
 def _open(tx: Transaction, observation: Observation, sinks: Sequence[str]) -> Alert:
-    alert_id = hashlib.sha256(f"{observation.problem_key}@{observation.event_id}".encode()).hexdigest()[:20]
+    identity = f"{observation.problem_key}@{observation.source}:{observation.event_id}"
+    alert_id = hashlib.sha256(identity.encode()).hexdigest()[:20]
     alert = Alert(
         id=alert_id,
         problem_key=observation.problem_key,
@@ -277,8 +382,10 @@ def _open(tx: Transaction, observation: Observation, sinks: Sequence[str]) -> Al
         evidence=dict(alert.evidence),
         last_seen_at=observation.at,
         last_event_id=observation.event_id,
+        event_source=observation.source,
         open_delivery=_pending(sinks),
         resolved_delivery=None,
+        escalated_delivery=None,
         pending=bool(sinks),
     )
     tx.append(ALERTS_TABLE, [row])
@@ -289,14 +396,17 @@ def _resolve(tx: Transaction, episode: Mapping[str, Any], observation: Observati
     resolved_delivery = _pending(sinks)
     tx.execute(
         f"UPDATE {ALERTS_TABLE} SET status = 'resolved', resolved_at = ?, resolved_run_id = ?, last_event_id = ?, "
-        "last_seen_at = ?, resolved_delivery = ?, pending = ? WHERE id = ?",
+        "event_source = ?, last_seen_at = ?, resolved_delivery = ?, pending = ? WHERE id = ?",
         [
             observation.at,
             observation.run_id,
             observation.event_id,
+            observation.source,
             observation.at,
             json.dumps(resolved_delivery),
-            bool(sinks) or _has_pending(_json(episode["open_delivery"])),
+            bool(sinks)
+            or _has_pending(_json(episode["open_delivery"]))
+            or _has_pending(_json(episode.get("escalated_delivery"))),
             episode["id"],
         ],
     )
@@ -308,8 +418,8 @@ def _has_pending(delivery: Mapping[str, Any] | None) -> bool:
 
 
 def pending_notices(warehouse: Warehouse, families: Sequence[str] | None = None) -> list[Notice]:
-    """Every notice some sink has not received yet (of `families`, or all), oldest first, an opening
-    before its recovery."""
+    """Every notice some sink has not received yet (of `families`, or all), oldest first: an opening
+    before its escalation, and both before its recovery."""
     where, params = "WHERE pending", []
     if families is not None:
         where += f" AND family IN ({', '.join('?' for _ in families)})" if families else " AND FALSE"
@@ -319,8 +429,8 @@ def pending_notices(warehouse: Warehouse, families: Sequence[str] | None = None)
     notices: list[Notice] = []
     for row in rows:
         alert = _alert(row)
-        for kind, column in (("opened", "open_delivery"), ("resolved", "resolved_delivery")):
-            delivery = _json(row[column])
+        for kind, column in _DELIVERY_COLUMNS.items():
+            delivery = _json(row.get(column))
             if _has_pending(delivery):
                 notices.append(Notice(alert, kind, delivery))
     return notices
@@ -328,12 +438,12 @@ def pending_notices(warehouse: Warehouse, families: Sequence[str] | None = None)
 
 def save_delivery(warehouse: Warehouse, notice: Notice, delivery: Mapping[str, Mapping[str, Any]]) -> None:
     """Stores one notice's new delivery state; the row stays `pending` while any of its notices waits."""
-    column = "open_delivery" if notice.kind == "opened" else "resolved_delivery"
-    other = "resolved_delivery" if notice.kind == "opened" else "open_delivery"
+    column = _DELIVERY_COLUMNS[notice.kind]
+    others = [name for name in _DELIVERY_COLUMNS.values() if name != column]
     with warehouse.transaction() as tx:
         _lock(tx)
-        rows = _rows(tx, f"SELECT {other} FROM {ALERTS_TABLE} WHERE id = ?", [notice.alert.id])
-        still_pending = _has_pending(delivery) or bool(rows and _has_pending(_json(rows[0][other])))
+        rows = _rows(tx, f"SELECT {', '.join(others)} FROM {ALERTS_TABLE} WHERE id = ?", [notice.alert.id])
+        still_pending = _has_pending(delivery) or any(_has_pending(_json(rows[0][name])) for name in others if rows)
         tx.execute(
             f"UPDATE {ALERTS_TABLE} SET {column} = ?, pending = ? WHERE id = ?",
             [json.dumps(delivery, default=str), still_pending, notice.alert.id],
@@ -346,6 +456,6 @@ def load_alerts(warehouse: Warehouse, problem_key: str | None = None) -> list[di
     with warehouse.transaction() as tx:
         rows = _rows(tx, f"SELECT * FROM {ALERTS_TABLE} {where} ORDER BY opened_at, id", params)
     for row in rows:
-        for name in ("evidence", "open_delivery", "resolved_delivery"):
+        for name in ("evidence", "open_delivery", "resolved_delivery", "escalated_delivery"):
             row[name] = _json(row[name])
     return rows

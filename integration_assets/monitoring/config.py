@@ -92,6 +92,8 @@ class Alerts(_Strict):
     sinks: list[Annotated[JsonLinesSink | WebhookSink, Field(discriminator="kind")]]
     delivery_attempts: int = Field(ge=1)
     delivery_timeout_seconds: float = Field(gt=0)
+    # bound on one sensor tick's delivery, all sinks together: well inside Dagster's 60 s sensor timeout
+    delivery_deadline_seconds: float = Field(default=40, gt=0, le=50)
 
 
 class MonitoringConfig(_Strict):

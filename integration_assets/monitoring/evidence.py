@@ -4,28 +4,89 @@ Every check of this project returns `check_result(...)`: a pass or fail, a summa
 action, the exact records at fault as a markdown table (ids, field, one side, other side), their ids for the
 alert (`sample_ids`), and numeric counts that the UI plots. Personal data is masked with `mask` before it
 is shown: the value is replaced by a short fingerprint, so two sides can still be seen to differ.
+
+The fingerprint is a keyed hash (HMAC-SHA256), so a guessed value (an email) cannot be confirmed by hashing
+it: the key comes from `INTEGRATION_MASK_KEY`, else from a random key generated once and kept in
+`$DAGSTER_HOME/integration_mask.key` (the project's `.dagster_home/` without DAGSTER_HOME), so fingerprints
+stay the same across runs and processes of one deployment. No key is ever in the repository.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
+import os
+import secrets
+import time
 from collections.abc import Mapping, Sequence
+from functools import cache
+from pathlib import Path
 from typing import Any
 
 from dagster import AssetCheckResult, AssetCheckSeverity, MetadataValue
 
-__all__ = ["EVIDENCE_KEYS", "check_result", "markdown_table", "mask"]
+__all__ = ["EVIDENCE_KEYS", "MASK_KEY_ENV", "MASK_KEY_FILE", "check_result", "markdown_table", "mask", "mask_key"]
 
 # metadata keys every check sets; monitoring/alerts reads them back from the check evaluation
 EVIDENCE_KEYS = ("system", "summary", "next_action", "problems", "sample_ids")
 SAMPLE_IDS = 20
+MASK_KEY_ENV = "INTEGRATION_MASK_KEY"
+MASK_KEY_FILE = "integration_mask.key"
+PROJECT_HOME = Path(__file__).resolve().parents[2] / ".dagster_home"
+
+
+@cache
+def _stored_key(path: Path) -> bytes:
+    """The key kept in `path`, created once (atomically: two processes starting together agree on one key)."""
+    for _ in range(50):
+        try:
+            existing = path.read_text().strip()
+        except FileNotFoundError:
+            existing = ""
+        except OSError:
+            break
+        if existing:
+            return existing.encode()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            draft = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+            fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets.token_hex(32) + "\n")
+            try:
+                os.link(draft, path)  # fails when another process created it first: then its key is read
+            except FileExistsError:
+                pass
+            finally:
+                draft.unlink(missing_ok=True)
+        except OSError:
+            break
+        time.sleep(0.01)
+    # nowhere to keep a key: fingerprints are stable within this process only, never guessable
+    return secrets.token_hex(32).encode()
+
+
+def mask_key() -> bytes:
+    """`INTEGRATION_MASK_KEY`, else the key stored under DAGSTER_HOME (the project's .dagster_home without it).
+
+    The stored key is read once per process: a process that changes DAGSTER_HOME midway (tests do) keeps its
+    fingerprints consistent."""
+    configured = os.environ.get(MASK_KEY_ENV, "").strip()
+    if configured:
+        return configured.encode()
+    return _stored_key(_key_path())
+
+
+@cache
+def _key_path() -> Path:
+    return Path(os.environ.get("DAGSTER_HOME") or PROJECT_HOME) / MASK_KEY_FILE
 
 
 def mask(value: Any) -> str:
-    """Personal data as a fingerprint: `•••3f2a1c`, equal values giving equal fingerprints."""
+    """Personal data as a fingerprint: `•••3f2a1c`, equal values giving equal fingerprints (under one key)."""
     if value is None or value == "":
         return ""
-    digest = hashlib.sha256(str(value).strip().lower().encode()).hexdigest()[:6]
+    digest = hmac.new(mask_key(), str(value).strip().lower().encode(), hashlib.sha256).hexdigest()[:6]
     return f"•••{digest}"
 
 
@@ -41,7 +102,10 @@ def markdown_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], li
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(_cell(row.get(c)) for c in columns) + " |" for row in rows[:limit]]
     if len(rows) > limit:
-        lines.append(f"\n… and {len(rows) - limit} more (every id is in the counts and in `sample_ids` order)")
+        lines.append(
+            f"\n… and {len(rows) - limit} more rows not shown: the counts include them; `sample_ids` lists "
+            f"the first {SAMPLE_IDS} ids"
+        )
     return "\n".join(lines)
 
 

@@ -267,41 +267,42 @@ def judge_traffic(health: SystemHealth, limits: Health) -> AssetCheckResult:
     )
 
 
-def judge_credentials(today: date) -> AssetCheckResult:
-    """A warning `warn_days` before a configured expiry date; an error once it has come."""
+def judge_credentials(today: date, role: str) -> AssetCheckResult:
+    """One system's credential: a warning `warn_days` before its configured expiry date, an error once it has come.
+
+    One check per system, so each expiring credential is its own problem: its own alert, owner and recovery."""
     config = load_monitoring().credentials
-    statuses = credential_statuses(config, today)
-    at_fault = [s for s in statuses if s.state != "valid"]
-    expired = [s for s in at_fault if s.expired]
-    evidence = [s.as_record() for s in statuses]
-    if not statuses:
-        summary = "no credential expiry configured (credentials.expires_on in data/monitoring.yaml)"
-    elif at_fault:
-        summary = "; ".join(
-            f"{s.system} credential expired on {s.expires_on}"
-            if s.expired
-            else f"{s.system} credential expires on {s.expires_on}, in {s.days_left} days"
-            for s in at_fault
+    status = next((s for s in credential_statuses(config, today) if s.system == role), None)
+    columns = ("id", "vendor", "expires_on", "days_left", "warn_days", "state")
+    if status is None:
+        return check_result(
+            passed=True,
+            system=role,
+            summary=f"{role}: no credential expiry configured (credentials.expires_on.{role} in data/monitoring.yaml)",
+            next_action="",
         )
+    at_fault = status.state != "valid"
+    if status.expired:
+        summary = f"{role} credential expired on {status.expires_on}"
+    elif status.expiring:
+        summary = f"{role} credential expires on {status.expires_on}, in {status.days_left} days"
     else:
-        summary = f"every configured credential is valid for more than {config.warn_days} days"
-    soonest = min((s.days_left for s in statuses), default=None)
+        summary = f"{role} credential is valid until {status.expires_on}, more than {config.warn_days} days away"
     return check_result(
         passed=not at_fault,
-        system=", ".join(s.system for s in at_fault) or "all",
+        system=role,
         summary=summary,
-        next_action="issue a new key or token in the vendor's admin console, set it in the environment and update "
-        "credentials.expires_on in data/monitoring.yaml",
-        records=[s.as_record() for s in at_fault],
-        columns=("id", "vendor", "expires_on", "days_left", "warn_days", "state"),
-        counts={"credentials_expiring": len(at_fault) - len(expired), "credentials_expired": len(expired)}
-        | ({"days_left_min": soonest} if soonest is not None else {}),
-        severity=AssetCheckSeverity.ERROR if expired else AssetCheckSeverity.WARN,
-        extra={
-            "evidence": MetadataValue.md(
-                markdown_table(evidence, ("id", "vendor", "expires_on", "days_left", "warn_days", "state"), 10)
-            )
+        next_action=f"issue a new {status.as_record()['vendor']} key or token in the vendor's admin console, set it "
+        f"in the environment and update credentials.expires_on.{role} in data/monitoring.yaml",
+        records=[status.as_record()] if at_fault else [],
+        columns=columns,
+        counts={
+            "credentials_expiring": int(status.expiring),
+            "credentials_expired": int(status.expired),
+            "days_left": status.days_left,
         },
+        severity=AssetCheckSeverity.ERROR if status.expired else AssetCheckSeverity.WARN,
+        extra={"evidence": MetadataValue.md(markdown_table([status.as_record()], columns, 1))},
     )
 
 
@@ -326,15 +327,18 @@ def _system_check(
     return system_check
 
 
-@asset_check(
-    asset=HEALTH_KEY,
-    name="credential_expiry",
-    description="A warning `credentials.warn_days` before a key or token expires (`credentials.expires_on` in "
-    "data/monitoring.yaml), an error once it has.",
-    blocking=False,
-)
-def credential_expiry() -> AssetCheckResult:
-    return judge_credentials(datetime.now(UTC).date())
+def _credential_check(role: str) -> AssetChecksDefinition:
+    @asset_check(
+        asset=HEALTH_KEY,
+        name=f"credential_expiry_{role}",
+        description=f"A warning `credentials.warn_days` before the {role} key or token expires "
+        f"(`credentials.expires_on.{role}` in data/monitoring.yaml), an error once it has.",
+        blocking=False,
+    )
+    def credential_expiry() -> AssetCheckResult:
+        return judge_credentials(datetime.now(UTC).date(), role)
+
+    return credential_expiry
 
 
 DESCRIPTIONS = {
@@ -357,5 +361,5 @@ DESCRIPTIONS = {
 assets: list[AssetsDefinition] = [integration_health]
 asset_checks: list[AssetChecksDefinition] = [
     *(_system_check(name, role, text, judge) for name, (text, judge) in DESCRIPTIONS.items() for role in SYSTEMS),
-    credential_expiry,
+    *(_credential_check(role) for role in SYSTEMS),
 ]

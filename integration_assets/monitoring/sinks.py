@@ -4,6 +4,14 @@ A webhook can speak Slack's incoming-webhook shape (`format: slack`). Delivery i
 with a short backoff inside one sensor tick; whatever still fails is left `pending` in `ops.alerts` and
 tried again on the next tick. Nothing here raises into a sensor: a sink being down is a delivery state,
 not a crash.
+
+A tick's delivery is bounded, so a hanging webhook cannot push the sensor past Dagster's 60 s evaluation
+timeout (which would lose the tick's cursor): local files get every notice first; a sink that fails a
+notice is skipped for the rest of the tick (its notices stay pending); and no attempt starts, nor lasts,
+beyond an overall deadline (`alerts.delivery_deadline_seconds`, 40 s by default).
+
+A webhook URL may carry its secret in the path (Slack's `/services/T…/B…/…`) or the query (`?token=`):
+every error stored or logged has the URL's path and query masked, in whole and piece by piece.
 """
 
 from __future__ import annotations
@@ -12,12 +20,14 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, Protocol
+from urllib.parse import unquote, urlsplit
 
 import requests
 
@@ -34,10 +44,32 @@ __all__ = [
     "Webhook",
     "configured_sinks",
     "deliver_pending",
+    "mask_url",
     "slack_message",
 ]
 
 BACKOFF_SECONDS = 0.2  # first pause between attempts; doubles each time (a tick must stay short)
+DEADLINE_SECONDS = 40.0  # default bound on one tick's delivery, well inside Dagster's 60 s sensor timeout
+_MIN_PIECE = 3  # shorter pieces of a URL's path or query are left as they are ("v1", "id")
+
+
+def mask_url(text: str, url: str) -> str:
+    """`text` with the URL's path and query masked: whole, and every segment and parameter in it.
+
+    Error messages of HTTP clients quote the URL, or only its path (`url: /services/T0/B0/secret`), sometimes
+    percent-decoded; each of those forms, and each piece of them, becomes `***`. The scheme and host stay,
+    so the error still says where delivery failed."""
+    parts = urlsplit(url)
+    pieces: set[str] = {url}
+    for chunk in (parts.path, parts.query, parts.fragment, f"{parts.path}?{parts.query}" if parts.query else ""):
+        pieces.update({chunk, unquote(chunk)})
+        pieces.update(re.split(r"[/?&=#;]", chunk))
+        pieces.update(re.split(r"[/?&=#;]", unquote(chunk)))
+    if parts.username or parts.password:
+        pieces.update({parts.username or "", parts.password or ""})
+    for piece in sorted((p for p in pieces if len(p) >= _MIN_PIECE), key=len, reverse=True):
+        text = text.replace(piece, "***")
+    return redact(text)
 
 
 class SinkError(Exception):
@@ -92,9 +124,13 @@ class Webhook:
         try:
             response = requests.post(self.url, json=body, timeout=timeout)
         except requests.RequestException as error:
-            raise SinkError(redact(f"{type(error).__name__}: {error}", [self.url])[:300]) from error
+            raise SinkError(self.scrub(f"{type(error).__name__}: {error}")[:300]) from error
         if response.status_code >= 300:
-            raise SinkError(redact(f"HTTP {response.status_code}: {response.text[:200]}", [self.url]))
+            raise SinkError(self.scrub(f"HTTP {response.status_code}: {response.text[:200]}"))
+
+    def scrub(self, text: str) -> str:
+        """Text safe to store and log: the URL's path and query (where its secret lives) masked."""
+        return mask_url(text, self.url)
 
 
 def configured_sinks(config: MonitoringConfig | None = None) -> list[Sink]:
@@ -111,20 +147,30 @@ def configured_sinks(config: MonitoringConfig | None = None) -> list[Sink]:
     return sinks
 
 
-_ICONS = {("opened", "CRITICAL"): ":red_circle:", ("opened", "WARNING"): ":warning:"}
+_ICONS = {
+    ("opened", "CRITICAL"): ":red_circle:",
+    ("opened", "WARNING"): ":warning:",
+    ("escalated", "CRITICAL"): ":red_circle:",
+    ("escalated", "WARNING"): ":warning:",
+}
 
 
 def slack_message(payload: Mapping[str, Any]) -> dict[str, Any]:
     """An incoming-webhook message: `text` for notifications, `blocks` for the channel."""
-    opened = payload["notice"] == "opened"
+    opened = payload["notice"] in ("opened", "escalated")
     icon = _ICONS.get((payload["notice"], payload["severity"]), ":white_check_mark:")
-    headline = (
-        f"{icon} {payload['severity']}: {payload['summary']}" if opened else f"{icon} Resolved: {payload['summary']}"
-    )
+    if payload["notice"] == "escalated":
+        headline = f"{icon} Escalated to {payload['severity']}: {payload['summary']}"
+    elif opened:
+        headline = f"{icon} {payload['severity']}: {payload['summary']}"
+    else:
+        headline = f"{icon} Resolved: {payload['summary']}"
     evidence = payload.get("evidence") or {}
     facts = [
         f"*Where:* {payload['where']}" + (f" ({payload['system']})" if payload.get("system") else ""),
-        f"*Since:* {payload['opened_at']}" + ("" if opened else f" · *resolved:* {payload['resolved_at']}"),
+        f"*Since:* {payload['opened_at']}"
+        + ("" if opened else f" · *resolved:* {payload['resolved_at']}")
+        + (f" · *escalated:* {payload['escalated_at']}" if payload["notice"] == "escalated" else ""),
         f"*Owner:* {payload['owner']}",
     ]
     if opened:
@@ -135,7 +181,9 @@ def slack_message(payload: Mapping[str, Any]) -> dict[str, Any]:
             facts.append(f"*Sample ids:* {', '.join(map(str, evidence['sample_ids']))}")
         if payload.get("next_action"):
             facts.append(f"*Next action:* {payload['next_action']}")
-    run_id = payload.get("opened_run_id") if opened else payload.get("resolved_run_id")
+    run_id = {"opened": payload.get("opened_run_id"), "escalated": payload.get("escalated_run_id")}.get(
+        payload["notice"], payload.get("resolved_run_id")
+    )
     context = f"alert {payload['id']} · {payload['problem_key']}" + (f" · run {run_id}" if run_id else "")
     return {
         "text": headline,
@@ -157,22 +205,45 @@ class Delivered:
     errors: list[str] = field(default_factory=list)
 
 
+def _scrub(sink: Sink, text: str) -> str:
+    scrub = getattr(sink, "scrub", None)
+    return scrub(text) if callable(scrub) else redact(text)
+
+
 def _attempt(
-    sink: Sink, payload: Mapping[str, Any], attempts: int, timeout: float, sleep: Callable[[float], None]
+    sink: Sink,
+    payload: Mapping[str, Any],
+    attempts: int,
+    timeout: float,
+    sleep: Callable[[float], None],
+    remaining: Callable[[], float],
 ) -> tuple[int, str | None]:
-    """Tries up to `attempts` times; returns how many were made and the last error (None when sent)."""
+    """Tries up to `attempts` times while time remains; returns how many were made and the last error (None
+    when sent). No attempt waits longer than the time left before the tick's deadline."""
     error: str | None = None
+    made = 0
     for attempt in range(1, attempts + 1):
+        left = remaining()
+        if left <= 0:
+            return made, error or "delivery deadline of this tick reached; retried next tick"
+        made = attempt
         try:
-            sink.send(payload, timeout)
+            sink.send(payload, min(timeout, left))
             return attempt, None
         except SinkError as failure:
-            error = str(failure)
+            error = _scrub(sink, str(failure))
         except Exception as failure:  # a sink must never crash the sensor, whatever it raises
-            error = redact(f"{type(failure).__name__}: {failure}")[:300]
+            error = _scrub(sink, f"{type(failure).__name__}: {failure}")[:300]
         if attempt < attempts:
-            sleep(BACKOFF_SECONDS * 2 ** (attempt - 1))
-    return attempts, error
+            pause = BACKOFF_SECONDS * 2 ** (attempt - 1)
+            if pause >= remaining():
+                break
+            sleep(pause)
+    return made, error
+
+
+def _local_first(sink: Sink) -> int:
+    return 0 if isinstance(sink, JsonLinesFile) else 1
 
 
 def deliver_pending(
@@ -182,29 +253,42 @@ def deliver_pending(
     timeout: float,
     sleep: Callable[[float], None] = time.sleep,
     families: Sequence[str] | None = None,
+    deadline_seconds: float = DEADLINE_SECONDS,
+    clock: Callable[[], float] = time.monotonic,
 ) -> Delivered:
     """Sends every pending notice to each sink still owed it, recording each outcome as it goes.
 
-    A recovery waits until the same sink has received the opening, so a sink never sees them out of order.
-    A pending sink no longer configured is marked `dropped`: there is nowhere left to send it. `families`
-    limits it to the notices of one sensor, so two sensors never send the same notice at once.
+    Sink by sink, local files first, each getting its notices oldest first: a webhook that hangs cannot
+    keep a notice from the file. Within a sink, an escalation or recovery waits until the sink has received
+    the notices before it, so a sink never sees them out of order; and once a sink fails a notice, it is
+    skipped for the rest of the tick (its notices stay pending for the next one). No attempt starts after
+    `deadline_seconds`, nor waits past it. A pending sink no longer configured is marked `dropped`: there is
+    nowhere left to send it. `families` limits it to the notices of one sensor, so two sensors never send
+    the same notice at once.
     """
-    by_name = {sink.name: sink for sink in sinks}
+    started = clock()
+
+    def remaining() -> float:
+        return deadline_seconds - (clock() - started)
+
+    notices = pending_notices(warehouse, families)
+    deliveries = [{name: dict(state) for name, state in notice.delivery.items()} for notice in notices]
     outcome = Delivered()
-    blocked: set[tuple[str, str]] = set()  # (alert id, sink) whose opening is still undelivered
-    for notice in pending_notices(warehouse, families):
-        delivery = {name: dict(state) for name, state in notice.delivery.items()}
-        payload = notice.alert.payload(notice.kind)
-        waiting = notice.pending_sinks()
-        for name in sorted(waiting, key=lambda n: list(by_name).index(n) if n in by_name else len(by_name)):
-            state = delivery[name]
-            sink = by_name.get(name)
-            if sink is None:
-                state.update(status="dropped", at=datetime.now(UTC).isoformat())
+    configured = {sink.name for sink in sinks}
+    for notice, delivery in zip(notices, deliveries, strict=True):
+        gone = [name for name in notice.pending_sinks() if name not in configured]
+        for name in gone:
+            delivery[name].update(status="dropped", at=datetime.now(UTC).isoformat())
+        if gone:
+            save_delivery(warehouse, notice, delivery)
+    for sink in sorted(sinks, key=_local_first):
+        for notice, delivery in zip(notices, deliveries, strict=True):
+            state = delivery.get(sink.name)
+            if state is None or state.get("status") != "pending":
                 continue
-            if (notice.alert.id, name) in blocked:
-                continue
-            made, error = _attempt(sink, payload, attempts, timeout, sleep)
+            made, error = _attempt(sink, notice.alert.payload(notice.kind), attempts, timeout, sleep, remaining)
+            if made == 0:
+                break  # the tick's deadline: nothing more is tried, anywhere
             state["attempts"] = int(state.get("attempts", 0)) + made
             if error is None:
                 state.update(status="delivered", at=datetime.now(UTC).isoformat())
@@ -213,8 +297,13 @@ def deliver_pending(
             else:
                 state["error"] = error
                 outcome.failed += 1
-                outcome.errors.append(f"{name}: {error}")
-                blocked.add((notice.alert.id, name))
-        save_delivery(warehouse, notice, delivery)
-        outcome.still_pending += sum(1 for state in delivery.values() if state.get("status") == "pending")
+                outcome.errors.append(f"{sink.name}: {error}")
+            save_delivery(warehouse, notice, delivery)
+            if error is not None:
+                break  # the sink is failing: the rest of its notices (a later one of the same alert too) wait
+        if remaining() <= 0:
+            break
+    outcome.still_pending = sum(
+        1 for delivery in deliveries for state in delivery.values() if state.get("status") == "pending"
+    )
     return outcome

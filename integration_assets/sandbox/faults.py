@@ -98,6 +98,7 @@ class VendorBlock(_Strict):
     token_ttl_s: float | None = None
     timeout_hold_s: float | None = None
     incremental_lag_s: float | None = None  # Zendesk leaves out changes younger than this
+    search_lag_s: float | None = None  # Stripe search leaves out records created less than this long ago
     credentials: list[Credential] | None = None
 
     @field_validator("latency_ms")
@@ -140,6 +141,7 @@ class VendorSettings:
     token_ttl_s: float | None = None
     timeout_hold_s: float = 3.0
     incremental_lag_s: float = 60.0
+    search_lag_s: float = 0.0
     credentials: tuple[Credential, ...] = ()
 
     @property
@@ -169,6 +171,7 @@ class VendorSettings:
             token_ttl_s=pick("token_ttl_s", None),
             timeout_hold_s=pick("timeout_hold_s", 3.0),
             incremental_lag_s=pick("incremental_lag_s", 60.0),
+            search_lag_s=pick("search_lag_s", 0.0),
             credentials=tuple((default.credentials or []) + (own.credentials or [])),
         )
 

@@ -958,8 +958,12 @@ class StripeApp(VendorApp):
             start = position
         kinds = SEARCH_FIELDS[object_type]
         test = all if combinator == "AND" else any
+        # Stripe's search index trails writes ("up to a minute"): a record younger than the lag is not found yet
+        indexed_before = self.clock() - self.settings.search_lag_s
 
         def keep(record: Record) -> bool:
+            if self.settings.search_lag_s and (record.get("created") or 0) > indexed_before:
+                return False
             return not record.get("deleted") and test(c.matches(record, kinds[c.field]) for c in clauses)
 
         records, more = self._scan(collection, start, len(collection), limit, keep)

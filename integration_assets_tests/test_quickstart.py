@@ -1,0 +1,38 @@
+"""The README's first command, as a user runs it: it prints every check's outcome, the planted reconciliation
+defects among the failed ones (by id), and the alerts the sensors sent."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+PROJECT = Path(__file__).resolve().parent.parent
+
+
+def test_quickstart_prints_the_checks_outcome_and_the_alerts(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(tmp_path / "home"),
+        "WAREHOUSE_URL": str(tmp_path / "warehouse.duckdb"),
+    }
+    env.pop("DAGSTER_PG_HOST", None)
+    command = [sys.executable, "-m", "integration_assets.quickstart", "--data", str(tmp_path / "data")]
+    command += ["--seed", "7", "--scale", "60", "--defect-rate", "0.3", "--dotenv", str(tmp_path / ".env")]
+    done = subprocess.run(command, cwd=PROJECT, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = done.stdout
+    for job in ("integration_sync", "reconciliation", "health"):
+        assert f"{job}: run " in out and "succeeded" in out.split(f"{job}: run ")[1].splitlines()[0], out
+    assert out.count("  checks: ") == 3
+    manifest = json.loads((tmp_path / "data" / "manifest.json").read_text())
+    failed = [line for line in out.splitlines() if line.startswith("    FAILED: ")]
+    planted = [d for d in manifest["defects"] if d["expected"] == "reconciliation"]
+    assert planted
+    for defect in planted:
+        assert any(str(defect["id"]) in line for line in failed), (defect, failed)
+    opened = [line for line in out.splitlines() if line.startswith("  CRITICAL to ")]
+    assert out.count("alerts: ") == 1 and len(opened) == len(failed)
+    assert (tmp_path / "home" / "alerts.jsonl").read_text().count('"notice": "opened"') == len(opened)
