@@ -259,6 +259,13 @@ def _column_definitions(table: str, columns: Mapping[str, str], backend: Backend
     return definitions
 
 
+def _none_if_missing(value: Any) -> Any:
+    try:
+        return None if bool(pd.isna(value)) else value
+    except (TypeError, ValueError):  # a list or dict: present
+        return value
+
+
 def _plain(value: Any) -> Any:
     """pandas' missing values and numpy scalars as the plain Python values both drivers take."""
     if value is None or value is pd.NaT or (isinstance(value, float) and value != value):
@@ -428,6 +435,10 @@ class Warehouse:
             tx = Transaction(self.backend, connection)
             rows = tx.execute(sql, params)
             return pd.DataFrame.from_records(rows, columns=tx.last_columns)
+
+    def records(self, sql: str, params: Sequence[Any] | None = None) -> list[dict[str, Any]]:
+        """`frame` as one dict per row, with pandas' missing values (NaN, NaT, NA) as None."""
+        return [{k: _none_if_missing(v) for k, v in row.items()} for row in self.frame(sql, params).to_dict("records")]
 
     def count(self, table: str) -> int:
         return self.query(f"SELECT count(*) FROM {validate_table(table)}")[0][0]

@@ -425,6 +425,12 @@ def _shift_exact(number: Decimal, places: int) -> int | None:
 # ----------------------------------------------------------------------------------------- ids and labels
 
 
+def vendor_id(canonical_id: object) -> str:
+    """`billing:in_123` → `in_123`: the id the vendor (and the review queue) knows a record by."""
+    text = "" if canonical_id is None else str(canonical_id)
+    return text.split(":", 1)[1] if ":" in text else text
+
+
 def namespaced_id(system: str, raw_id: object) -> str:
     """`system:raw_id`, so ids from different vendors can never collide ("crm:123", "support:123").
 

@@ -18,7 +18,6 @@ from integration_assets.monitoring.config import load_monitoring
 from integration_assets.reconciliation.common import (
     canonical_key,
     diff_row,
-    frame_rows,
     live_raw,
     outcome,
     raw_reference_ids,
@@ -161,16 +160,12 @@ def invoice_payment_problems(
 def won_deals_invoiced(context: AssetCheckExecutionContext) -> AssetCheckResult:
     warehouse: Warehouse = context.resources.warehouse.open()
     grace = load_monitoring().reconciliation.won_deal_invoice_grace_days
-    won = frame_rows(
-        warehouse.frame(
-            "SELECT deal_id, amount, currency, close_date, created_at, source_records FROM canonical.deals "
-            "WHERE stage = 'won' AND NOT is_deleted"
-        )
+    won = warehouse.records(
+        "SELECT deal_id, amount, currency, close_date, created_at, source_records FROM canonical.deals "
+        "WHERE stage = 'won' AND NOT is_deleted"
     )
-    invoices = frame_rows(
-        warehouse.frame(
-            "SELECT invoice_id, deal_id, currency, total, source_records FROM canonical.invoices WHERE NOT is_deleted"
-        )
+    invoices = warehouse.records(
+        "SELECT invoice_id, deal_id, currency, total, source_records FROM canonical.invoices WHERE NOT is_deleted"
     )
     invoiced = raw_reference_ids(
         load_dictionary(), "invoices", "deal_id", "billing", live_raw(warehouse, "raw.billing_invoices").values()
@@ -202,17 +197,13 @@ def won_deals_invoiced(context: AssetCheckExecutionContext) -> AssetCheckResult:
 )
 def invoices_paid_by_payments(context: AssetCheckExecutionContext) -> AssetCheckResult:
     warehouse: Warehouse = context.resources.warehouse.open()
-    invoices = frame_rows(
-        warehouse.frame(
-            "SELECT invoice_id, status, currency, total, amount_paid, source_records FROM canonical.invoices "
-            "WHERE NOT is_deleted"
-        )
+    invoices = warehouse.records(
+        "SELECT invoice_id, status, currency, total, amount_paid, source_records FROM canonical.invoices "
+        "WHERE NOT is_deleted"
     )
-    payments = frame_rows(
-        warehouse.frame(
-            "SELECT payment_id, invoice_id, status, currency, amount, amount_refunded, source_records "
-            "FROM canonical.payments WHERE NOT is_deleted"
-        )
+    payments = warehouse.records(
+        "SELECT payment_id, invoice_id, status, currency, amount, amount_refunded, source_records "
+        "FROM canonical.payments WHERE NOT is_deleted"
     )
     existing = {namespaced_id("billing", rid) for rid in live_raw(warehouse, "raw.billing_invoices")}
     rows = invoice_payment_problems(invoices, payments, existing)

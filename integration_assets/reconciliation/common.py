@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-import pandas as pd
 from dagster import AssetCheckResult, AssetCheckSeverity, AssetKey
 
 from integration_assets.core.warehouse import Warehouse
@@ -23,12 +22,10 @@ __all__ = [
     "Ref",
     "canonical_key",
     "diff_row",
-    "frame_rows",
     "live_raw",
     "outcome",
     "raw_reference_ids",
     "source_refs",
-    "vendor_id",
 ]
 
 DIFF_COLUMNS = ("system", "object_type", "id", "problem", "field", "this_side", "other_side", "other_record")
@@ -37,12 +34,6 @@ Ref = tuple[str, str, str]  # (system, object_type, vendor id)
 
 def canonical_key(entity: str) -> AssetKey:
     return AssetKey(["canonical", entity])
-
-
-def vendor_id(canonical_id: Any) -> str:
-    """`billing:in_123` → `in_123`: the id the vendor (and the review queue) knows the record by."""
-    text = "" if canonical_id is None else str(canonical_id)
-    return text.split(":", 1)[1] if ":" in text else text
 
 
 def source_refs(source_records: Any) -> list[Ref]:
@@ -91,18 +82,6 @@ def raw_reference_ids(
             continue
         found.add(namespaced_id(source.id_system or system, str(value).strip()))
     return found
-
-
-def frame_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """Rows with pandas' missing values (NaN, NaT, pd.NA) as None."""
-    return [{k: (None if _missing(v) else v) for k, v in row.items()} for row in frame.to_dict("records")]
-
-
-def _missing(value: Any) -> bool:
-    try:
-        return bool(pd.isna(value))
-    except (TypeError, ValueError):
-        return False
 
 
 def outcome(

@@ -16,7 +16,7 @@ from integration_assets.canonical.validate import is_empty, read_record
 from integration_assets.core.warehouse import Warehouse
 from integration_assets.mapping.dictionary import FieldDictionary, load_dictionary
 from integration_assets.monitoring.evidence import mask
-from integration_assets.reconciliation.common import Ref, canonical_key, diff_row, frame_rows, outcome, source_refs
+from integration_assets.reconciliation.common import Ref, canonical_key, diff_row, outcome, source_refs
 
 __all__ = ["asset_checks", "compared_fields", "master_data_problems"]
 
@@ -114,7 +114,7 @@ def customer_master_agrees(context: AssetCheckExecutionContext) -> AssetCheckRes
     rows: list[dict[str, Any]] = []
     compared = 0
     for entity in ENTITIES:
-        canonical = frame_rows(warehouse.frame(f"SELECT source_records FROM canonical.{entity} WHERE NOT is_deleted"))
+        canonical = warehouse.records(f"SELECT source_records FROM canonical.{entity} WHERE NOT is_deleted")
         multi = [r for r in canonical if len(source_refs(r["source_records"])) > 1]
         compared += len(multi)
         refs = {ref for r in multi for ref in source_refs(r["source_records"])}

@@ -11,7 +11,7 @@ from typing import Any
 from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetCheckSeverity, asset_check
 
 from integration_assets.core.warehouse import Warehouse
-from integration_assets.reconciliation.common import canonical_key, diff_row, frame_rows, outcome, source_refs
+from integration_assets.reconciliation.common import canonical_key, diff_row, outcome, source_refs
 
 __all__ = ["asset_checks", "ticket_problems"]
 
@@ -51,12 +51,10 @@ def ticket_problems(
 )
 def tickets_known_people(context: AssetCheckExecutionContext) -> AssetCheckResult:
     warehouse: Warehouse = context.resources.warehouse.open()
-    tickets = frame_rows(
-        warehouse.frame(
-            "SELECT ticket_id, requester_id, customer_id, source_records FROM canonical.tickets WHERE NOT is_deleted"
-        )
+    tickets = warehouse.records(
+        "SELECT ticket_id, requester_id, customer_id, source_records FROM canonical.tickets WHERE NOT is_deleted"
     )
-    people = frame_rows(warehouse.frame("SELECT person_id, contact_id, role, is_deleted FROM canonical.contacts"))
+    people = warehouse.records("SELECT person_id, contact_id, role, is_deleted FROM canonical.contacts")
     customers = {r[0] for r in warehouse.query("SELECT customer_id FROM canonical.customers WHERE NOT is_deleted")}
     rows = ticket_problems(tickets, people, customers)
     return outcome(

@@ -16,11 +16,11 @@ import pandera.pandas as pa
 from integration_assets.core.http import ApiClient
 from integration_assets.core.warehouse import Warehouse
 from integration_assets.mapping.dictionary import FieldDictionary
+from integration_assets.mapping.normalize import vendor_id
 from integration_assets.monitoring.evidence import mask
 from integration_assets.systems.billing.writes import status_changed_at
 from integration_assets.systems.crm.writes import HubSpotWrites, property_name
 from integration_assets.writeback import sync_log
-from integration_assets.writeback.flows.common import rows, vendor_id
 from integration_assets.writeback.model import Outcome, PlannedWrite, Status, idempotency_key
 from integration_assets.writeback.ownership import WritableField, vocabulary, writable_fields
 
@@ -56,8 +56,7 @@ class BillingToCrm:
             return []
         columns = ", ".join(f"d.{f.field}" for f in deal_fields)
         warehouse.ensure_raw_table("raw.billing_invoices")
-        found = rows(
-            warehouse,
+        found = warehouse.records(
             f"SELECT d.deal_id, {columns}, i.invoice_id FROM canonical.deals d "
             "JOIN canonical.invoices i ON i.deal_id = d.deal_id AND NOT i.is_deleted "
             f"WHERE NOT d.is_deleted AND ({' OR '.join(f'd.{f.field} IS NOT NULL' for f in deal_fields)})",

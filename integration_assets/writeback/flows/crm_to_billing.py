@@ -17,11 +17,12 @@ import pandera.pandas as pa
 from integration_assets.core.http import ApiClient
 from integration_assets.core.warehouse import Warehouse
 from integration_assets.mapping.dictionary import FieldDictionary, resolve_path
+from integration_assets.mapping.normalize import vendor_id
 from integration_assets.systems.billing.writes import StripeWrites, metadata_key
 from integration_assets.writeback import sync_log
 from integration_assets.writeback.config import FlowSettings, InvoiceSettings
 from integration_assets.writeback.contracts import known_currency
-from integration_assets.writeback.flows.common import epoch_ms, rows, vendor_id
+from integration_assets.writeback.flows.common import epoch_ms
 from integration_assets.writeback.model import Outcome, PlannedWrite, Status, idempotency_key
 from integration_assets.writeback.ownership import link_path
 
@@ -70,12 +71,11 @@ class CrmToBilling:
         invoiced = self._invoiced_deals(warehouse)
         customers = {
             c["customer_id"]: c
-            for c in rows(
-                warehouse, "SELECT customer_id, name, billing_customer_id FROM canonical.customers WHERE NOT is_deleted"
+            for c in warehouse.records(
+                "SELECT customer_id, name, billing_customer_id FROM canonical.customers WHERE NOT is_deleted"
             )
         }
-        deals = rows(
-            warehouse,
+        deals = warehouse.records(
             "SELECT deal_id, name, customer_id, amount, currency, crm_updated_at FROM canonical.deals "
             "WHERE stage = 'won' AND NOT is_deleted AND customer_id IS NOT NULL ORDER BY deal_id",
         )

@@ -24,10 +24,10 @@ from integration_assets.core.errors import Category, IntegrationError
 from integration_assets.core.http import ApiClient
 from integration_assets.core.warehouse import Warehouse
 from integration_assets.mapping.dictionary import FieldDictionary
-from integration_assets.mapping.normalize import Money
+from integration_assets.mapping.normalize import Money, vendor_id
 from integration_assets.systems.support.writes import ZendeskWrites, field_name
 from integration_assets.writeback import sync_log
-from integration_assets.writeback.flows.common import epoch_ms, rows, vendor_id
+from integration_assets.writeback.flows.common import epoch_ms
 from integration_assets.writeback.model import Outcome, PlannedWrite, Status, idempotency_key
 from integration_assets.writeback.ownership import WritableField, vocabulary, writable_fields
 
@@ -77,8 +77,7 @@ class CrmToSupport:
         columns = {f.field for f in self.fields} | {
             f"{f.field}_currency" for f in self.fields if f.spec.type == "money"
         }
-        found = rows(
-            warehouse,
+        found = warehouse.records(
             f"SELECT customer_id, support_organization_id, crm_updated_at, {', '.join(sorted(columns))} "
             "FROM canonical.customers WHERE NOT is_deleted AND support_organization_id IS NOT NULL "
             "ORDER BY customer_id",
@@ -87,8 +86,7 @@ class CrmToSupport:
         # one of those deals last did
         deals_changed = {
             d["customer_id"]: d["changed"]
-            for d in rows(
-                warehouse,
+            for d in warehouse.records(
                 "SELECT customer_id, max(crm_updated_at) AS changed FROM canonical.deals WHERE stage = 'won' "
                 "AND NOT is_deleted AND customer_id IS NOT NULL GROUP BY customer_id",
             )
