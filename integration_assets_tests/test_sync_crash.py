@@ -53,7 +53,15 @@ def _command(tmp_path: Path) -> list[str]:
         "ops": {
             stream.key.replace("/", "__"): {"config": {"chunk_records": 150, "full_refresh": False}}
             for stream in ALL_STREAMS
-        }
+        },
+        # each step (the syncs, then their checks) forks from a server that has imported the code once
+        "execution": {
+            "config": {
+                "multiprocess": {
+                    "start_method": {"forkserver": {"preload_modules": ["integration_assets.definitions"]}}
+                }
+            }
+        },
     }
     return [
         DAGSTER, "asset", "materialize", "-m", "integration_assets.definitions",
