@@ -18,7 +18,7 @@ import random
 import statistics
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -147,13 +147,20 @@ class CallLog:
 
     def summary(self) -> dict[str, float]:
         with self._lock:
-            latencies = sorted(self._latencies)
-        if len(latencies) >= 2:
-            cuts = statistics.quantiles(latencies, n=100, method="inclusive")
-            p50, p95 = cuts[49], cuts[94]
-        else:
-            p50 = p95 = latencies[0] if latencies else 0.0
-        return {**self.counts, "latency_p50_ms": round(p50, 1), "latency_p95_ms": round(p95, 1)}
+            latencies = list(self._latencies)
+        p50, p95 = latency_percentiles(latencies) or (0.0, 0.0)
+        return {**self.counts, "latency_p50_ms": p50, "latency_p95_ms": p95}
+
+
+def latency_percentiles(latencies: Iterable[float]) -> tuple[float, float] | None:
+    """p50 and p95 in ms (inclusive quantiles, to 0.1 ms), None without a call: one way for every report."""
+    values = sorted(latencies)
+    if not values:
+        return None
+    if len(values) == 1:
+        return round(values[0], 1), round(values[0], 1)
+    cuts = statistics.quantiles(values, n=100, method="inclusive")
+    return round(cuts[49], 1), round(cuts[94], 1)
 
 
 @dataclass(frozen=True)

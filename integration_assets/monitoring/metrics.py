@@ -8,7 +8,6 @@ PostgreSQL.
 
 from __future__ import annotations
 
-import statistics
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from integration_assets.core.http import latency_percentiles
 from integration_assets.core.warehouse import Warehouse
 from integration_assets.monitoring.config import Health
 
@@ -117,14 +117,8 @@ def _share(part: int, whole: int) -> float | None:
 
 
 def _percentiles(latencies: pd.Series) -> tuple[float | None, float | None]:
-    """p50 and p95 as the call log's own summary computes them (inclusive quantiles), so figures agree."""
-    values = sorted(float(v) for v in latencies.dropna())
-    if not values:
-        return None, None
-    if len(values) == 1:
-        return values[0], values[0]
-    cuts = statistics.quantiles(values, n=100, method="inclusive")
-    return round(cuts[49], 1), round(cuts[94], 1)
+    """p50 and p95 as the call log's own summary computes them, so the figures agree."""
+    return latency_percentiles(float(v) for v in latencies.dropna()) or (None, None)
 
 
 def _calls(warehouse: Warehouse, start: datetime, end: datetime) -> pd.DataFrame:
