@@ -23,7 +23,7 @@ from typing import Any
 
 import requests
 
-from integration_assets.sandbox.generator import FILES
+from integration_sandbox.generator import FILES
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -48,7 +48,7 @@ def machine() -> dict[str, Any]:
 # -- datasets -----------------------------------------------------------------------------------------------
 def generate(folder: Path, *, scale: int, seed: int) -> dict:
     """`integration-sandbox generate` in its own process (the generator's memory stays out of ours)."""
-    command = [PYTHON, "-m", "integration_assets.sandbox.cli", "generate", "--out", str(folder)]
+    command = [PYTHON, "-m", "integration_sandbox.cli", "generate", "--out", str(folder)]
     command += ["--seed", str(seed), "--scale", str(scale)]
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL, cwd=ROOT)
     return json.loads((folder / "manifest.json").read_text())
@@ -123,7 +123,7 @@ class SandboxProcess:
 @contextmanager
 def sandbox(data: Path, faults: Path | None = None) -> Iterator[SandboxProcess]:
     """`integration-sandbox serve` on free ports, in its own process, until the block ends."""
-    command = [PYTHON, "-m", "integration_assets.sandbox.cli", "serve", "--data", str(data)]
+    command = [PYTHON, "-m", "integration_sandbox.cli", "serve", "--data", str(data)]
     command += ["--hubspot-port", "0", "--stripe-port", "0", "--zendesk-port", "0"]
     if faults is not None:
         command += ["--faults", str(faults)]

@@ -42,14 +42,12 @@ MANIFEST_FILE = {  # raw table -> the dataset file it mirrors
 
 def worker(urls: dict[str, str], db: str) -> dict:
     from benchmarks.connector_vs_dlt import _clock_closes
-    from integration_assets.core.sync import sync_stream, table_of
+    from integration_assets.core.sync import sync_stream
     from integration_assets.core.warehouse import Warehouse
+    from integration_assets.systems import CATALOG
     from integration_assets.systems.billing.resource import StripeResource
-    from integration_assets.systems.billing.streams import STREAMS as BILLING
     from integration_assets.systems.crm.resource import HubSpotResource
-    from integration_assets.systems.crm.streams import STREAMS as CRM
     from integration_assets.systems.support.resource import ZendeskResource
-    from integration_assets.systems.support.streams import STREAMS as SUPPORT
 
     closes = _clock_closes()  # seconds of each DuckDB connection close (one per transaction)
     resources = {
@@ -63,16 +61,16 @@ def worker(urls: dict[str, str], db: str) -> dict:
     warehouse = Warehouse.from_url(db)
     warehouse.ensure_ops_tables()
     streams, total = [], 0
-    for stream in (*CRM, *BILLING, *SUPPORT):
+    for stream in CATALOG.streams:
         began, closed = time.perf_counter(), len(closes)
-        client = resources[stream.system].client(f"{stream.system}_source", run_id="backfill")
+        client = resources[stream.role].client(stream.connector, run_id="backfill")
         report = sync_stream(stream, client, warehouse, run_id="backfill", full_refresh=True)
         client.close()
         seconds = time.perf_counter() - began
         total += report.fetched
         line = {
             "stream": stream.key,
-            "table": table_of(stream),
+            "table": stream.raw_table,
             "records": report.fetched,
             "pages": report.pages,
             "chunks": report.chunks,

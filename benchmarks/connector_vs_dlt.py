@@ -44,17 +44,17 @@ WHAT_IF = ("one_connection", "one_connection+orjson", "one_connection+orjson+pre
 
 
 def contacts_properties() -> str:
-    from integration_assets.systems.crm.streams import STREAMS
+    from integration_assets.systems import CATALOG
 
-    return ",".join(next(s for s in STREAMS if s.object_type == "contacts").properties)
+    return ",".join(CATALOG.stream("crm/contacts").reader.properties)
 
 
 # -- workers (each in its own process) ---------------------------------------------------------------------
 def worker_ours(url: str, db: str, *, close_timings: bool = False, patches: str = "") -> dict:
     from integration_assets.core.sync import sync_stream
     from integration_assets.core.warehouse import Warehouse
+    from integration_assets.systems import CATALOG
     from integration_assets.systems.crm.resource import HubSpotResource
-    from integration_assets.systems.crm.streams import STREAMS
 
     closes = _clock_closes() if close_timings else None
     finish = _patch(patches) if patches else None
@@ -64,7 +64,7 @@ def worker_ours(url: str, db: str, *, close_timings: bool = False, patches: str 
     client = HubSpotResource(base_url=url, access_token=h.HUBSPOT_TOKEN, requests_per_10s=None).client(
         "crm_source", run_id="bench"
     )
-    stream = next(s for s in STREAMS if s.object_type == "contacts")
+    stream = CATALOG.stream("crm/contacts")
     report = sync_stream(stream, client, warehouse, run_id="bench", full_refresh=True)
     if finish is not None:
         finish()
@@ -143,6 +143,8 @@ def _patch(patches: str):
     if "orjson" in names:
         import orjson
 
+        from integration_assets.core.warehouse import transaction  # where upsert_raw looks payload_text up
+
         def _orjson_decode(self, **_):
             return orjson.loads(self.content)
 
@@ -150,7 +152,7 @@ def _patch(patches: str):
             return orjson.dumps(payload, option=orjson.OPT_SORT_KEYS).decode()
 
         requests.Response.json = _orjson_decode
-        warehouse.payload_text = _orjson_payload_text
+        transaction.payload_text = _orjson_payload_text
     if "prefetch" in names:
         # The stream's pages are fetched in a thread, at most two chunks ahead, while this thread writes the
         # previous chunk (DuckDB releases the GIL while it works).

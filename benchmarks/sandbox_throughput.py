@@ -23,8 +23,8 @@ from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from integration_assets.sandbox.generator import generate
-from integration_assets_tests.vendor_paths import session
+from integration_sandbox.clients import session
+from integration_sandbox.generator import generate
 
 STREAMS = {"hubspot": "contacts", "stripe": "charges", "zendesk": "tickets"}
 
@@ -102,7 +102,7 @@ def main() -> int:
     args = options.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         generate(folder, seed=1, scale=args.scale)
-        command = [sys.executable, "-m", "integration_assets.sandbox.cli", "serve", "--data", folder]
+        command = [sys.executable, "-m", "integration_sandbox.cli", "serve", "--data", folder]
         command += ["--hubspot-port", "0", "--stripe-port", "0", "--zendesk-port", "0"]
         server = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
         try:

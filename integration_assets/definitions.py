@@ -1,43 +1,26 @@
-"""The one Definitions of the code location: gathers what each folder of the package exports."""
+"""The one Definitions of the code location: the slices' own Definitions, merged.
 
-from dagster import Definitions, EnvVar
+Each slice (systems, canonical, reconciliation, monitoring, write-back) builds its assets, checks, jobs,
+schedules and sensors from the stream catalog; `build_definitions` takes another catalog for tests.
+"""
 
-from integration_assets import writeback
-from integration_assets.canonical.assets import asset_checks as canonical_checks
-from integration_assets.canonical.assets import assets as canonical_assets
-from integration_assets.core.resources import WarehouseResource
-from integration_assets.monitoring import health, quality
-from integration_assets.monitoring.freshness import freshness_checks, freshness_sensor
-from integration_assets.monitoring.sensors import sensors
-from integration_assets.reconciliation.checks import asset_checks as reconciliation_checks
-from integration_assets.schedules import SOURCES, jobs, schedules
-from integration_assets.systems.billing.resource import StripeResource
-from integration_assets.systems.crm.resource import HubSpotResource
-from integration_assets.systems.support.resource import ZendeskResource
+from dagster import Definitions
 
-resources = {
-    "hubspot": HubSpotResource(base_url=EnvVar("HUBSPOT_BASE_URL"), access_token=EnvVar("HUBSPOT_ACCESS_TOKEN")),
-    "stripe": StripeResource(base_url=EnvVar("STRIPE_BASE_URL"), api_key=EnvVar("STRIPE_API_KEY")),
-    "zendesk": ZendeskResource(
-        base_url=EnvVar("ZENDESK_BASE_URL"),
-        email=EnvVar("ZENDESK_EMAIL"),
-        api_token=EnvVar("ZENDESK_API_TOKEN"),
-    ),
-    "warehouse": WarehouseResource(url=EnvVar("WAREHOUSE_URL")),
-}
+from integration_assets.canonical import definitions as canonical
+from integration_assets.core.catalog import Catalog
+from integration_assets.monitoring import definitions as monitoring
+from integration_assets.reconciliation import definitions as reconciliation
+from integration_assets.systems import CATALOG
+from integration_assets.systems import definitions as systems
+from integration_assets.writeback import definitions as writeback
 
-defs = Definitions(
-    assets=[*SOURCES, *canonical_assets, *health.assets, *writeback.assets],
-    asset_checks=[
-        *canonical_checks,
-        *quality.asset_checks,
-        *reconciliation_checks,
-        *health.asset_checks,
-        *freshness_checks,
-        *writeback.asset_checks,
-    ],
-    jobs=jobs,
-    schedules=schedules,
-    sensors=[*sensors, freshness_sensor, *writeback.sensors],
-    resources=resources,
-)
+__all__ = ["build_definitions", "defs"]
+
+
+def build_definitions(catalog: Catalog = CATALOG) -> Definitions:
+    return Definitions.merge(
+        *(slice_.build_defs(catalog) for slice_ in (systems, canonical, reconciliation, monitoring, writeback))
+    )
+
+
+defs = build_definitions()

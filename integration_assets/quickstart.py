@@ -15,32 +15,24 @@ from pathlib import Path
 
 import requests
 
+from integration_sandbox.credentials import DEFAULT_CREDENTIALS
+
 PROJECT = Path(__file__).resolve().parent.parent
-SANDBOX_CREDENTIALS = {
-    "HUBSPOT_ACCESS_TOKEN": "pat-sandbox",
-    "STRIPE_API_KEY": "sk_test_sandbox",
-    "ZENDESK_EMAIL": "admin@sandbox.test",
-    "ZENDESK_API_TOKEN": "zendesk-sandbox",
-}
+SANDBOX_CREDENTIALS = DEFAULT_CREDENTIALS  # the sandbox defines them; the quickstart hands them to Dagster
 DEFAULT_PORTS = {"hubspot": 8701, "stripe": 8702, "zendesk": 8703}
-STREAMS = {
-    "hubspot": ("companies", "contacts", "deals"),
-    "stripe": ("customers", "invoices", "charges"),
-    "zendesk": ("organizations", "users", "tickets"),
-}
 
 
 @contextmanager
 def running_sandbox(data: Path, faults: str | None):
     """Starts `integration-sandbox serve` on free ports; yields {vendor: base URL}."""
-    command = [sys.executable, "-m", "integration_assets.sandbox.cli", "serve", "--data", str(data)]
+    command = [sys.executable, "-m", "integration_sandbox.cli", "serve", "--data", str(data)]
     command += ["--hubspot-port", "0", "--stripe-port", "0", "--zendesk-port", "0"]
     if faults:
         command += ["--faults", faults]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     try:
         urls = {}
-        while len(urls) < len(STREAMS):
+        while len(urls) < len(DEFAULT_PORTS):
             line = process.stdout.readline()
             if not line:
                 raise RuntimeError(f"the sandbox stopped before serving (exit code {process.wait()})")
@@ -54,9 +46,12 @@ def running_sandbox(data: Path, faults: str | None):
 
 def check_sandbox(urls: dict[str, str], manifest: dict) -> list[str]:
     """What each vendor serves against what the generator wrote."""
+    from integration_assets.systems import CATALOG
+
     lines = []
-    for vendor, object_types in STREAMS.items():
-        for object_type in object_types:
+    for system in CATALOG.systems:
+        vendor = system.vendor
+        for object_type in (stream.object_type for stream in system.streams):
             served = requests.get(f"{urls[vendor]}/__sandbox__/records/{object_type}", timeout=60).json()
             expected = manifest["counts"][f"{vendor}/{object_type}"]
             mark = "ok" if len(served) == expected else "MISMATCH"
@@ -188,11 +183,39 @@ def prepare_instance(home: Path) -> str:
     return f"SQLite in {home}"
 
 
+def config_folder() -> str | None:
+    """The operator's configuration folder: INTEGRATION_CONFIG_DIR, else `data/` when run from a checkout."""
+    if os.environ.get("INTEGRATION_CONFIG_DIR"):
+        return os.environ["INTEGRATION_CONFIG_DIR"]
+    if (PROJECT / "pyproject.toml").is_file() and (PROJECT / "data").is_dir():
+        return str(PROJECT / "data")
+    return None  # an installed package outside a checkout: the packaged defaults
+
+
+def describe_configuration() -> str:
+    """Where the configuration comes from: the packaged defaults, and which of them the operator's folder overrides."""
+    from integration_assets.core.config import config_dir, config_files, default_path
+
+    line = f"configuration: packaged defaults in {default_path(config_files()[0]).parent}"
+    folder = config_dir()
+    if folder is None:
+        return line
+    overridden = [name for name in config_files() if (folder / name).is_file()]
+    return f"{line}; INTEGRATION_CONFIG_DIR={folder} overrides: {', '.join(overridden) or 'none'}"
+
+
 def write_dotenv(path: Path, home: Path) -> None:
-    """`dagster dev` reads .env from the folder it starts in: point it at the quickstart's home and sandbox."""
+    """`dagster dev` reads .env from the folder it starts in: point it at the quickstart's home, sandbox and
+    configuration folder. An existing .env is kept as it is, but for the configuration folder added when it
+    has none (written by an earlier quickstart)."""
+    config = os.environ.get("INTEGRATION_CONFIG_DIR")
     if path.exists():
+        text = path.read_text()
+        if config and not any(line.startswith("INTEGRATION_CONFIG_DIR=") for line in text.splitlines()):
+            path.write_text(f"{text.rstrip()}\nINTEGRATION_CONFIG_DIR={config}\n".lstrip())
         return
     lines = [f"DAGSTER_HOME={home}", f"WAREHOUSE_URL={os.environ['WAREHOUSE_URL']}"]
+    lines += [f"INTEGRATION_CONFIG_DIR={config}"] if config else []
     lines += [f"{vendor.upper()}_BASE_URL=http://127.0.0.1:{port}" for vendor, port in DEFAULT_PORTS.items()]
     lines += [f"{name}={value}" for name, value in SANDBOX_CREDENTIALS.items()]
     path.write_text("\n".join(lines) + "\n")
@@ -212,12 +235,15 @@ def main(argv: list[str] | None = None) -> int:
 
     data = Path(args.data)
     if not (data / "manifest.json").exists():
-        from integration_assets.sandbox.generator import generate
+        from integration_sandbox.generator import generate
 
         generate(data, seed=args.seed, scale=args.scale, defect_rate=args.defect_rate)
     manifest = json.loads((data / "manifest.json").read_text())
     home = Path(os.environ.setdefault("DAGSTER_HOME", str(PROJECT / ".dagster_home")))
     os.environ.setdefault("WAREHOUSE_URL", str(PROJECT / ".warehouse" / "integration.duckdb"))
+    folder = config_folder()
+    if folder:
+        os.environ["INTEGRATION_CONFIG_DIR"] = folder
     storage = prepare_instance(home)
     write_dotenv(Path(args.dotenv), home)
 
@@ -227,6 +253,7 @@ def main(argv: list[str] | None = None) -> int:
         for name, value in SANDBOX_CREDENTIALS.items():
             os.environ.setdefault(name, value)
         print(f"dagster instance: {storage}; warehouse: {os.environ['WAREHOUSE_URL']}")
+        print(describe_configuration())
         print(f"sandbox dataset {data} (seed {manifest['seed']}, {len(manifest['defects'])} planted defects)")
         print("\n".join(check_sandbox(urls, manifest)))
         print("\n".join(run_jobs()))

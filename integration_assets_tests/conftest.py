@@ -8,10 +8,27 @@ from pathlib import Path
 import pytest
 import requests
 
-from integration_assets.sandbox.generator import generate
-from integration_assets.sandbox.server import Sandbox
+from integration_sandbox.generator import generate
+from integration_sandbox.server import Sandbox
 
 FREE_PORTS = {"hubspot": 0, "stripe": 0, "zendesk": 0}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def packaged_config() -> Iterator[None]:
+    """Every test starts from the packaged configuration, whatever INTEGRATION_CONFIG_DIR the shell has."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("INTEGRATION_CONFIG_DIR", raising=False)
+        yield
+
+
+@pytest.fixture
+def config_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """This test's override folder (INTEGRATION_CONFIG_DIR): a file written into it wins over the packaged one."""
+    folder = tmp_path / "config"
+    folder.mkdir()
+    monkeypatch.setenv("INTEGRATION_CONFIG_DIR", str(folder))
+    return folder
 
 
 @pytest.fixture(scope="session")

@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 from integration_assets.core.resources import WarehouseResource
-from integration_assets.core.sync import table_of
 from integration_assets.core.warehouse import Warehouse
-from integration_assets.definitions import SOURCES
-from integration_assets.sandbox.server import Sandbox
+from integration_assets.systems import CATALOG
 from integration_assets.systems.billing.resource import StripeResource
-from integration_assets.systems.billing.streams import STREAMS as BILLING
 from integration_assets.systems.crm.resource import HubSpotResource
-from integration_assets.systems.crm.streams import STREAMS as CRM
+from integration_assets.systems.definitions import source_assets
 from integration_assets.systems.support.resource import ZendeskResource
-from integration_assets.systems.support.streams import STREAMS as SUPPORT
 from integration_assets_tests.conftest import sandbox_records
+from integration_sandbox.server import Sandbox
 
-ALL_STREAMS = (*CRM, *BILLING, *SUPPORT)
-VENDOR_OF = {"crm": "hubspot", "billing": "stripe", "support": "zendesk"}
+SOURCES = source_assets()
+ALL_STREAMS = CATALOG.streams
+VENDOR_OF = {system.role: system.vendor for system in CATALOG.systems}
 DRILL = {"backoff_base_s": 0.01, "backoff_cap_s": 0.1, "max_attempts": 12, "read_timeout_s": 0.6}
 
 
@@ -79,19 +77,19 @@ def _hubspot_view(stream, record: dict, archived: set[str]) -> dict:
             {str(link["id"]) for link in (record.get("associations") or {}).get(to_type, {}).get("results", [])}
             - archived
         )
-        for to_type in stream.associations
+        for to_type in stream.reader.associations
     }
     return {
-        "properties": {name: record["properties"].get(name) for name in stream.properties},
+        "properties": {name: record["properties"].get(name) for name in stream.reader.properties},
         "archived": bool(record.get("archived")),
         "links": links,
     }
 
 
 def _deleted(stream, record: dict) -> bool:
-    if stream.system == "crm":
+    if stream.role == "crm":
         return bool(record.get("archived"))
-    if stream.system == "billing":
+    if stream.role == "billing":
         return bool(record.get("deleted"))
     return record.get("status") == "deleted" if stream.object_type == "tickets" else record.get("active") is False
 
@@ -106,9 +104,9 @@ def differences(sandbox: Sandbox, warehouse: Warehouse, streams=ALL_STREAMS) -> 
         if r.get("archived")
     }
     for stream in streams:
-        truth = {str(r["id"]): r for r in sandbox_records(sandbox, VENDOR_OF[stream.system], stream.object_type)}
-        warehouse.ensure_raw_table(table_of(stream))  # a run killed early may not have made it yet
-        landed = warehouse.raw_records(table_of(stream))
+        truth = {str(r["id"]): r for r in sandbox_records(sandbox, stream.vendor, stream.object_type)}
+        warehouse.ensure_raw_table(stream.raw_table)  # a run killed early may not have made it yet
+        landed = warehouse.raw_records(stream.raw_table)
         problems = [f"missing {i}" for i in truth.keys() - landed.keys()]
         problems += [f"extra {i}" for i in landed.keys() - truth.keys()]
         for record_id in truth.keys() & landed.keys():
@@ -117,7 +115,7 @@ def differences(sandbox: Sandbox, warehouse: Warehouse, streams=ALL_STREAMS) -> 
                 problems.append(
                     f"{record_id}: is_deleted {row['is_deleted']} at the source {_deleted(stream, expected)}"
                 )
-            elif stream.system == "crm":
+            elif stream.role == "crm":
                 if _hubspot_view(stream, row["payload"], archived) != _hubspot_view(stream, expected, archived):
                     problems.append(f"{record_id}: stale or different")
             elif not row["is_deleted"] and row["payload"] != expected:
@@ -125,6 +123,17 @@ def differences(sandbox: Sandbox, warehouse: Warehouse, streams=ALL_STREAMS) -> 
         if problems:
             found[stream.key] = sorted(problems)[:10] + ([f"... {len(problems)} in all"] if len(problems) > 10 else [])
     return found
+
+
+def quality_checks() -> list:
+    """The contract, drift and volume checks of every stream, and the canonical contract checks."""
+    from integration_assets.canonical.definitions import canonical_checks
+    from integration_assets.monitoring.drift import drift_checks
+    from integration_assets.monitoring.raw_contract_check import raw_contract_checks
+    from integration_assets.monitoring.volume import volume_checks
+
+    contracts = [c for c in canonical_checks if {k.name for k in c.check_keys} == {"contract"}]
+    return [*raw_contract_checks(CATALOG), *drift_checks(CATALOG), *volume_checks(CATALOG), *contracts]
 
 
 def materialized(result) -> dict[str, dict]:

@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from integration_assets.core.config import default_path
+from integration_assets.core.monitoring_config import load_monitoring
 from integration_assets.core.warehouse import Warehouse
 from integration_assets.monitoring.alerts import (
     Observation,
@@ -22,7 +24,6 @@ from integration_assets.monitoring.alerts import (
     pending_notices,
     problem_key_for_check,
 )
-from integration_assets.monitoring.config import DATA, load_monitoring
 from integration_assets.monitoring.sinks import JsonLinesFile, Webhook, configured_sinks, deliver_pending, slack_message
 
 
@@ -73,8 +74,8 @@ def receiver() -> Iterator[WebhookReceiver]:
 
 
 def write_monitoring(path: Path, sinks: list[dict], attempts: int = 3) -> Path:
-    """A monitoring config equal to the shipped one but for its alert sinks."""
-    config = yaml.safe_load((DATA / "monitoring.yaml").read_text())
+    """A monitoring config equal to the packaged one but for its alert sinks."""
+    config = yaml.safe_load(default_path("monitoring.yaml").read_text())
     config["alerts"] = {"sinks": sinks, "delivery_attempts": attempts, "delivery_timeout_seconds": 2}
     path.write_text(yaml.safe_dump(config))
     return path

@@ -15,24 +15,16 @@ from integration_assets.canonical.assets import asset_checks, assets
 from integration_assets.canonical.raw_contracts import check_stream
 from integration_assets.canonical.review import TABLE
 from integration_assets.core.warehouse import Warehouse
-from integration_assets.sandbox.generator import generate
-from integration_assets.sandbox.server import Sandbox
 from integration_assets_tests.conftest import FREE_PORTS, put_faults, sandbox_records
 from integration_assets_tests.sync_helpers import SOURCES, materialized, resources
+from integration_sandbox.generator import generate
+from integration_sandbox.server import Sandbox
 
 CANONICAL = [*assets, *asset_checks]
 
 
-def run_all(sandbox: Sandbox, warehouse_url: str, instance: DagsterInstance, decisions: Path | None = None):
-    config = {"decisions_path": str(decisions)} if decisions else {}
-    run_config = {
-        "ops": {
-            f"canonical__{e}": {"config": config} for e in ("customers", "deals", "invoices", "payments", "tickets")
-        }
-    }
-    result = materialize(
-        [*SOURCES, *CANONICAL], resources=resources(sandbox, warehouse_url), instance=instance, run_config=run_config
-    )
+def run_all(sandbox: Sandbox, warehouse_url: str, instance: DagsterInstance):
+    result = materialize([*SOURCES, *CANONICAL], resources=resources(sandbox, warehouse_url), instance=instance)
     assert result.success
     return result
 
@@ -85,11 +77,11 @@ def test_manifest_recall_and_no_false_positives(tmp_path: Path, seed: int, scale
     assert n360[0] == n360[1] == warehouse.count("canonical.customers")
 
 
-def test_items_resolve_when_fixed_and_decisions_apply(sandbox: Sandbox, warehouse_url: str, tmp_path: Path) -> None:
-    decisions = tmp_path / "decisions.yaml"
+def test_items_resolve_when_fixed_and_decisions_apply(sandbox: Sandbox, warehouse_url: str, config_dir: Path) -> None:
+    decisions = config_dir / "review_decisions.yaml"  # the operator's copy, which wins over the packaged file
     decisions.write_text("decisions: []\n")
     with DagsterInstance.ephemeral() as instance:
-        run_all(sandbox, warehouse_url, instance, decisions)
+        run_all(sandbox, warehouse_url, instance)
         first = {(i["system"], i["object_type"], i["record_id"], i["reason_code"]): i for i in queue(warehouse_url)}
         bad_email = next(k for k in first if k[3] == "invalid_email")
         ambiguous = next(k for k in first if k[3] == "ambiguous_owner")
@@ -121,7 +113,7 @@ def test_items_resolve_when_fixed_and_decisions_apply(sandbox: Sandbox, warehous
                 }
             )
         )
-        run_all(sandbox, warehouse_url, instance, decisions)
+        run_all(sandbox, warehouse_url, instance)  # the edited file applies: no cache to clear
     after = {(i["system"], i["object_type"], i["record_id"], i["reason_code"]): i for i in queue(warehouse_url)}
     assert after[bad_email]["status"] == "resolved"
     assert after[ambiguous]["status"] == "resolved"

@@ -13,21 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from integration_assets.mapping.dictionary import (
-    DEFAULT_PATH,
-    MISSING,
-    SYSTEM_OBJECT_TYPES,
-    ConfigError,
-    FieldDictionary,
-    load_dictionary,
-    parse_dictionary,
-    resolve_path,
-)
+from integration_assets.core.config import default_path
+from integration_assets.core.payload import MISSING, resolve_path
+from integration_assets.mapping.dictionary import ConfigError, load_dictionary, parse_dictionary
 from integration_assets.mapping.docs import REGENERATE, render_markdown
-from integration_assets.sandbox.generator import generate
-from integration_assets.systems.billing.streams import STREAMS as BILLING_STREAMS
-from integration_assets.systems.crm.streams import STREAMS as CRM_STREAMS
-from integration_assets.systems.support.streams import STREAMS as SUPPORT_STREAMS
+from integration_assets.mapping.schema import SYSTEM_OBJECT_TYPES, FieldDictionary
+from integration_assets.systems import CATALOG
+from integration_sandbox.generator import generate
 
 PROJECT = Path(__file__).resolve().parent.parent
 DOCS_PAGE = PROJECT / "docs" / "field_dictionary.md"
@@ -79,7 +71,7 @@ def _flat(value: object) -> list[object]:
 def test_the_shipped_dictionary_loads_with_its_entities(dictionary: FieldDictionary) -> None:
     assert set(dictionary.entities) == ENTITIES
     assert load_dictionary() is dictionary  # cached
-    assert load_dictionary(DEFAULT_PATH).entities == dictionary.entities
+    assert load_dictionary(default_path("field_dictionary.yaml")).entities == dictionary.entities
     for entity in dictionary.entities.values():
         for spec in entity.fields.values():
             assert spec.description.strip().endswith((".", ")")), spec.description
@@ -122,14 +114,15 @@ def test_write_backs_are_listed(dictionary: FieldDictionary) -> None:
 
 
 def test_the_object_types_are_the_connectors(dictionary: FieldDictionary) -> None:
-    assert set(SYSTEM_OBJECT_TYPES["crm"]) == {s.object_type for s in CRM_STREAMS}
-    assert set(SYSTEM_OBJECT_TYPES["billing"]) == {s.object_type for s in BILLING_STREAMS}
-    assert set(SYSTEM_OBJECT_TYPES["support"]) == {s.object_type for s in SUPPORT_STREAMS}
+    """Every object type the dictionary reads is a stream of the catalog, so a connector lands it."""
+    read = {(system, object_type) for system, object_type, _, _ in _all_paths(dictionary)}
+    assert read and read <= {(s.role, s.object_type) for s in CATALOG.streams}
+    assert CATALOG.object_types() == SYSTEM_OBJECT_TYPES
 
 
 def test_hubspot_properties_read_are_requested_by_the_connector(dictionary: FieldDictionary) -> None:
     """HubSpot returns only the properties a request names: a dictionary path outside the list is always null."""
-    requested = {s.object_type: set(s.properties) for s in CRM_STREAMS}
+    requested = {s.object_type: set(s.reader.properties) for s in CATALOG.streams_of("crm")}
     missing = [
         f"{object_type}.{path} ({used})"
         for system, object_type, path, used in _all_paths(dictionary)
@@ -196,7 +189,7 @@ def test_resolve_path_tells_missing_from_null() -> None:
 
 # ------------------------------------------------------------------------------------ broken dictionaries
 
-SHIPPED = DEFAULT_PATH.read_text(encoding="utf-8")
+SHIPPED = default_path("field_dictionary.yaml").read_text(encoding="utf-8")
 
 
 def _delete_block(text: str, header: str) -> str:

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from integration_assets.sandbox.generator import ANCHOR, DEFECT_KINDS, FILES, PLANS, generate, implied_plan
+from integration_sandbox.generator import ANCHOR, DEFECT_KINDS, FILES, PLANS, generate, implied_plan
 
 FILE_OF = {
     ("crm", "companies"): "hubspot/companies",

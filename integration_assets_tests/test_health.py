@@ -17,20 +17,22 @@ from dagster import AssetCheckSeverity, DagsterInstance, materialize
 
 from integration_assets.canonical.assets import asset_checks as canonical_checks
 from integration_assets.canonical.assets import assets as canonical_assets
+from integration_assets.core.config import default_path
 from integration_assets.core.errors import IntegrationError
+from integration_assets.core.monitoring_config import load_monitoring
 from integration_assets.core.resources import WarehouseResource
 from integration_assets.core.sync import sync_stream
 from integration_assets.core.warehouse import Warehouse
 from integration_assets.monitoring import health
-from integration_assets.monitoring.config import DATA, load_monitoring
-from integration_assets.monitoring.metrics import HEALTH_TABLE, SYSTEMS
-from integration_assets.sandbox.server import Sandbox
-from integration_assets.systems.billing.streams import STREAMS as BILLING
-from integration_assets.systems.crm.streams import STREAMS as CRM
+from integration_assets.monitoring.metrics import HEALTH_TABLE
+from integration_assets.systems import CATALOG
 from integration_assets_tests.conftest import put_faults
 from integration_assets_tests.sync_helpers import SOURCES, materialized, resources
+from integration_sandbox.server import Sandbox
 
-HEALTH = [*health.assets, *health.asset_checks]
+HEALTH_CHECKS = health.build_health_checks(CATALOG)
+HEALTH = [health.build_health_asset(CATALOG), *HEALTH_CHECKS]
+SYSTEMS = CATALOG.roles
 BAD_DAY = """
 seed: 11
 default:
@@ -38,22 +40,21 @@ default:
 zendesk:
   incremental_lag_s: 0
 """
-# The sandbox's small business needs few pages: judge rates from 3 calls on (10 in data/monitoring.yaml).
+# The sandbox's small business needs few pages: judge rates from 3 calls on (10 in the packaged monitoring.yaml).
 FEW_CALLS = {"min_calls": 3}
 CLEAN = "seed: 1\nzendesk:\n  incremental_lag_s: 0\n"
 
 
 @pytest.fixture
-def monitoring(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    """Writes a copy of data/monitoring.yaml with some blocks changed and points MONITORING_CONFIG at it."""
+def monitoring(config_dir: Path):
+    """Writes a copy of the packaged monitoring.yaml with some blocks changed into this test's config folder."""
 
     def configure(**blocks: dict) -> Path:
-        settings = yaml.safe_load((DATA / "monitoring.yaml").read_text())
+        settings = yaml.safe_load(default_path("monitoring.yaml").read_text())
         for name, values in blocks.items():
             settings[name] = {**settings[name], **values}
-        path = tmp_path / "monitoring.yaml"
+        path = config_dir / "monitoring.yaml"
         path.write_text(yaml.safe_dump(settings))
-        monkeypatch.setenv("MONITORING_CONFIG", str(path))
         return path
 
     configure()  # the shipped thresholds, isolated from edits made to the file meanwhile
@@ -65,7 +66,7 @@ def run_health(sandbox: Sandbox, warehouse_url: str, instance: DagsterInstance) 
     result = materialize(HEALTH, resources=resources(sandbox, warehouse_url), instance=instance)
     assert result.success
     checks = {evaluation.check_name: evaluation for evaluation in result.get_asset_check_evaluations()}
-    assert set(checks) == {key.name for c in health.asset_checks for key in c.check_keys}
+    assert set(checks) == {key.name for c in HEALTH_CHECKS for key in c.check_keys}
     return materialized(result)["ops/integration_health"], checks
 
 
@@ -192,7 +193,7 @@ def _sync_billing_customers(sandbox: Sandbox, url: str, run_id: str) -> None:
     connection = resources(sandbox, url, max_attempts=3)["stripe"]
     client = connection.client(connector="billing_source", run_id=run_id)
     try:
-        sync_stream(BILLING[0], client, Warehouse.from_url(url), run_id=run_id)
+        sync_stream(CATALOG.streams_of("billing")[0], client, Warehouse.from_url(url), run_id=run_id)
     finally:
         client.close()
 
@@ -239,7 +240,7 @@ def test_traffic_drop_against_the_window_before(sandbox: Sandbox, tmp_path: Path
         # The full sync becomes the window before: its calls are moved back by one window.
         with warehouse.transaction() as tx:
             tx.execute(f"UPDATE ops.api_calls SET called_at = called_at - INTERVAL '{limits.window_minutes} minutes'")
-        companies = [a for a in SOURCES if a.key.to_user_string() == CRM[0].key]
+        companies = [a for a in SOURCES if a.key.to_user_string() == CATALOG.streams_of("crm")[0].key]
         assert materialize(companies, resources=resources(sandbox, url), instance=instance).success
         _, checks = run_health(sandbox, url, instance)
     counts = dict(warehouse.query("SELECT system, count(*) FROM ops.api_calls GROUP BY system"))

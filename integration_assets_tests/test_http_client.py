@@ -13,11 +13,11 @@ import requests
 from integration_assets.core.access import Operation, load_policy
 from integration_assets.core.errors import Category, IntegrationError
 from integration_assets.core.pacing import RequestBudget
-from integration_assets.sandbox.server import Sandbox
 from integration_assets.systems.billing.resource import StripeResource
 from integration_assets.systems.crm.resource import HubSpotResource
 from integration_assets.systems.support.resource import ZendeskResource
 from integration_assets_tests.conftest import put_faults
+from integration_sandbox.server import Sandbox
 
 CONTACTS = "/crm/v3/objects/{object_type}"
 
@@ -122,7 +122,7 @@ def test_a_call_outside_the_access_policy_is_blocked_before_sending(sandbox: San
             json_body={"properties": {}},
         )
     assert raised.value.category == Category.PERMISSION_DENIED
-    assert "data/access_policy.yaml" in raised.value.next_action
+    assert "access_policy.yaml in your INTEGRATION_CONFIG_DIR folder" in raised.value.next_action
     assert stats(sandbox, "hubspot").get("requests", 0) == 0
     assert load_policy().connectors["crm_source"].permits("contacts", Operation.READ)
 

@@ -13,11 +13,11 @@ import pytest
 
 from integration_assets.core.access import Operation
 from integration_assets.core.errors import Category, IntegrationError
-from integration_assets.sandbox.server import Sandbox
 from integration_assets.systems.billing.resource import StripeResource
 from integration_assets.systems.crm.resource import HubSpotResource
 from integration_assets.systems.support.resource import ZendeskResource
 from integration_assets_tests.conftest import put_faults
+from integration_sandbox.server import Sandbox
 
 
 class Script:

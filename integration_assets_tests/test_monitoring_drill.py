@@ -13,11 +13,10 @@ from dagster import DagsterInstance, build_sensor_context, instance_for_test, ma
 
 from integration_assets.core.resources import WarehouseResource
 from integration_assets.definitions import defs
-from integration_assets.monitoring.quality import asset_checks as quality_checks
-from integration_assets.sandbox.server import Sandbox
 from integration_assets_tests.conftest import put_faults
-from integration_assets_tests.sync_helpers import SOURCES, resources
+from integration_assets_tests.sync_helpers import SOURCES, quality_checks, resources
 from integration_assets_tests.test_alerts import WebhookReceiver, read_lines, write_monitoring
+from integration_sandbox.server import Sandbox
 
 # One stream drifts: the vendor renames a promised field and adds one nobody asked for.
 CONTACTS_DRIFT = """\
@@ -29,7 +28,7 @@ hubspot:
       add: {hs_legal_basis: "Legitimate interest"}
 """
 NO_FAULTS = "seed: 1\n"
-DRIFT_CHECKS = [c for c in quality_checks if {k.name for k in c.check_keys} == {"drift"}]
+DRIFT_CHECKS = [c for c in quality_checks() if {k.name for k in c.check_keys} == {"drift"}]
 FULL_REFRESH = {"ops": {a.op.name: {"config": {"full_refresh": True}} for a in SOURCES}}
 
 
@@ -46,14 +45,14 @@ def instance(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Dagster
 
 
 def test_drift_alerts_once_and_recovers_once(
-    sandbox: Sandbox, instance: DagsterInstance, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    sandbox: Sandbox, instance: DagsterInstance, tmp_path: Path, config_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     warehouse_url = str(tmp_path / "warehouse.duckdb")
     sensor = defs.resolve_sensor_def("drift_alerts")
     with WebhookReceiver() as receiver:
         monkeypatch.setenv("DRILL_ALERT_HOOK", receiver.url)
         sinks = [{"kind": "jsonl", "path": "alerts.jsonl"}, {"kind": "webhook", "url_env": "DRILL_ALERT_HOOK"}]
-        monkeypatch.setenv("MONITORING_CONFIG", str(write_monitoring(tmp_path / "monitoring.yaml", sinks)))
+        write_monitoring(config_dir / "monitoring.yaml", sinks)
         lines = Path(instance.root_directory) / "alerts.jsonl"
         cursor: str | None = None
 

@@ -26,7 +26,7 @@ from integration_assets.mapping.normalize import (
     normalize_money,
     normalize_phone,
 )
-from integration_assets.sandbox.generator import DEFECT_KINDS, generate
+from integration_sandbox.generator import DEFECT_KINDS, generate
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 FULLWIDTH = {ord(d): ord(d) + 0xFEE0 for d in "0123456789"}  # "1" -> "\uff11"

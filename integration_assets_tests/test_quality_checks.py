@@ -9,30 +9,28 @@ import requests
 import yaml
 from dagster import AssetCheckSeverity, AssetSelection, DagsterInstance, materialize
 
-from integration_assets.canonical.assets import SOURCE_KEYS
 from integration_assets.canonical.assets import assets as canonical_assets
+from integration_assets.core.evidence import mask
 from integration_assets.core.warehouse import Warehouse
 from integration_assets.monitoring.drift import promised_fields
-from integration_assets.monitoring.evidence import mask
-from integration_assets.monitoring.quality import asset_checks
-from integration_assets.monitoring.targets import RAW_STREAMS
 from integration_assets.monitoring.volume import judge_volume
-from integration_assets.sandbox.server import Sandbox
+from integration_assets.systems import CATALOG
 from integration_assets_tests.conftest import put_faults, sandbox_records
-from integration_assets_tests.sync_helpers import SOURCES, VENDOR_OF, materialized, resources
+from integration_assets_tests.sync_helpers import SOURCES, VENDOR_OF, materialized, quality_checks, resources
+from integration_sandbox.server import Sandbox
 
 ROOT = Path(__file__).resolve().parent.parent
 DRIFT_PROFILE = ROOT / "data" / "faults" / "drift.yaml"
 NO_FAULTS = "seed: 1\n"
 ROLE_OF = {vendor: role for role, vendor in VENDOR_OF.items()}
 JSON_TYPE = {str: "string", bool: "boolean", int: "integer", float: "number", list: "array", dict: "object"}
-SOURCE_NAMES = {s.name for s in RAW_STREAMS}
+SOURCE_NAMES = {s.key for s in CATALOG.streams}
 FULL_REFRESH = {"ops": {a.op.name: {"config": {"full_refresh": True}} for a in SOURCES}}
 
 
 def checks_on(names: set[str]) -> list:
     """The quality checks whose asset is one of `names` (asset keys as strings)."""
-    return [c for c in asset_checks if {k.asset_key.to_user_string() for k in c.check_keys} <= names]
+    return [c for c in quality_checks() if {k.asset_key.to_user_string() for k in c.check_keys} <= names]
 
 
 RAW_CHECKS = checks_on(SOURCE_NAMES)
@@ -77,7 +75,7 @@ def expected_drift(profile: dict, clean: dict[str, dict[str, str]]) -> dict[str,
             continue
         for object_type, drift in block["drift"].items():
             system = ROLE_OF[vendor]
-            key = SOURCE_KEYS[(system, object_type)]
+            key = CATALOG.stream_of(system, object_type).key
             before, promised = clean[key], promised_fields(system, object_type)
             nested = any(name.startswith("properties.") for name in before)  # HubSpot keeps values there
 
@@ -157,14 +155,14 @@ def test_a_run_that_fetched_only_deletions_is_not_drift(sandbox: Sandbox, tmp_pa
 def test_volume_drop_fails_and_steady_volume_passes(sandbox: Sandbox, tmp_path: Path) -> None:
     url = str(tmp_path / "warehouse.duckdb")
     # HubSpot shows an archive in its next listing (Zendesk's exports hold back the last minute of changes)
-    stream = next(s for s in RAW_STREAMS if s.name == "crm/contacts")
-    vendor = VENDOR_OF[stream.system]
+    stream = next(s for s in CATALOG.streams if s.key == "crm/contacts")
+    vendor = VENDOR_OF[stream.role]
     with DagsterInstance.ephemeral() as instance:
         for _ in range(2):
             steady = sync(sandbox, url, instance)
             for key, evaluation in outcomes(steady, "volume").items():
                 assert evaluation.passed, (key, evaluation.metadata["summary"])
-        before = materialized(steady)[stream.name]["live_rows"].value
+        before = materialized(steady)[stream.key]["live_rows"].value
         assert before > 0
         live = [r for r in sandbox_records(sandbox, vendor, stream.object_type) if not r.get("archived")]
         for record in live[: int(len(live) * 0.8)]:
@@ -173,11 +171,11 @@ def test_volume_drop_fails_and_steady_volume_passes(sandbox: Sandbox, tmp_path: 
             )
             assert response.status_code < 300, response.text
         dropped = sync(sandbox, url, instance)
-        after = materialized(dropped)[stream.name]["live_rows"].value
+        after = materialized(dropped)[stream.key]["live_rows"].value
         assert after < before * 0.5
         for key, evaluation in outcomes(dropped, "volume").items():
-            assert evaluation.passed == (key != stream.name), (key, evaluation.metadata["summary"])
-        failed = outcomes(dropped, "volume")[stream.name]
+            assert evaluation.passed == (key != stream.key), (key, evaluation.metadata["summary"])
+        failed = outcomes(dropped, "volume")[stream.key]
         assert failed.metadata["live_rows"].value == after
         assert failed.metadata["median_live_rows"].value == before
 
@@ -233,10 +231,10 @@ def test_checks_blocking_and_freshness_from_the_definitions() -> None:
 
     graph = defs.resolve_asset_graph()
     specs = {(k.asset_key.to_user_string(), k.name): graph.get_check_spec(k) for k in graph.asset_check_keys}
-    for stream in RAW_STREAMS:
+    for stream in CATALOG.streams:
         for name in ("contract", "drift", "volume"):
-            assert (stream.name, name) in specs
-            assert not specs[(stream.name, name)].blocking
+            assert (stream.key, name) in specs
+            assert not specs[(stream.key, name)].blocking
     for entity in ("customers", "deals", "invoices", "payments", "tickets"):
         assert specs[(f"canonical/{entity}", "contract")].blocking
     windows = {
@@ -253,8 +251,8 @@ def test_checks_blocking_and_freshness_from_the_definitions() -> None:
 def test_raw_contract_sample_masks_personal_data(sandbox: Sandbox, tmp_path: Path) -> None:
     """A vendor sending an email as a list breaks the promise; the sample shows the list masked."""
     url = str(tmp_path / "warehouse.duckdb")
-    stream = next(s for s in RAW_STREAMS if s.name == "crm/contacts")
-    vendor = VENDOR_OF[stream.system]
+    stream = next(s for s in CATALOG.streams if s.key == "crm/contacts")
+    vendor = VENDOR_OF[stream.role]
     record = next(
         r
         for r in sandbox_records(sandbox, vendor, stream.object_type)
@@ -264,15 +262,15 @@ def test_raw_contract_sample_masks_personal_data(sandbox: Sandbox, tmp_path: Pat
     record["properties"]["email"] = [email]
     response = requests.post(f"{sandbox.url(vendor)}/__sandbox__/records/{stream.object_type}", json=record, timeout=10)
     assert response.status_code < 300, response.text
-    asset = next(a for a in SOURCES if a.key == stream.key)
+    asset = next(a for a in SOURCES if a.key == stream.asset_key)
     with DagsterInstance.ephemeral() as instance:
         result = materialize(
-            [asset, *checks_on({stream.name})],
+            [asset, *checks_on({stream.key})],
             resources=resources(sandbox, url),
             instance=instance,
             run_config={"ops": {asset.op.name: {"config": {"full_refresh": True}}}},
         )
-    contract = outcomes(result, "contract")[stream.name]
+    contract = outcomes(result, "contract")[stream.key]
     assert not contract.passed
     assert contract.metadata["failed_records"].value == 1
     assert contract.metadata["sample_ids"].value == str(record["id"])
@@ -282,7 +280,7 @@ def test_raw_contract_sample_masks_personal_data(sandbox: Sandbox, tmp_path: Pat
 
 MASK_PROBE = """
 import sys
-from integration_assets.monitoring.evidence import mask
+from integration_assets.core.evidence import mask
 print(mask(sys.argv[1]))
 """
 
@@ -323,7 +321,7 @@ def test_mask_is_keyed_and_stable_across_runs(tmp_path: Path) -> None:
 
 
 def test_markdown_footer_tells_what_sample_ids_hold() -> None:
-    from integration_assets.monitoring.evidence import SAMPLE_IDS, check_result
+    from integration_assets.core.evidence import SAMPLE_IDS, check_result
 
     records = [{"id": f"r{n}"} for n in range(60)]
     result = check_result(passed=False, system="crm", summary="60 bad", next_action="fix", records=records, limit=50)

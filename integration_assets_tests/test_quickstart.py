@@ -9,6 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from integration_assets import quickstart
+
 PROJECT = Path(__file__).resolve().parent.parent
 
 
@@ -17,7 +21,9 @@ def test_quickstart_prints_the_checks_outcome_and_the_alerts(tmp_path: Path) -> 
         **os.environ,
         "DAGSTER_HOME": str(tmp_path / "home"),
         "WAREHOUSE_URL": str(tmp_path / "warehouse.duckdb"),
+        "INTEGRATION_CONFIG_DIR": str(tmp_path / "config"),  # isolated from the checkout's data/
     }
+    (tmp_path / "config").mkdir()
     env.pop("DAGSTER_PG_HOST", None)
     command = [sys.executable, "-m", "integration_assets.quickstart", "--data", str(tmp_path / "data")]
     command += ["--seed", "7", "--scale", "60", "--defect-rate", "0.3", "--dotenv", str(tmp_path / ".env")]
@@ -36,3 +42,18 @@ def test_quickstart_prints_the_checks_outcome_and_the_alerts(tmp_path: Path) -> 
     opened = [line for line in out.splitlines() if line.startswith("  CRITICAL to ")]
     assert out.count("alerts: ") == 1 and len(opened) == len(failed)
     assert (tmp_path / "home" / "alerts.jsonl").read_text().count('"notice": "opened"') == len(opened)
+    assert f"INTEGRATION_CONFIG_DIR={tmp_path / 'config'} overrides: none" in out
+    assert f"INTEGRATION_CONFIG_DIR={tmp_path / 'config'}\n" in (tmp_path / ".env").read_text()
+
+
+def test_from_a_checkout_the_configuration_folder_is_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The quickstart points INTEGRATION_CONFIG_DIR at the checkout's data/, and adds it to an older .env."""
+    monkeypatch.delenv("INTEGRATION_CONFIG_DIR", raising=False)
+    assert quickstart.config_folder() == str(PROJECT / "data")
+    monkeypatch.setenv("INTEGRATION_CONFIG_DIR", str(PROJECT / "data"))
+    monkeypatch.setenv("WAREHOUSE_URL", str(tmp_path / "warehouse.duckdb"))
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("DAGSTER_HOME=/elsewhere\n")  # an operator's own, or an older quickstart's
+    quickstart.write_dotenv(dotenv, tmp_path / "home")
+    quickstart.write_dotenv(dotenv, tmp_path / "home")
+    assert dotenv.read_text() == f"DAGSTER_HOME=/elsewhere\nINTEGRATION_CONFIG_DIR={PROJECT / 'data'}\n"

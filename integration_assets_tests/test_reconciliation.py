@@ -13,15 +13,18 @@ from dagster import AssetSelection, DagsterInstance, materialize
 
 from integration_assets.canonical.assets import asset_checks as canonical_checks
 from integration_assets.canonical.assets import assets as canonical_assets
+from integration_assets.core.evidence import EVIDENCE_KEYS, mask
 from integration_assets.core.warehouse import Warehouse
-from integration_assets.monitoring.evidence import EVIDENCE_KEYS, mask
 from integration_assets.reconciliation import completeness
-from integration_assets.reconciliation.checks import asset_checks
-from integration_assets.sandbox.generator import generate
-from integration_assets.sandbox.server import Sandbox
+from integration_assets.reconciliation.definitions import cross_system_checks
+from integration_assets.systems import CATALOG
 from integration_assets_tests.conftest import FREE_PORTS, put_faults, sandbox_records
 from integration_assets_tests.sync_helpers import SOURCES, resources
+from integration_sandbox.generator import generate
+from integration_sandbox.server import Sandbox
 
+COMPLETENESS = completeness.completeness_checks(CATALOG)
+asset_checks = [*cross_system_checks, *COMPLETENESS]
 EVERYTHING = [*SOURCES, *canonical_assets, *canonical_checks, *asset_checks]
 CANONICAL_CHECKS = {
     "won_deals_invoiced",
@@ -207,12 +210,12 @@ def test_completeness_sees_records_the_raw_tables_lack(sandbox: Sandbox, warehou
             tx.execute("DELETE FROM raw.crm_deals WHERE id = (SELECT min(id) FROM raw.crm_deals WHERE NOT is_deleted)")
         result = materialize(
             EVERYTHING,
-            selection=AssetSelection.checks(*completeness.asset_checks),
+            selection=AssetSelection.checks(*COMPLETENESS),
             resources=resources(sandbox, warehouse_url),
             instance=instance,
         )
     found = {k.split(":")[0]: e for k, e in evaluations(result).items()}
-    assert set(found) == {s.key for streams, _ in completeness.SYSTEMS for s in streams.STREAMS}
+    assert set(found) == {s.key for s in CATALOG.streams}
     failing = {key for key, e in found.items() if not e.passed}
     assert failing == {"crm/contacts", "support/tickets", "billing/invoices", "crm/deals"}
     contacts = found["crm/contacts"].metadata

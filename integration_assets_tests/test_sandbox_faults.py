@@ -10,10 +10,10 @@ import pytest
 import requests
 
 from integration_assets.core.config import ConfigError
-from integration_assets.sandbox.faults import load_profile, parse_profile
-from integration_assets.sandbox.server import Sandbox
 from integration_assets_tests.conftest import FREE_PORTS, put_faults, sandbox_records
-from integration_assets_tests.vendor_paths import LIST_PATHS, session
+from integration_sandbox.clients import LIST_PATHS, session
+from integration_sandbox.faults import load_profile, parse_profile
+from integration_sandbox.server import Sandbox
 
 VENDORS = ("hubspot", "stripe", "zendesk")
 
@@ -214,6 +214,6 @@ def test_stats_count_requests_and_injected_faults(sandbox: Sandbox) -> None:
 def test_query_parsing_agrees_with_the_standard_library(query: str) -> None:
     from urllib.parse import parse_qs
 
-    from integration_assets.sandbox.server import parse_query
+    from integration_sandbox.kit import parse_query
 
     assert parse_query(query) == parse_qs(query, keep_blank_values=True)

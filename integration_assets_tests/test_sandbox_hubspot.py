@@ -34,8 +34,8 @@ from hubspot.crm.deals.exceptions import ForbiddenException as DealsForbidden
 from hubspot.crm.deals.exceptions import UnauthorizedException as DealsUnauthorized
 from hubspot.oauth import ApiException as OAuthApiException
 
-from integration_assets.sandbox.server import Sandbox
 from integration_assets_tests.conftest import put_faults, sandbox_records
+from integration_sandbox.server import Sandbox
 
 TYPES = ("companies", "contacts", "deals")
 MODIFIED = {

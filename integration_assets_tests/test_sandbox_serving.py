@@ -11,10 +11,10 @@ import sys
 import pytest
 import requests
 
-from integration_assets.sandbox.generator import generate
-from integration_assets.sandbox.server import Sandbox
 from integration_assets_tests.conftest import FREE_PORTS, sandbox_records
-from integration_assets_tests.vendor_paths import list_all
+from integration_sandbox.clients import list_all
+from integration_sandbox.generator import generate
+from integration_sandbox.server import Sandbox
 
 STREAMS = [
     ("hubspot", "companies"),
@@ -60,7 +60,7 @@ def test_every_planted_defect_is_served(tmp_path) -> None:
 
 
 def _start_cli(*args: str) -> subprocess.Popen:
-    command = [sys.executable, "-m", "integration_assets.sandbox.cli", *args]
+    command = [sys.executable, "-m", "integration_sandbox.cli", *args]
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -70,7 +70,7 @@ def test_cli_generates_and_serves_until_terminated(tmp_path) -> None:
         [
             sys.executable,
             "-m",
-            "integration_assets.sandbox.cli",
+            "integration_sandbox.cli",
             "generate",
             "--out",
             str(data),

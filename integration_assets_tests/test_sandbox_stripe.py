@@ -11,8 +11,8 @@ import pytest
 import requests
 import stripe
 
-from integration_assets.sandbox.server import Sandbox
 from integration_assets_tests.conftest import put_faults, sandbox_records
+from integration_sandbox.server import Sandbox
 
 KEY = "sk_test_sandbox"
 TYPES = ("customers", "invoices", "charges")

@@ -14,8 +14,8 @@ from zenpy import Zenpy
 from zenpy.lib.api_objects import Organization, Ticket, User
 from zenpy.lib.exception import APIException, RatelimitBudgetExceeded, RecordNotFoundException
 
-from integration_assets.sandbox.server import Sandbox
 from integration_assets_tests.conftest import sandbox_records
+from integration_sandbox.server import Sandbox
 
 EMAIL, TOKEN = "admin@sandbox.test", "zendesk-sandbox"
 AUTH = (f"{EMAIL}/token", TOKEN)

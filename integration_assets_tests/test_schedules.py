@@ -13,13 +13,17 @@ from integration_assets.canonical.assets import asset_checks as canonical_checks
 from integration_assets.canonical.assets import assets as canonical_assets
 from integration_assets.definitions import defs
 from integration_assets.monitoring import health
-from integration_assets.monitoring.metrics import SYSTEMS
 from integration_assets.quickstart import SQLITE_INSTANCE
-from integration_assets.reconciliation.checks import completeness_checks, cross_system_checks
-from integration_assets.schedules import SOURCES, schedules
+from integration_assets.reconciliation.completeness import completeness_checks
+from integration_assets.reconciliation.definitions import cross_system_checks
+from integration_assets.systems import CATALOG
+from integration_assets.systems.definitions import source_assets
 from integration_assets_tests.test_foundation import POSTGRES, PROJECT
 
 VENDOR_RESOURCES = {"hubspot", "stripe", "zendesk"}
+SYSTEMS = CATALOG.roles
+SOURCES = source_assets()
+schedules = list(defs.schedules or [])
 EXPECTED = {  # job → (cron, hours of a day it runs at)
     "integration_sync": ("0 * * * *", 24),
     "reconciliation": (None, 1),
@@ -67,7 +71,7 @@ def test_sync_job_runs_sources_canonical_their_checks_and_completeness_but_not_c
     assert {key for a in (*SOURCES, *canonical_assets) for key in a.keys} <= set(selected.executable_asset_keys)
     checks = set(selected.asset_check_keys)
     assert check_keys(canonical_checks) <= checks
-    assert check_keys(completeness_checks) <= checks  # counted right after each stream lands
+    assert check_keys(completeness_checks(CATALOG)) <= checks  # counted right after each stream lands
     assert not check_keys(cross_system_checks) & checks
 
 
@@ -105,7 +109,7 @@ def test_steps_that_call_vendors_retry_with_backoff_and_jitter_in_their_vendor_p
         policy = definition.op.retry_policy
         assert policy is not None and policy.backoff == Backoff.EXPONENTIAL and policy.jitter == Jitter.PLUS_MINUS, name
     # The health steps read the warehouse only: nothing to pace or retry against a vendor.
-    for definition in [*health.assets, *health.asset_checks]:
+    for definition in [health.build_health_asset(CATALOG), *health.build_health_checks(CATALOG)]:
         assert not definition.required_resource_keys & VENDOR_RESOURCES
 
 

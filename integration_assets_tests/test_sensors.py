@@ -33,13 +33,13 @@ from dagster import (
 )
 from dagster._core.events import DagsterEvent, StepMaterializationData
 
+from integration_assets.core.evidence import check_result
+from integration_assets.core.monitoring_config import load_monitoring
 from integration_assets.core.resources import WarehouseResource
 from integration_assets.core.warehouse import Warehouse
 from integration_assets.definitions import defs
 from integration_assets.monitoring.alerts import load_alerts
-from integration_assets.monitoring.config import load_monitoring
-from integration_assets.monitoring.evidence import check_result
-from integration_assets.monitoring.freshness import build_freshness_checks, freshness_checks
+from integration_assets.monitoring.freshness import build_freshness_checks
 from integration_assets.monitoring.sensors import (
     CHECK_FAMILIES,
     OTHER_CHECKS,
@@ -51,6 +51,7 @@ from integration_assets.monitoring.sensors import (
     family_of,
     sensors,
 )
+from integration_assets.systems import CATALOG
 from integration_assets_tests.test_alerts import WebhookReceiver, read_lines, write_monitoring
 
 STATE = Path()  # set per test: the file whose content ("pass"/"fail") decides the probe's outcome
@@ -110,7 +111,9 @@ UI_ASSETS = Definitions(assets=[probe_flaky, probe_steady])
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-def setup(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict]:
+def setup(
+    request: pytest.FixtureRequest, tmp_path: Path, config_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[dict]:
     """An instance, a warehouse URL of the same kind, a webhook receiver, and a config sending to both sinks."""
     global STATE
     STATE = tmp_path / "state"
@@ -118,7 +121,7 @@ def setup(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.Mo
     with WebhookReceiver() as receiver:
         monkeypatch.setenv("TEST_ALERT_HOOK", receiver.url)
         config = [{"kind": "jsonl", "path": "alerts.jsonl"}, {"kind": "webhook", "url_env": "TEST_ALERT_HOOK"}]
-        monkeypatch.setenv("MONITORING_CONFIG", str(write_monitoring(tmp_path / "monitoring.yaml", config)))
+        write_monitoring(config_dir / "monitoring.yaml", config)
         if request.param == "sqlite":
             warehouse_url = str(tmp_path / "warehouse.duckdb")
             (tmp_path / "dagster_home").mkdir()
@@ -287,9 +290,8 @@ def test_every_check_name_has_exactly_one_sensor() -> None:
     sensor_names = [s.name for s in sensors]
     assert len(sensor_names) == len(set(sensor_names)) == len(CHECK_FAMILIES) + 2
     assert "freshness_checks_sensor" in {s.name for s in defs.sensors}
-    assert {
-        key for check in freshness_checks for key in check.check_keys
-    } <= defs.resolve_asset_graph().asset_check_keys
+    freshness = {key for key in defs.resolve_asset_graph().asset_check_keys if key.name == "freshness_check"}
+    assert {key.asset_key.path[0] for key in freshness} == {*CATALOG.roles, "canonical", "ops"}
 
 
 def test_implicit_asset_job_failures_are_per_asset(setup: dict) -> None:
@@ -324,12 +326,12 @@ def test_implicit_asset_job_failures_are_per_asset(setup: dict) -> None:
     ]
 
 
-def test_alert_clears_from_a_replaced_instance(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request) -> None:
+def test_alert_clears_from_a_replaced_instance(tmp_path: Path, config_dir: Path, request) -> None:
     """Moving from a PostgreSQL instance to a fresh SQLite one: its lower event ids still clear the alert."""
     global STATE
     STATE = tmp_path / "state"
     config = [{"kind": "jsonl", "path": str(tmp_path / "alerts.jsonl")}]
-    monkeypatch.setenv("MONITORING_CONFIG", str(write_monitoring(tmp_path / "monitoring.yaml", config)))
+    write_monitoring(config_dir / "monitoring.yaml", config)
     warehouse_url = str(tmp_path / "warehouse.duckdb")
     storage_url = request.getfixturevalue("postgres_url").replace("postgresql://", "postgresql+psycopg2://", 1)
     lines = tmp_path / "alerts.jsonl"

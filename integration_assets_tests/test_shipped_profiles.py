@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from integration_assets.sandbox.faults import load_profile
+from integration_sandbox.faults import load_profile
 
 FAULTS = Path(__file__).resolve().parent.parent / "data" / "faults"
 

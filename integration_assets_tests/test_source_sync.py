@@ -9,10 +9,10 @@ import requests
 from dagster import DagsterInstance, materialize
 
 from integration_assets.core.warehouse import Warehouse
-from integration_assets.sandbox.server import Sandbox
 from integration_assets_tests.conftest import put_faults
 from integration_assets_tests.sync_helpers import SOURCES, differences, materialized, resources
-from integration_assets_tests.vendor_paths import session
+from integration_sandbox.clients import session
+from integration_sandbox.server import Sandbox
 
 BAD_DAY = """
 seed: {seed}
@@ -144,9 +144,9 @@ def test_missing_permission_fails_fast_naming_it(sandbox: Sandbox, warehouse_url
 def test_more_than_ten_thousand_changes_restart_the_search(sandbox: Sandbox, tmp_path) -> None:
     """HubSpot refuses to page past 10,000 search results: the stream restarts from the last change seen."""
     from integration_assets.core.sync import sync_stream
-    from integration_assets.systems.crm.streams import STREAMS
+    from integration_assets.systems import CATALOG
 
-    contacts = next(s for s in STREAMS if s.object_type == "contacts")
+    contacts = CATALOG.stream("crm/contacts")
     warehouse = Warehouse.from_url(str(tmp_path / "w.duckdb"))
     warehouse.ensure_ops_tables()
     client = resources(sandbox, warehouse.target)["hubspot"].client("crm_source")

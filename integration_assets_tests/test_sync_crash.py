@@ -18,10 +18,10 @@ import pytest
 import requests
 
 from integration_assets.core.warehouse import Warehouse
-from integration_assets.sandbox.generator import generate
-from integration_assets.sandbox.server import Sandbox
 from integration_assets_tests.conftest import FREE_PORTS, put_faults
 from integration_assets_tests.sync_helpers import ALL_STREAMS, differences, sandbox_env
+from integration_sandbox.generator import generate
+from integration_sandbox.server import Sandbox
 
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
 SLOW_AND_FAULTY = """

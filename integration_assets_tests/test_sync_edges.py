@@ -6,15 +6,14 @@ import time
 
 import requests
 
-from integration_assets.core.sync import sync_stream, table_of
+from integration_assets.core.sync import sync_stream
 from integration_assets.core.warehouse import Warehouse
-from integration_assets.sandbox.generator import generate
-from integration_assets.sandbox.server import Sandbox
+from integration_assets.systems import CATALOG
 from integration_assets.systems.billing.resource import StripeResource
-from integration_assets.systems.billing.streams import STREAMS as BILLING
 from integration_assets.systems.crm.resource import HubSpotResource
-from integration_assets.systems.crm.streams import STREAMS as CRM
 from integration_assets_tests.conftest import FREE_PORTS
+from integration_sandbox.generator import generate
+from integration_sandbox.server import Sandbox
 
 
 def _warehouse(tmp_path) -> Warehouse:
@@ -25,11 +24,11 @@ def _warehouse(tmp_path) -> Warehouse:
 
 def test_a_record_edited_while_the_search_is_read_does_not_hide_another(tmp_path) -> None:
     generate(tmp_path / "data", seed=1, scale=200)
-    contacts = next(s for s in CRM if s.object_type == "contacts")
+    contacts = CATALOG.stream("crm/contacts")
     with Sandbox(tmp_path / "data", ports=FREE_PORTS) as sandbox:
         base = sandbox.url("hubspot")
         warehouse = _warehouse(tmp_path)
-        warehouse.ensure_raw_table(table_of(contacts))
+        warehouse.ensure_raw_table(contacts.raw_table)
         with warehouse.transaction() as tx:
             tx.set_cursor(contacts.key, "1", "setup")  # an incremental pass whose window covers everything
         client = HubSpotResource(base_url=base, access_token="pat-sandbox").client("crm_source")
@@ -54,18 +53,18 @@ def test_a_record_edited_while_the_search_is_read_does_not_hide_another(tmp_path
         live = requests.get(f"{base}/__sandbox__/records/contacts", timeout=30).json()
     live_ids = {str(r["id"]) for r in live if not r.get("archived")}
     assert len(searches) > 2
-    assert live_ids - set(warehouse.raw_records(table_of(contacts))) == set()
+    assert live_ids - set(warehouse.raw_records(contacts.raw_table)) == set()
 
 
 def test_a_relist_after_an_expired_event_window_marks_deleted_customers(tmp_path) -> None:
     generate(tmp_path / "data", seed=2, scale=40)
-    customers = next(s for s in BILLING if s.object_type == "customers")
+    customers = CATALOG.stream("billing/customers")
     with Sandbox(tmp_path / "data", ports=FREE_PORTS) as sandbox:
         base = sandbox.url("stripe")
         connection = StripeResource(base_url=base, api_key="sk_test_sandbox", requests_per_second=None)
         warehouse = _warehouse(tmp_path)
         sync_stream(customers, connection.client("billing_source"), warehouse, run_id="full")
-        victim = next(i for i, r in warehouse.raw_records(table_of(customers)).items() if not r["is_deleted"])
+        victim = next(i for i, r in warehouse.raw_records(customers.raw_table).items() if not r["is_deleted"])
         requests.delete(
             f"{base}/v1/customers/{victim}", headers={"Authorization": "Bearer sk_test_sandbox"}, timeout=10
         ).raise_for_status()
@@ -73,4 +72,4 @@ def test_a_relist_after_an_expired_event_window_marks_deleted_customers(tmp_path
             tx.set_cursor(customers.key, str(int(time.time()) - 31 * 86400), "old")
         report = sync_stream(customers, connection.client("billing_source"), warehouse, run_id="relist")
     assert report.deleted == 1
-    assert warehouse.raw_records(table_of(customers))[victim]["is_deleted"] is True
+    assert warehouse.raw_records(customers.raw_table)[victim]["is_deleted"] is True

@@ -12,11 +12,10 @@ import yaml
 from dagster import AssetSelection, DagsterInstance, materialize
 
 from integration_assets.canonical.assets import assets as canonical_assets
-from integration_assets.sandbox.server import Sandbox
+from integration_assets.core.config import default_path
 from integration_assets_tests.conftest import put_faults, sandbox_records
 from integration_assets_tests.sync_helpers import SOURCES, resources
 from integration_assets_tests.writeback_helpers import (
-    DATA,
     EVERYTHING,
     HUBSPOT_HEADERS,
     customers_per_company,
@@ -29,6 +28,7 @@ from integration_assets_tests.writeback_helpers import (
     won_deal,
     won_deal_ids,
 )
+from integration_sandbox.server import Sandbox
 
 FLOW = "crm_to_billing"
 
@@ -116,18 +116,17 @@ def test_refused_value_goes_to_review_and_the_batch_goes_on(sandbox: Sandbox, tm
     assert logged[0]["error_category"] == "rejected_value" and logged[0]["idempotency_key"].startswith("ia:")
 
 
-def test_missing_scope_is_blocked_before_sending(sandbox: Sandbox, tmp_path: Path) -> None:
+def test_missing_scope_is_blocked_before_sending(sandbox: Sandbox, tmp_path: Path, config_dir: Path) -> None:
     url = str(tmp_path / "wh.duckdb")
-    policy = yaml.safe_load((DATA / "access_policy.yaml").read_text())
+    policy = yaml.safe_load(default_path("access_policy.yaml").read_text())
     policy["connectors"][FLOW]["allow"]["invoices"] = ["read"]  # the flow may no longer create invoices
-    narrow = tmp_path / "access_policy.yaml"
-    narrow.write_text(yaml.safe_dump(policy))
+    (config_dir / "access_policy.yaml").write_text(yaml.safe_dump(policy))  # the operator's copy wins
     new_business(sandbox, companies=2, deals_each=1, prefix="Scope")
     before = {i["id"] for i in sandbox_records(sandbox, "stripe", "invoices")}
     with DagsterInstance.ephemeral() as instance:
         sync(sandbox, url, instance)
         requests.delete(f"{sandbox.url('stripe')}/__sandbox__/stats", timeout=5)
-        result, metadata = run_flows(sandbox, url, instance, FLOW, stripe={"policy_path": str(narrow)})
+        result, metadata = run_flows(sandbox, url, instance, FLOW)
     assert value(metadata[FLOW], "blocked") >= 2
     assert {i["id"] for i in sandbox_records(sandbox, "stripe", "invoices")} == before
     blocked = table(url, "SELECT * FROM ops.sync_log WHERE status = 'blocked'")

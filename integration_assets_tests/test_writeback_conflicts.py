@@ -12,9 +12,8 @@ import requests
 from dagster import AssetSelection, DagsterInstance, materialize
 
 from integration_assets.mapping.normalize import Money
-from integration_assets.sandbox.server import Sandbox
 from integration_assets.systems.support.resource import ZendeskResource
-from integration_assets.writeback import flow_key
+from integration_assets.writeback.assets import flow_key
 from integration_assets_tests.conftest import put_faults, sandbox_records
 from integration_assets_tests.sync_helpers import resources
 from integration_assets_tests.writeback_helpers import (
@@ -26,6 +25,7 @@ from integration_assets_tests.writeback_helpers import (
     value,
     won_deal,
 )
+from integration_sandbox.server import Sandbox
 
 FLOWS = ("crm_to_billing", "billing_to_crm", "crm_to_support")
 

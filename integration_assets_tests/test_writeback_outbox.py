@@ -21,12 +21,12 @@ from dagster import (
 from integration_assets.core.resources import WarehouseResource
 from integration_assets.core.warehouse import Warehouse
 from integration_assets.monitoring.sensors import failed_check_alerts
-from integration_assets.reconciliation.checks import asset_checks as reconciliation_checks
-from integration_assets.sandbox.generator import generate
-from integration_assets.sandbox.server import Sandbox
+from integration_assets.reconciliation.completeness import completeness_checks
+from integration_assets.reconciliation.definitions import cross_system_checks
+from integration_assets.systems import CATALOG
 from integration_assets.writeback import outbox
-from integration_assets.writeback import sensors as writeback_sensors
 from integration_assets.writeback.model import Outcome, PlannedWrite, Status
+from integration_assets.writeback.sensors import sensors as writeback_sensors
 from integration_assets_tests.conftest import FREE_PORTS, put_faults, sandbox_records
 from integration_assets_tests.sync_helpers import resources
 from integration_assets_tests.test_alerts import read_lines, write_monitoring
@@ -42,21 +42,23 @@ from integration_assets_tests.writeback_helpers import (
     value,
     write_settings,
 )
+from integration_sandbox.generator import generate
+from integration_sandbox.server import Sandbox
 
 FLOW = "crm_to_billing"
 (outbox_replay,) = writeback_sensors
+reconciliation_checks = [*cross_system_checks, *completeness_checks(CATALOG)]
 
 
 def outbox_checks(result) -> list[bool]:
     return [e.passed for e in result.get_asset_check_evaluations() if e.check_name == "outbox_drained"]
 
 
-def test_destination_down_then_back_delivers_each_write_once(tmp_path: Path, warehouse_url: str, monkeypatch) -> None:
-    monkeypatch.setenv("WRITEBACK_CONFIG", str(write_settings(tmp_path / "writeback.yaml", retry_base_seconds=0.01)))
-    monkeypatch.setenv(
-        "MONITORING_CONFIG",
-        str(write_monitoring(tmp_path / "monitoring.yaml", [{"kind": "jsonl", "path": "alerts.jsonl"}])),
-    )
+def test_destination_down_then_back_delivers_each_write_once(
+    tmp_path: Path, warehouse_url: str, config_dir: Path
+) -> None:
+    write_settings(config_dir / "writeback.yaml", retry_base_seconds=0.01)
+    write_monitoring(config_dir / "monitoring.yaml", [{"kind": "jsonl", "path": "alerts.jsonl"}])
     data = tmp_path / "data"
     generate(data, seed=5, scale=25, defect_rate=0.0)  # a clean business: every check can pass
     (tmp_path / "home").mkdir()

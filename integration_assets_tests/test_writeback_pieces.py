@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from integration_assets.core.config import ConfigError
+from integration_assets.core.config import ConfigError, default_path
 from integration_assets.core.errors import Category, IntegrationError, Resource
+from integration_assets.core.evidence import mask
 from integration_assets.mapping.dictionary import load_dictionary
-from integration_assets.monitoring.evidence import mask
 from integration_assets.systems.support.resource import ZendeskResource
 from integration_assets.writeback.breaker import CircuitBreaker
 from integration_assets.writeback.config import Behaviour, load_writeback
@@ -18,18 +18,17 @@ from integration_assets.writeback.contracts import violations
 from integration_assets.writeback.flows.crm_to_support import CrmToSupport
 from integration_assets.writeback.model import PlannedWrite
 from integration_assets.writeback.ownership import writable_fields
-from integration_assets_tests.writeback_helpers import DATA
 
 
-def test_shipped_settings_load_and_a_broken_file_names_its_line(tmp_path: Path) -> None:
-    shipped = load_writeback(DATA / "writeback.yaml")
+def test_shipped_settings_load_and_a_broken_file_names_its_line(config_dir: Path) -> None:
+    shipped = load_writeback()
     assert shipped.flow("crm_to_billing").behaviour == Behaviour.CREATE_ONLY
-    broken = tmp_path / "writeback.yaml"
-    text = (DATA / "writeback.yaml").read_text().replace("behaviour: update_only", "behaviour: mirror", 1)
+    broken = config_dir / "writeback.yaml"  # the operator's copy, which wins over the packaged file
+    text = default_path("writeback.yaml").read_text().replace("behaviour: update_only", "behaviour: mirror", 1)
     broken.write_text(text)
     line = text.splitlines().index("    behaviour: mirror") + 1
     with pytest.raises(ConfigError) as error:
-        load_writeback(broken)
+        load_writeback()
     assert f"{broken}:{line}: flows.billing_to_crm.behaviour:" in str(error.value)
 
 

@@ -14,17 +14,17 @@ from dagster import AssetSelection, DagsterInstance, materialize
 
 from integration_assets.canonical.assets import asset_checks as canonical_checks
 from integration_assets.canonical.assets import assets as canonical_assets
+from integration_assets.core.config import default_path
 from integration_assets.core.warehouse import Warehouse
-from integration_assets.sandbox.server import Sandbox
-from integration_assets.writeback import asset_checks as writeback_checks
-from integration_assets.writeback import assets as writeback_assets
-from integration_assets.writeback import flow_key
+from integration_assets.writeback.assets import asset_checks as writeback_checks
+from integration_assets.writeback.assets import assets as writeback_assets
+from integration_assets.writeback.assets import flow_key
 from integration_assets_tests.conftest import sandbox_records
 from integration_assets_tests.sync_helpers import SOURCES, materialized, resources
+from integration_sandbox.server import Sandbox
 
 EVERYTHING = [*SOURCES, *canonical_assets, *canonical_checks, *writeback_assets, *writeback_checks]
 HUBSPOT_HEADERS = {"Authorization": "Bearer pat-sandbox"}
-DATA = Path(__file__).resolve().parent.parent / "data"
 
 
 def sync(sandbox: Sandbox, url: str, instance: DagsterInstance) -> None:
@@ -124,8 +124,8 @@ def table(url: str, sql: str, params: list | None = None) -> list[dict]:
 
 
 def write_settings(path: Path, **outbox) -> Path:
-    """data/writeback.yaml with other outbox timings (a drill cannot wait a minute for the replay)."""
-    config = yaml.safe_load((DATA / "writeback.yaml").read_text())
+    """The packaged writeback.yaml with other outbox timings (a drill cannot wait a minute for the replay)."""
+    config = yaml.safe_load(default_path("writeback.yaml").read_text())
     config["outbox"].update(outbox)
     path.write_text(yaml.safe_dump(config))
     return path

@@ -24,11 +24,12 @@ from dagster import (
 from pydantic import Field
 
 from integration_assets.canonical import review
-from integration_assets.canonical.build import OWN, RAW_TABLES, build_entity, streams_of, table_columns
+from integration_assets.canonical.build import OWN, build_entity, streams_of, table_columns
+from integration_assets.core.policies import freshness_policy
 from integration_assets.core.warehouse import Warehouse
 from integration_assets.mapping.dictionary import load_dictionary
 from integration_assets.mapping.docs import render_markdown
-from integration_assets.monitoring.freshness import freshness_policy
+from integration_assets.systems import CATALOG
 
 __all__ = ["asset_checks", "assets"]
 
@@ -42,21 +43,9 @@ RECORD_MAP_COLUMNS = {
     "canonical_id": "TEXT",
     "matched_by": "TEXT",
 }
-SOURCE_KEYS = {
-    ("crm", "companies"): "crm/companies",
-    ("crm", "contacts"): "crm/contacts",
-    ("crm", "deals"): "crm/deals",
-    ("billing", "customers"): "billing/customers",
-    ("billing", "invoices"): "billing/invoices",
-    ("billing", "charges"): "billing/payments",
-    ("support", "organizations"): "support/organizations",
-    ("support", "users"): "support/users",
-    ("support", "tickets"): "support/tickets",
-}
 
 
 class CanonicalConfig(Config):
-    decisions_path: str | None = Field(None, description="review decisions YAML; data/review_decisions.yaml by default")
     default_region: str | None = Field(None, description="region for phone numbers without +country (e.g. GB)")
 
 
@@ -70,10 +59,11 @@ def _entity_doc(entity: str) -> str:
 def _load_raw(warehouse: Warehouse, entity: str) -> dict:
     raw = {}
     for stream in streams_of(entity):
-        warehouse.ensure_raw_table(RAW_TABLES[stream])
+        table = CATALOG.stream_of(*stream).raw_table
+        warehouse.ensure_raw_table(table)
         raw[stream] = {
             rid: {"payload": row["payload"], "is_deleted": bool(row["is_deleted"])}
-            for rid, row in warehouse.raw_records(RAW_TABLES[stream]).items()
+            for rid, row in warehouse.raw_records(table).items()
         }
     return raw
 
@@ -85,7 +75,7 @@ def _key(entity: str) -> str:
 def _build_canonical(entity: str, description: str):
     @asset(
         key=AssetKey(["canonical", entity]),
-        deps=[AssetKey(SOURCE_KEYS[s].split("/")) for s in streams_of(entity)],
+        deps=[CATALOG.stream_of(*s).asset_key for s in streams_of(entity)],
         group_name="canonical",
         kinds={"python", "pandera"},
         required_resource_keys={"warehouse"},
@@ -96,8 +86,7 @@ def _build_canonical(entity: str, description: str):
     def canonical_asset(context: AssetExecutionContext, config: CanonicalConfig) -> MaterializeResult:
         warehouse: Warehouse = context.resources.warehouse.open()
         review.ensure_table(warehouse)
-        review.load_decisions.cache_clear()
-        decisions = review.load_decisions(config.decisions_path)
+        decisions = review.load_decisions()
         dictionary = load_dictionary()
         built = build_entity(
             entity, dictionary, _load_raw(warehouse, entity), decisions, default_region=config.default_region
@@ -136,7 +125,7 @@ def _build_canonical(entity: str, description: str):
             if table != entity:
                 metadata[f"{table}_row_count"] = len(frame)
         for stream in OWN[entity]:
-            name = SOURCE_KEYS[stream].replace("/", "_")
+            name = CATALOG.stream_of(*stream).key.replace("/", "_")
             metadata[f"{name}_records_in"] = built.records_in[stream]
             metadata[f"{name}_accepted"] = len(built.accepted.get(stream, {}))
             metadata[f"{name}_in_review"] = len(built.review_ids(stream))
@@ -156,9 +145,10 @@ def _build_canonical(entity: str, description: str):
         metadata: dict[str, Any] = {}
         broken: list[str] = []
         for stream in OWN[entity]:
-            name = SOURCE_KEYS[stream].replace("/", "_")
-            warehouse.ensure_raw_table(RAW_TABLES[stream])
-            raw_ids = {str(r[0]) for r in warehouse.query(f"SELECT id FROM {RAW_TABLES[stream]}")}
+            source = CATALOG.stream_of(*stream)
+            name = source.key.replace("/", "_")
+            warehouse.ensure_raw_table(source.raw_table)
+            raw_ids = {str(r[0]) for r in warehouse.query(f"SELECT id FROM {source.raw_table}")}
             accepted = {
                 str(r[0])
                 for r in warehouse.query(

@@ -17,8 +17,9 @@ from typing import Any
 
 from integration_assets.canonical.review import Decisions
 from integration_assets.canonical.validate import is_empty
-from integration_assets.mapping.dictionary import FieldDictionary, Identity, IdentityStep, resolve_path
+from integration_assets.core.payload import resolve_path
 from integration_assets.mapping.normalize import namespaced_id
+from integration_assets.mapping.schema import FieldDictionary, Identity, IdentityStep
 
 __all__ = ["Match", "RawIndex", "duplicates", "resolve"]
 

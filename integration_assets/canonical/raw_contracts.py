@@ -10,54 +10,16 @@ to the review queue as `contract_violation`.
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass, field
 
 import pandas as pd
 import pandera.pandas as pa
 from pandera.errors import SchemaErrors
-from pandera.extensions import register_check_method
 
-from integration_assets.mapping.dictionary import MISSING, resolve_path
+from integration_assets.core.payload import MISSING, resolve_path
+from integration_assets.systems import CATALOG
 
 __all__ = ["ContractResult", "check_stream", "contract_frame", "contract_model"]
-
-_KINDS = {
-    "str": (str,),
-    "int": (int,),
-    "number": (int, float),
-    "bool": (bool,),
-    "dict": (dict,),
-    "list": (list,),
-}
-
-
-def _is(value: object, kinds: str) -> bool:
-    """Present (not MISSING) and of one of the `|`-separated kinds; `null` allows None."""
-    if value is MISSING:
-        return False
-    names = kinds.split("|")
-    if value is None:
-        return "null" in names
-    for name in names:
-        if name == "null":
-            continue
-        if name in ("int", "number") and isinstance(value, bool):
-            continue
-        if isinstance(value, _KINDS[name]):
-            return True
-    return False
-
-
-try:
-
-    @register_check_method(statistics=["kinds"], check_type="element_wise")
-    def promised(value: object, *, kinds: str) -> bool:
-        """The vendor promised this key, holding a value of one of `kinds` (e.g. "str|null")."""
-        return _is(value, kinds)
-
-except ValueError:  # already registered (module reloaded)
-    pass
 
 
 @dataclass
@@ -74,8 +36,8 @@ class ContractResult:
 
 
 def contract_model(system: str, object_type: str) -> tuple[type[pa.DataFrameModel], dict[str, str]]:
-    module = importlib.import_module(f"integration_assets.systems.{system}.contracts")
-    return module.MODELS[object_type], module.COLUMNS[object_type]
+    stream = CATALOG.stream_of(system, object_type)
+    return stream.contract, dict(stream.contract_columns)
 
 
 def contract_frame(records: dict[str, dict], columns: dict[str, str]) -> pd.DataFrame:

@@ -2,7 +2,7 @@
 
 One row per (system, object type, record id, reason). Running again never duplicates an item: it counts
 another occurrence. An item whose cause is gone (the source record was fixed, or a person decided in
-`data/review_decisions.yaml`) resolves itself; an ignored item stays ignored.
+`review_decisions.yaml`, found by `core/config.py`) resolves itself; an ignored item stays ignored.
 """
 
 from __future__ import annotations
@@ -10,17 +10,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
-from integration_assets.core.config import load_yaml
+from integration_assets.core.config import load_config
 from integration_assets.core.warehouse import Transaction, Warehouse
+from integration_assets.mapping.schema import VENDORS
 
-DATA = Path(__file__).resolve().parent.parent.parent / "data"
 TABLE = "ops.review_queue"
 COLUMNS = {
     "system": "TEXT NOT NULL",
@@ -48,13 +47,12 @@ NEXT_ACTIONS = {
     "unknown_currency": "correct the currency of {object_type} {record_id} in {vendor}",
     "invalid_amount": "correct {field} of {object_type} {record_id} in {vendor}",
     "negative_amount": "correct {field} of {object_type} {record_id} in {vendor}: it must not be negative",
-    "unknown_status_label": "map the label in data/field_dictionary.yaml, or correct it in {vendor}",
-    "duplicate_record": "merge the duplicates in {vendor}, or record a decision in data/review_decisions.yaml",
-    "ambiguous_owner": "choose the owner in data/review_decisions.yaml (decision: {{owner: crm:<company id>}}), "
+    "unknown_status_label": "map the label in field_dictionary.yaml, or correct it in {vendor}",
+    "duplicate_record": "merge the duplicates in {vendor}, or record a decision in review_decisions.yaml",
+    "ambiguous_owner": "choose the owner in review_decisions.yaml (decision: {{owner: crm:<company id>}}), "
     "or set the external id in {vendor}",
     "contract_violation": "look at the record in {vendor}: it breaks what the vendor's API promises",
 }
-VENDORS = {"crm": "HubSpot", "billing": "Stripe", "support": "Zendesk"}
 SINGULAR = {
     "companies": "company",
     "contacts": "contact",
@@ -121,9 +119,9 @@ class Decisions(BaseModel):
         return next((d for d in self.decisions if d.key == key), None)
 
 
-@cache
-def load_decisions(path: str | None = None) -> Decisions:
-    return load_yaml(path or DATA / "review_decisions.yaml", Decisions)
+def load_decisions(path: str | Path | None = None) -> Decisions:
+    """The review decisions in force (`path` for a test's own file); read again when the file changes."""
+    return load_config("review_decisions.yaml", Decisions, path)
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from integration_assets.mapping.dictionary import MISSING, FieldDictionary, FieldSpec, Source, resolve_path
+from integration_assets.core.payload import MISSING, resolve_path
 from integration_assets.mapping.normalize import (
     Money,
     Rejected,
@@ -30,6 +30,7 @@ from integration_assets.mapping.normalize import (
     normalize_money,
     normalize_phone,
 )
+from integration_assets.mapping.schema import FieldDictionary, FieldSpec, Source
 
 __all__ = ["EMPTY", "FieldValue", "Problem", "RecordRead", "is_empty", "mask", "read_record"]
 

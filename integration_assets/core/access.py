@@ -1,17 +1,14 @@
-"""Narrow access: each connector may only do what `data/access_policy.yaml` says it may."""
+"""Narrow access: each connector may only do what `access_policy.yaml` says it may (`core/config.py` finds it)."""
 
 from __future__ import annotations
 
 from enum import StrEnum
-from functools import cache
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
-from integration_assets.core.config import load_yaml
+from integration_assets.core.config import CONFIG_DIR_ENV, load_config
 from integration_assets.core.errors import Category, IntegrationError, Resource
-
-DATA = Path(__file__).resolve().parent.parent.parent / "data"
 
 
 class Operation(StrEnum):
@@ -48,11 +45,12 @@ class AccessPolicy(BaseModel):
             resource=Resource(system=system, endpoint=endpoint, object_type=object_type),
             next_action=(
                 f"if this is intended, allow '{operation}' on '{object_type}' for connector "
-                f"'{connector}' in data/access_policy.yaml (and give its credential that permission)"
+                f"'{connector}' in access_policy.yaml in your {CONFIG_DIR_ENV} folder (and give its credential that "
+                "permission)"
             ),
         )
 
 
-@cache
-def load_policy(path: str | None = None) -> AccessPolicy:
-    return load_yaml(path or DATA / "access_policy.yaml", AccessPolicy)
+def load_policy(path: str | Path | None = None) -> AccessPolicy:
+    """The access policy in force (`path` for a test's own file); read again when the file changes."""
+    return load_config("access_policy.yaml", AccessPolicy, path)

@@ -34,7 +34,6 @@ class VendorConnection(ConfigurableResource):
     backoff_cap_s: float = Field(20.0, description="longest backoff step")
     connect_timeout_s: float = 5.0
     read_timeout_s: float = 30.0
-    policy_path: str | None = Field(None, description="access policy YAML; data/access_policy.yaml by default")
 
     def vendor(self) -> Vendor:
         raise NotImplementedError
@@ -52,7 +51,7 @@ class VendorConnection(ConfigurableResource):
             self.base_url,
             self.credential(),
             connector=connector,
-            policy=load_policy(self.policy_path),
+            policy=load_policy(),
             budget=self.budget(),
             retry=RetryPolicy(
                 max_attempts=self.max_attempts,

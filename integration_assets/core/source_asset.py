@@ -1,31 +1,23 @@
 """One factory for every source asset: a vendor stream synced into its raw table, reported as metadata."""
 
-from dataclasses import replace
-
 from dagster import (
     AssetExecutionContext,
-    AssetKey,
     AssetsDefinition,
-    Backoff,
     Config,
     Failure,
-    Jitter,
     MaterializeResult,
     MetadataValue,
-    RetryPolicy,
     TableColumn,
     TableSchema,
     asset,
 )
 from pydantic import Field
 
+from integration_assets.core.catalog import StreamSpec
 from integration_assets.core.errors import IntegrationError
-from integration_assets.core.sync import Stream, SyncReport, sync_stream, table_of
+from integration_assets.core.policies import STEP_RETRY, freshness_policy
+from integration_assets.core.sync import SyncReport, sync_stream
 from integration_assets.core.warehouse import Warehouse
-from integration_assets.monitoring.freshness import freshness_policy
-
-# A run-level retry for what the client's own retries could not absorb (a vendor down for minutes).
-STEP_RETRY = RetryPolicy(max_retries=2, delay=30, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS)
 
 
 class SyncConfig(Config):
@@ -47,31 +39,32 @@ def _live_rows(warehouse: Warehouse, table: str) -> int:
     return warehouse.query(f"SELECT count(*) FROM {table} WHERE NOT is_deleted")[0][0]
 
 
-def build_source_asset(stream: Stream, *, vendor: str, description: str) -> AssetsDefinition:
-    table = table_of(stream)
+def build_source_asset(stream: StreamSpec) -> AssetsDefinition:
+    table, vendor = stream.raw_table, stream.vendor
 
     @asset(
-        key=AssetKey(stream.key.split("/")),
-        group_name=stream.system,
+        key=stream.asset_key,
+        group_name=stream.role,
         kinds={vendor, "python"},
         pool=vendor,
         retry_policy=STEP_RETRY,
         required_resource_keys={vendor, "warehouse"},
-        description=f"{description}\n\nLanded as the vendor sent it in `{table}`, incrementally.",
-        tags={"system": stream.system, "vendor": vendor},
+        description=f"{stream.description}\n\nLanded as the vendor sent it in `{table}`, incrementally.",
+        tags={"system": stream.role, "vendor": vendor},
         freshness_policy=freshness_policy("source"),
     )
     def source(context: AssetExecutionContext, config: SyncConfig) -> MaterializeResult:
         connection = getattr(context.resources, vendor)
-        client = connection.client(connector=f"{stream.system}_source", run_id=context.run.run_id)
+        client = connection.client(connector=stream.connector, run_id=context.run.run_id)
         warehouse = context.resources.warehouse.open()
         try:
             report = sync_stream(
-                replace(stream, chunk_records=config.chunk_records),
+                stream,
                 client,
                 warehouse,
                 run_id=context.run.run_id,
                 full_refresh=config.full_refresh,
+                chunk_records=config.chunk_records,
             )
         except IntegrationError as error:
             context.log.error(str(error))

@@ -12,20 +12,12 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from typing import Protocol, TypeVar
+from dataclasses import dataclass, field, replace
+from typing import TypeVar
 
+from integration_assets.core.catalog import Chunk, StreamSpec
 from integration_assets.core.http import ApiClient
 from integration_assets.core.warehouse import RawRow, Warehouse
-
-
-@dataclass(frozen=True)
-class Chunk:
-    rows: list[RawRow]
-    cursor: str | None = None  # committed with these rows; None keeps the stored one
-    pages: int = 1
-    complete_listing: bool = False  # the stream has now listed everything it holds (a full pass ended)
-
 
 T = TypeVar("T")
 _DONE = object()
@@ -98,23 +90,6 @@ def chunked(pages: Iterable[tuple[list[RawRow], str | None]], size: int) -> Iter
         yield Chunk(rows, cursor=cursor, pages=count)
 
 
-class Stream(Protocol):
-    """One source asset's reader. The vendor's shape stays in `systems/<role>/streams.py`."""
-
-    key: str  # asset key path, "crm/contacts"
-    system: str
-    object_type: str
-    chunk_records: int  # records per transaction
-
-    def read(self, client: ApiClient, cursor: str | None) -> Iterator[Chunk]:
-        """Chunks from `cursor` on; a full pass when `cursor` is None."""
-        ...
-
-
-def table_of(stream: Stream) -> str:
-    return f"raw.{stream.system}_{stream.object_type if stream.object_type != 'charges' else 'payments'}"
-
-
 @dataclass
 class SyncReport:
     stream: str
@@ -147,22 +122,25 @@ def observe_fields(payload: dict, into: dict[str, set[str]]) -> None:
 
 
 def sync_stream(
-    stream: Stream,
+    stream: StreamSpec,
     client: ApiClient,
     warehouse: Warehouse,
     *,
     run_id: str,
     full_refresh: bool = False,
     table: str | None = None,
+    chunk_records: int | None = None,
 ) -> SyncReport:
-    table = table or table_of(stream)
+    """Lands `stream` into its raw table (or `table`), from its stored cursor unless `full_refresh`."""
+    table = table or stream.raw_table
+    reader = stream.reader if chunk_records is None else replace(stream.reader, chunk_records=chunk_records)
     warehouse.ensure_raw_table(table)
     cursor = None if full_refresh else warehouse.cursor(stream.key)
     report = SyncReport(stream=stream.key, mode="full" if cursor is None else "incremental", cursor=cursor)
     listed: set[str] = set()  # ids a pass saw: after a complete listing, the ones missing were deleted
     started = time.monotonic()
     try:
-        with warehouse.held(), prefetched(stream.read(client, cursor)) as chunks:
+        with warehouse.held(), prefetched(reader.read(client, cursor)) as chunks:
             _store(chunks, stream, client, warehouse, table, run_id, listed, report)
     finally:
         leftover = client.call_log.drain()

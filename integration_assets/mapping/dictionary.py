@@ -1,13 +1,14 @@
-"""The shared field dictionary (`data/field_dictionary.yaml`): every canonical field's sources, destinations,
-owner, format and rules for empty and conflicting values, the status/stage label maps and the identity rules.
+"""The shared field dictionary (`field_dictionary.yaml`, found by `core/config.py`): every canonical field's
+sources, destinations, owner, format and rules for empty and conflicting values, the status/stage label maps and
+the identity rules.
 
-`load_dictionary()` validates the file at load. Besides the schema (pydantic, extra keys forbidden) it
-cross-checks the entries against each other and against the vendors' object types; every problem is reported
+`load_dictionary()` validates the file at load. Besides the schema (`schema.py`: pydantic, extra keys forbidden)
+it cross-checks the entries against each other and against the vendors' object types; every problem is reported
 as `file:line: entry: message` in one `ConfigError`, the project's configuration error.
 
 Paths into raw payloads are dotted (`properties.email`, `metadata.hubspot_company_id`); a segment ending in
 `[]` walks every element of a list (`associations.companies.results[].id`, `domain_names[]`). `resolve_path`
-reads one, telling a missing key (`MISSING`) from a null value.
+reads one (`core/payload.py`), telling a missing key (`MISSING`) from a null value.
 """
 
 from __future__ import annotations
@@ -15,324 +16,33 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import pydantic
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from integration_assets.core.config import ConfigError, describe
-
-__all__ = [
-    "DATA",
-    "DEFAULT_PATH",
-    "MISSING",
-    "SYSTEM_OBJECT_TYPES",
-    "VENDORS",
-    "ConfigError",
-    "Entity",
-    "FieldDictionary",
-    "FieldSource",
-    "FieldSpec",
-    "Identity",
-    "LabelMap",
-    "Source",
-    "load_dictionary",
-    "parse_dictionary",
-    "resolve_path",
-]
-
-DATA = Path(__file__).resolve().parent.parent.parent / "data"
-DEFAULT_PATH = DATA / "field_dictionary.yaml"
-
-# The vendor object types each system role is read from (as the connectors' streams and the sandbox name them).
-SYSTEM_OBJECT_TYPES: dict[str, tuple[str, ...]] = {
-    "crm": ("companies", "contacts", "deals"),
-    "billing": ("customers", "invoices", "charges"),
-    "support": ("organizations", "users", "tickets"),
-}
-VENDORS = {"crm": "HubSpot", "billing": "Stripe", "support": "Zendesk"}
-
-FieldType = Literal[
-    "string", "email", "phone", "instant", "date", "money", "currency", "integer", "number", "boolean", "label", "id"
-]
-EmptyRule = Literal["reject", "review", "default", "allow"]
-ConflictRule = Literal["owner_wins", "newest_wins", "review"]
-Encoding = Literal["iso8601", "epoch_s", "epoch_ms", "decimal_string"]
-NormalizeOp = Literal["trim", "lowercase", "email_domain", "strip_www", "strip_trailing_dot"]
-TIME_ENCODINGS = frozenset({"iso8601", "epoch_s", "epoch_ms"})
-# Systems whose records carry a last-modified time (Stripe objects have none, only `created`).
-HAS_UPDATED_AT = frozenset({"crm", "support"})
-# Keys that would turn a label map into a guess: an unknown label goes to review, never to a default.
-FALLBACK_KEYS = frozenset(
-    {"default", "fallback", "*", "_", "__default__", "__fallback__", "else", "otherwise", "unmapped", "unknown"}
+from integration_assets.core.config import ConfigError, describe, load_config
+from integration_assets.mapping.schema import (
+    DESTINATION_PATTERN,
+    FALLBACK_KEYS,
+    HAS_UPDATED_AT,
+    PATH_PATTERN,
+    SYSTEM_OBJECT_TYPES,
+    TIME_ENCODINGS,
+    FieldDictionary,
+    FieldSpec,
+    Source,
 )
 
-_SEGMENT = r"[A-Za-z0-9_$-]+(?:\[\])?"
-PATH_PATTERN = re.compile(rf"{_SEGMENT}(?:\.{_SEGMENT})*")
+__all__ = ["ConfigError", "load_dictionary", "parse_dictionary"]
+
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when built with it: same result, faster
-_DESTINATION = re.compile(r"(?P<system>[a-z_]+)\.(?P<object_type>[a-z_0-9]+)\.(?P<path>.+)")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=False)
-
-
-# ----------------------------------------------------------------------------------------------- models
-
-
-class Format(_Strict):
-    """What a valid canonical value looks like (after its type's normalizer)."""
-
-    pattern: str | None = None
-    unit: str | None = None
-    min: float | None = None
-    max: float | None = None
-    max_length: int | None = Field(None, ge=1)
-
-    @field_validator("pattern")
-    @classmethod
-    def _compiles(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                re.compile(value)
-            except re.error as exc:
-                raise ValueError(f"pattern is not a valid regular expression: {exc}") from None
-        return value
-
-
-class Source(_Strict):
-    """Where one system's raw payload holds the field (paths are relative to the payload's root)."""
-
-    object_type: str
-    path: str | None = None
-    amount: str | None = None  # money only: the amount's path
-    currency: str | None = None  # money only: the currency's path
-    unit: Literal["major", "minor"] | None = None  # money only
-    encoding: Encoding | None = None
-    label: str | None = None  # label fields: the label map translating this source's values
-    id_system: str | None = None  # id fields: whose id this is when not this system's own (Stripe metadata)
-
-    @property
-    def paths(self) -> tuple[str, ...]:
-        return tuple(p for p in (self.path, self.amount, self.currency) if p is not None)
-
-
-class Derived(_Strict):
-    """A value computed from other canonical fields (`entity.field`)."""
-
-    from_: list[str] = Field(alias="from", min_length=1)
-    rule: str = Field(min_length=1)
-
-
-class FieldSpec(_Strict):
-    type: FieldType
-    description: str = Field(min_length=1)
-    sources: dict[str, Source] = {}
-    derived: Derived | None = None
-    destinations: list[str] = Field(min_length=1)
-    owner: str
-    owner_reason: str | None = None
-    format: Format | None = None
-    empty: EmptyRule
-    default: Any = None
-    conflict: ConflictRule
-    pii: bool
-    references: str | None = None  # id fields: the entity whose record this id points at
-    many: bool = False  # a `[]` path keeps every value (a list); otherwise exactly one distinct value is expected
-    note: str | None = None
-
-    @property
-    def systems(self) -> tuple[str, ...]:
-        return tuple(self.sources)
-
-    def source(self, system: str) -> Source | None:
-        return self.sources.get(system)
-
-
-class Entity(_Strict):
-    description: str = Field(min_length=1)
-    key: list[str] = Field(min_length=1)  # a row is identified by the first non-empty of these fields
-    record_ids: dict[str, str]  # system -> the field holding that system's own id of this entity's record
-    fields: dict[str, FieldSpec] = Field(min_length=1)
-
-    def field(self, name: str) -> FieldSpec:
-        try:
-            return self.fields[name]
-        except KeyError:
-            raise KeyError(f"no field {name!r}; fields: {', '.join(self.fields)}") from None
-
-
-class LabelMap(_Strict):
-    description: str = Field(min_length=1)
-    canonical: list[str] = Field(min_length=1)
-    map: dict[str, str] = Field(min_length=1)
-
-    def translate(self, value: str) -> str | None:
-        """The canonical label, or None when the vendor label is unknown (the record then goes to review)."""
-        return self.map.get(value)
-
-
-class RecordRef(_Strict):
-    system: str
-    object_type: str
-    path: str
-
-
-class Where(_Strict):
-    path: str
-    in_: list[str] = Field(alias="in", min_length=1)
-
-
-class MatchTarget(_Strict):
-    object_type: str | None = None  # default: the identity's target object type
-    path: str
-    yields: str = "id"  # the path, in the matched record, of the target record's id
-
-
-class IdentityStep(_Strict):
-    name: str
-    method: Literal["explicit_id", "email", "email_domain", "domain"]
-    from_: RecordRef = Field(alias="from")
-    where: Where | None = None
-    match: MatchTarget
-    normalize: list[NormalizeOp] = []
-    on_no_match: str  # "next", or the review reason code for a present value that matches nothing
-
-
-class Target(_Strict):
-    system: str
-    object_type: str
-
-
-class Duplicates(_Strict):
-    match_all: list[str] = Field(min_length=1)  # canonical fields of the entity, compared normalized
-    on_match: str  # review reason code
-
-
-class Identity(_Strict):
-    description: str = Field(min_length=1)
-    target: Target
-    include_archived: bool = False
-    steps: list[IdentityStep] = Field(min_length=1)
-    ignore_domains: list[str] = []
-    on_many: str  # review reason code
-    on_unmatched: str  # "accept", or a review reason code
-    duplicates: Duplicates | None = None
-    review: dict[str, str] = Field(min_length=1)  # reason code -> what it means
-
-
-@dataclass(frozen=True)
-class FieldSource:
-    """One canonical field fed by one raw object: what `fields_from` answers."""
-
-    entity: str
-    field: str
-    spec: FieldSpec
-    source: Source
-
-    @property
-    def paths(self) -> tuple[str, ...]:
-        return self.source.paths
-
-
-class FieldDictionary(_Strict):
-    version: Literal[1]
-    entities: dict[str, Entity] = Field(min_length=1)
-    labels: dict[str, LabelMap] = {}
-    identity: dict[str, Identity] = {}
-
-    def entity(self, name: str) -> Entity:
-        try:
-            return self.entities[name]
-        except KeyError:
-            raise KeyError(f"no entity {name!r}; entities: {', '.join(self.entities)}") from None
-
-    def fields_from(self, system: str, object_type: str) -> list[FieldSource]:
-        """The canonical fields read from one raw object, with their paths, in dictionary order."""
-        return [
-            FieldSource(entity_name, field_name, spec, source)
-            for entity_name, entity in self.entities.items()
-            for field_name, spec in entity.fields.items()
-            for source_system, source in spec.sources.items()
-            if source_system == system and source.object_type == object_type
-        ]
-
-    def label_map(self, system: str, object_type: str, field: str) -> LabelMap:
-        """The label map for `system.object_type.field`; `field` may also be the source path (properties.dealstage)."""
-        key = f"{system}.{object_type}.{field}"
-        if key in self.labels:
-            return self.labels[key]
-        for found in self.fields_from(system, object_type):
-            if found.source.label and found.source.path == field:
-                return self.labels[found.source.label]
-        raise KeyError(f"no label map for {key}; label maps: {', '.join(self.labels)}")
-
-    def pii_fields(self, entity: str) -> tuple[str, ...]:
-        return tuple(name for name, spec in self.entity(entity).fields.items() if spec.pii)
-
-    def is_pii(self, entity: str, field: str) -> bool:
-        return self.entity(entity).field(field).pii
-
-
-# -------------------------------------------------------------------------------------------- raw paths
-
-
-class _Missing:
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "MISSING"
-
-    def __bool__(self) -> bool:
-        return False
-
-
-MISSING: Any = _Missing()
-
-
-def resolve_path(record: Any, path: str) -> Any:
-    """The value at a dotted path: None when a step on the way is null, `MISSING` when a key is absent.
-
-    A segment `name[]` maps the rest of the path over the list at `name` and returns a list (elements whose
-    rest is missing make the whole answer `MISSING`, so a drifted shape is never read as "no value").
-    """
-    head, _, rest = path.partition(".")
-    if record is None:
-        return None
-    if not isinstance(record, dict):
-        return MISSING
-    many = head.endswith("[]")
-    key = head[:-2] if many else head
-    if key not in record:
-        return MISSING
-    value = record[key]
-    if many:
-        if value is None:
-            return None
-        if not isinstance(value, list):
-            return MISSING
-        if not rest:
-            return list(value)
-        found = [resolve_path(item, rest) for item in value]
-        return MISSING if any(v is MISSING for v in found) else found
-    return resolve_path(value, rest) if rest else value
-
-
-# -------------------------------------------------------------------------------------------- loading
-
-
-@cache
 def load_dictionary(path: str | Path | None = None) -> FieldDictionary:
-    """The field dictionary at `path` (default `data/field_dictionary.yaml`), validated; cached per path."""
-    source = Path(path) if path is not None else DEFAULT_PATH
-    try:
-        text = source.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{source}: cannot be read: {exc.strerror}") from None
-    return parse_dictionary(text, str(source))
+    """The field dictionary in force (or the file at `path`), validated; read again when the file changes."""
+    return load_config("field_dictionary.yaml", parse_dictionary, path)
 
 
 def parse_dictionary(text: str, source: str = "<field dictionary>") -> FieldDictionary:
@@ -608,7 +318,7 @@ def _check_destinations(entity: str, spec: FieldSpec, loc: tuple[Any, ...]) -> I
     canonical = 0
     for index, destination in enumerate(spec.destinations):
         dloc = (*loc, "destinations", index)
-        found = _DESTINATION.fullmatch(destination)
+        found = DESTINATION_PATTERN.fullmatch(destination)
         if found is None:
             yield dloc, f"{destination!r} is not system.object_type.path (or canonical.table.column)"
             continue

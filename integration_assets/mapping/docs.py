@@ -1,26 +1,22 @@
 """The field dictionary for people: a Markdown page (docs/field_dictionary.md, and Dagster asset metadata).
 
-`python -m integration_assets.mapping.docs > docs/field_dictionary.md` regenerates the committed page; a test
-fails when it is stale.
+`python -m integration_assets.mapping.docs > docs/field_dictionary.md` regenerates the committed page from the
+packaged dictionary (`integration_assets/defaults/field_dictionary.yaml`, whatever INTEGRATION_CONFIG_DIR says);
+a test fails when it is stale. `python -m integration_assets.mapping.docs FILE` renders another dictionary file.
 """
 
 from __future__ import annotations
 
 import sys
 
-from integration_assets.mapping.dictionary import (
-    VENDORS,
-    FieldDictionary,
-    FieldSpec,
-    Identity,
-    Source,
-    load_dictionary,
-)
+from integration_assets.core.config import default_path
+from integration_assets.mapping.dictionary import load_dictionary
+from integration_assets.mapping.schema import VENDORS, FieldDictionary, FieldSpec, Identity, Source
 
 __all__ = ["REGENERATE", "render_markdown"]
 
 REGENERATE = "python -m integration_assets.mapping.docs > docs/field_dictionary.md"
-SYSTEMS = ("crm", "billing", "support")
+SYSTEMS = tuple(VENDORS)
 
 _EMPTY = {
     "reject": "the vendor guarantees the value: the record goes to review as a broken payload",
@@ -194,7 +190,8 @@ def render_markdown(dictionary: FieldDictionary) -> str:
     lines = [
         "# Field dictionary",
         "",
-        f"Generated from `data/field_dictionary.yaml`; do not edit by hand. Regenerate with `{REGENERATE}`.",
+        f"Generated from `integration_assets/defaults/field_dictionary.yaml`; do not edit by hand. Regenerate with "
+        f"`{REGENERATE}`.",
         "",
         "Systems: " + ", ".join(f"`{s}` = {VENDORS[s]}" for s in SYSTEMS) + ". Source cells give the vendor "
         "object type and the path in its raw payload; `[]` walks a list.",
@@ -227,8 +224,9 @@ def render_markdown(dictionary: FieldDictionary) -> str:
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
-def main() -> None:
-    sys.stdout.write(render_markdown(load_dictionary()))
+def main(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    sys.stdout.write(render_markdown(load_dictionary(args[0] if args else default_path("field_dictionary.yaml"))))
 
 
 if __name__ == "__main__":

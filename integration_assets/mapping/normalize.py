@@ -32,6 +32,8 @@ import iso4217
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 
+from integration_assets.systems import CATALOG
+
 __all__ = [
     "REASON_CODES",
     "SYSTEMS",
@@ -59,7 +61,7 @@ REASON_CODES: frozenset[str] = frozenset(
         "unknown_status_label",
     }
 )
-SYSTEMS: frozenset[str] = frozenset({"crm", "billing", "support"})
+SYSTEMS: frozenset[str] = frozenset(CATALOG.roles)
 
 
 @dataclass(frozen=True)

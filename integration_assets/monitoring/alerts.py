@@ -35,7 +35,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from integration_assets.core.redact import redact
-from integration_assets.core.warehouse import Transaction, Warehouse, _column_definitions
+from integration_assets.core.warehouse import Transaction, Warehouse, column_definitions
 
 __all__ = [
     "ALERTS_COLUMNS",
@@ -217,7 +217,7 @@ def ensure_alerts_table(warehouse: Warehouse) -> None:
     added = {name: ALERTS_COLUMNS[name] for name in ADDED_COLUMNS}
     with warehouse.transaction() as tx:
         _lock(tx)
-        for definition in _column_definitions(ALERTS_TABLE, added, tx.backend):
+        for definition in column_definitions(ALERTS_TABLE, added, tx.backend):
             tx.execute(f"ALTER TABLE {ALERTS_TABLE} ADD COLUMN IF NOT EXISTS {definition}")
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-from integration_assets.monitoring.config import Credentials
+from integration_assets.core.monitoring_config import Credentials
 
 __all__ = ["CredentialStatus", "credential_statuses"]
 

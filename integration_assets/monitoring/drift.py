@@ -22,10 +22,10 @@ from dagster import (
 )
 
 from integration_assets.canonical.raw_contracts import contract_model
-from integration_assets.monitoring.config import load_monitoring
-from integration_assets.monitoring.evidence import check_result
+from integration_assets.core.catalog import Catalog, StreamSpec
+from integration_assets.core.evidence import check_result
+from integration_assets.core.monitoring_config import load_monitoring
 from integration_assets.monitoring.history import Materialization, materializations
-from integration_assets.monitoring.targets import RAW_STREAMS, RawStream
 
 __all__ = ["Change", "build_drift_check", "drift_checks", "promised_fields", "shape_changes", "shape_of"]
 
@@ -106,10 +106,10 @@ def shape_changes(promised: Mapping[str, str], shape: Shape, earlier: Iterable[S
     return changes
 
 
-def _known_shapes(context: AssetCheckExecutionContext, stream: RawStream, wanted: int) -> list[tuple[str, Shape]]:
+def _known_shapes(context: AssetCheckExecutionContext, stream: StreamSpec, wanted: int) -> list[tuple[str, Shape]]:
     """Up to `wanted` observed shapes (run id, shape), newest first; runs that fetched nothing are skipped."""
     found: list[tuple[str, Shape]] = []
-    for materialization in materializations(context.instance, stream.key):
+    for materialization in materializations(context.instance, stream.asset_key):
         shape = shape_of(materialization)
         if shape is not None:
             found.append((materialization.run_id, shape))
@@ -118,24 +118,24 @@ def _known_shapes(context: AssetCheckExecutionContext, stream: RawStream, wanted
     return found
 
 
-def _summary(stream: RawStream, changes: list[Change]) -> str:
+def _summary(stream: StreamSpec, changes: list[Change]) -> str:
     if not changes:
-        return f"{stream.name}: the vendor's shape keeps the raw contract; no new fields"
+        return f"{stream.key}: the vendor's shape keeps the raw contract; no new fields"
     by_kind = {kind: sum(1 for c in changes if c.change == kind) for kind in ("removed", "retyped", "new")}
     listed = "; ".join(f"{c.field} {c.change}" for c in changes)
     return (
-        f"{stream.name}: {by_kind['removed']} promised field(s) removed, {by_kind['retyped']} retyped, "
+        f"{stream.key}: {by_kind['removed']} promised field(s) removed, {by_kind['retyped']} retyped, "
         f"{by_kind['new']} new since the previous shape ({listed})"
     )
 
 
-def build_drift_check(stream: RawStream) -> AssetChecksDefinition:
+def build_drift_check(stream: StreamSpec) -> AssetChecksDefinition:
     @asset_check(
-        asset=stream.key,
+        asset=stream.asset_key,
         name="drift",
         blocking=False,
-        description=f"The shape {stream.name} arrives in (fields and JSON types) against its raw contract in "
-        f"`systems/{stream.system}/contracts.py`: promised fields removed or retyped (ERROR), fields new since "
+        description=f"The shape {stream.key} arrives in (fields and JSON types) against its raw contract in "
+        f"`systems/{stream.role}/contracts.py`: promised fields removed or retyped (ERROR), fields new since "
         "the previous shape (WARN, once). Runs that fetched nothing keep the last known shape's verdict.",
     )
     def drift(context: AssetCheckExecutionContext) -> AssetCheckResult:
@@ -144,21 +144,21 @@ def build_drift_check(stream: RawStream) -> AssetChecksDefinition:
         if not shapes:
             return check_result(
                 passed=True,
-                system=stream.system,
-                summary=f"{stream.name}: no records fetched yet, so no shape to judge",
+                system=stream.role,
+                summary=f"{stream.key}: no records fetched yet, so no shape to judge",
                 next_action="",
                 counts={"fields_removed": 0, "fields_retyped": 0, "fields_new": 0, "fields_observed": 0},
             )
         (run_id, shape), earlier = shapes[0], [s for _, s in shapes[1:]]
-        changes = shape_changes(promised_fields(stream.system, stream.object_type), shape, earlier)
+        changes = shape_changes(promised_fields(stream.role, stream.object_type), shape, earlier)
         breaking = [c for c in changes if c.change != "new"]
         return check_result(
             passed=not changes,
-            system=stream.system,
+            system=stream.role,
             summary=_summary(stream, changes),
             next_action=(
                 f"Check the vendor's changelog for {stream.object_type}; if the change is intended, update "
-                f"`systems/{stream.system}/contracts.py` and `data/field_dictionary.yaml` (records breaking the "
+                f"`systems/{stream.role}/contracts.py` and `data/field_dictionary.yaml` (records breaking the "
                 "contract wait in the review queue until then)"
                 if breaking
                 else f"Review the new fields of {stream.object_type}; map them in `data/field_dictionary.yaml` "
@@ -184,5 +184,5 @@ def build_drift_check(stream: RawStream) -> AssetChecksDefinition:
     return drift
 
 
-def drift_checks() -> list[AssetChecksDefinition]:
-    return [build_drift_check(stream) for stream in RAW_STREAMS]
+def drift_checks(catalog: Catalog) -> list[AssetChecksDefinition]:
+    return [build_drift_check(stream) for stream in catalog.streams if stream.contract is not None]

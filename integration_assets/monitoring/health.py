@@ -25,35 +25,29 @@ from dagster import (
     asset_check,
 )
 
-from integration_assets.monitoring.config import Health, load_monitoring
+from integration_assets.core.catalog import Catalog
+from integration_assets.core.evidence import check_result, markdown_table
+from integration_assets.core.monitoring_config import Health, load_monitoring
 from integration_assets.monitoring.credentials import credential_statuses
-from integration_assets.monitoring.evidence import check_result, markdown_table
 from integration_assets.monitoring.metrics import (
-    SYSTEMS,
     SystemHealth,
     failed_calls_since_success,
     measure,
     record,
     recorded,
 )
-from integration_assets.systems.billing.assets import assets as billing_assets
-from integration_assets.systems.crm.assets import assets as crm_assets
-from integration_assets.systems.support.assets import assets as support_assets
 
-__all__ = ["asset_checks", "assets", "integration_health"]
+__all__ = ["HEALTH_KEY", "build_health_asset", "build_health_checks", "last_successful_syncs"]
 
 HEALTH_KEY = AssetKey(["ops", "integration_health"])
-SOURCE_KEYS: dict[str, list[AssetKey]] = {
-    role: [key for source in sources for key in source.keys]
-    for role, sources in (("crm", crm_assets), ("billing", billing_assets), ("support", support_assets))
-}
 EVIDENCE_COLUMNS = ("id", "value", "threshold", "verdict")
 
 
-def last_successful_syncs(instance: DagsterInstance) -> dict[str, datetime | None]:
+def last_successful_syncs(instance: DagsterInstance, catalog: Catalog) -> dict[str, datetime | None]:
     """Per system, the oldest of its streams' latest materializations: every stream had synced by then."""
     found: dict[str, datetime | None] = {}
-    for role, keys in SOURCE_KEYS.items():
+    for role in catalog.roles:
+        keys = [stream.asset_key for stream in catalog.streams_of(role)]
         latest = instance.get_latest_materialization_events(keys)
         stamps = [event.timestamp for event in latest.values() if event is not None]
         complete = len(stamps) == len(keys) and stamps
@@ -80,45 +74,53 @@ def _numbers(health: SystemHealth, now: datetime) -> dict[str, float | int | Non
     return numbers
 
 
-@asset(
-    key=HEALTH_KEY,
-    group_name="monitoring",
-    kinds={"python"},
-    required_resource_keys={"warehouse"},
-    description="Per system (crm, billing, support), over the window of `health.window_minutes` in "
-    "data/monitoring.yaml: calls, success rate, p50/p95 latency, failed calls, retries and 429s from "
-    "`ops.api_calls`; open review items by reason; pending outbox items; the last successful sync. Appended "
-    "to `ops.integration_health` (one row per system and materialization) for dashboards.",
-)
-def integration_health(context: AssetExecutionContext) -> MaterializeResult:
-    config = load_monitoring()
-    warehouse = context.resources.warehouse.open()
-    now = datetime.now(UTC)
-    measured = measure(
-        warehouse,
-        config.health,
-        now=now,
-        run_id=context.run.run_id,
-        last_syncs=last_successful_syncs(context.instance),
+def build_health_asset(catalog: Catalog) -> AssetsDefinition:
+    """`ops/integration_health`, measuring every system of the catalog."""
+
+    @asset(
+        key=HEALTH_KEY,
+        group_name="monitoring",
+        kinds={"python"},
+        required_resource_keys={"warehouse"},
+        description=f"Per system ({', '.join(catalog.roles)}), over the window of `health.window_minutes` in "
+        "data/monitoring.yaml: calls, success rate, p50/p95 latency, failed calls, retries and 429s from "
+        "`ops.api_calls`; open review items by reason; pending outbox items; the last successful sync. Appended "
+        "to `ops.integration_health` (one row per system and materialization) for dashboards.",
     )
-    record(warehouse, measured)
-    metadata: dict[str, Any] = {"window_minutes": config.health.window_minutes}
-    rows = []
-    for health in measured:
-        numbers = _numbers(health, now)
-        metadata.update({f"{health.system}_{name}": value for name, value in numbers.items() if value is not None})
-        rows.append({"system": health.system, **numbers})
-    columns = ["system", "calls", "success_rate", "latency_p95_ms", "retries", "rate_limited_429s", "review_open"]
-    metadata["systems"] = MetadataValue.md(markdown_table(rows, [*columns, "minutes_since_sync"], len(rows)))
-    return MaterializeResult(metadata=metadata)
+    def integration_health(context: AssetExecutionContext) -> MaterializeResult:
+        config = load_monitoring()
+        warehouse = context.resources.warehouse.open()
+        now = datetime.now(UTC)
+        measured = measure(
+            warehouse,
+            config.health,
+            now=now,
+            run_id=context.run.run_id,
+            last_syncs=last_successful_syncs(context.instance, catalog),
+            systems=catalog.roles,
+        )
+        record(warehouse, measured)
+        metadata: dict[str, Any] = {"window_minutes": config.health.window_minutes}
+        rows = []
+        for health in measured:
+            numbers = _numbers(health, now)
+            metadata.update({f"{health.system}_{name}": value for name, value in numbers.items() if value is not None})
+            rows.append({"system": health.system, **numbers})
+        columns = ["system", "calls", "success_rate", "latency_p95_ms", "retries", "rate_limited_429s", "review_open"]
+        metadata["systems"] = MetadataValue.md(markdown_table(rows, [*columns, "minutes_since_sync"], len(rows)))
+        return MaterializeResult(metadata=metadata)
+
+    return integration_health
 
 
-def _figures(context: AssetCheckExecutionContext) -> dict[str, SystemHealth]:
+def _figures(context: AssetCheckExecutionContext, roles: tuple[str, ...]) -> dict[str, SystemHealth]:
     """What this run's materialization recorded; measured now when the check runs without it."""
     warehouse = context.resources.warehouse.open()
     found = recorded(warehouse, context.run.run_id)
     if not found:
-        found = measure(warehouse, load_monitoring().health, now=datetime.now(UTC), run_id=context.run.run_id)
+        found = measure(
+            warehouse, load_monitoring().health, now=datetime.now(UTC), run_id=context.run.run_id, systems=roles
+        )
     return {health.system: health for health in found}
 
 
@@ -307,7 +309,7 @@ def judge_credentials(today: date, role: str) -> AssetCheckResult:
 
 
 def _system_check(
-    name: str, role: str, description: str, judge: Callable[..., AssetCheckResult]
+    name: str, role: str, roles: tuple[str, ...], description: str, judge: Callable[..., AssetCheckResult]
 ) -> AssetChecksDefinition:
     @asset_check(
         asset=HEALTH_KEY,
@@ -318,7 +320,7 @@ def _system_check(
     )
     def system_check(context: AssetCheckExecutionContext) -> AssetCheckResult:
         limits = load_monitoring().health
-        health = _figures(context)[role]
+        health = _figures(context, roles)[role]
         if name == "downtime":
             warehouse = context.resources.warehouse.open()
             return judge(health, limits, failed_calls_since_success(warehouse, role, limits.down_after_failures * 4))
@@ -358,8 +360,15 @@ DESCRIPTIONS = {
     ),
 }
 
-assets: list[AssetsDefinition] = [integration_health]
-asset_checks: list[AssetChecksDefinition] = [
-    *(_system_check(name, role, text, judge) for name, (text, judge) in DESCRIPTIONS.items() for role in SYSTEMS),
-    *(_credential_check(role) for role in SYSTEMS),
-]
+
+def build_health_checks(catalog: Catalog) -> list[AssetChecksDefinition]:
+    """Per system: connector health, downtime, traffic and credential expiry."""
+    roles = catalog.roles
+    return [
+        *(
+            _system_check(name, role, roles, text, judge)
+            for name, (text, judge) in DESCRIPTIONS.items()
+            for role in roles
+        ),
+        *(_credential_check(role) for role in roles),
+    ]

@@ -16,13 +16,12 @@ import numpy as np
 import pandas as pd
 
 from integration_assets.core.http import latency_percentiles
+from integration_assets.core.monitoring_config import Health
 from integration_assets.core.warehouse import Warehouse
-from integration_assets.monitoring.config import Health
 
 __all__ = [
     "HEALTH_COLUMNS",
     "HEALTH_TABLE",
-    "SYSTEMS",
     "SystemHealth",
     "failed_calls_since_success",
     "measure",
@@ -31,7 +30,6 @@ __all__ = [
     "table_exists",
 ]
 
-SYSTEMS = ("crm", "billing", "support")
 HEALTH_TABLE = "ops.integration_health"
 HEALTH_COLUMNS: dict[str, str] = {
     "measured_at": "TIMESTAMPTZ NOT NULL",
@@ -193,10 +191,10 @@ def measure(
     warehouse: Warehouse,
     thresholds: Health,
     *,
+    systems: tuple[str, ...],
     now: datetime,
     run_id: str | None = None,
     last_syncs: dict[str, datetime | None] | None = None,
-    systems: tuple[str, ...] = SYSTEMS,
 ) -> list[SystemHealth]:
     """Each system's health over the window ending `now`, with the window before it for traffic."""
     warehouse.ensure_ops_tables()

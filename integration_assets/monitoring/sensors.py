@@ -57,6 +57,7 @@ from dagster._core.definitions.materialize import EPHEMERAL_JOB_NAME
 from dagster._core.definitions.metadata import TimestampMetadataValue
 from dagster._utils.error import SerializableErrorInfo
 
+from integration_assets.core.monitoring_config import Owners, load_monitoring
 from integration_assets.core.resources import WarehouseResource
 from integration_assets.monitoring.alerts import (
     Observation,
@@ -66,7 +67,6 @@ from integration_assets.monitoring.alerts import (
     problem_key_for_job,
     problem_key_for_job_asset,
 )
-from integration_assets.monitoring.config import Owners, load_monitoring
 from integration_assets.monitoring.sinks import configured_sinks, deliver_pending
 
 __all__ = [

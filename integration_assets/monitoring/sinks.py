@@ -31,10 +31,10 @@ from urllib.parse import unquote, urlsplit
 
 import requests
 
+from integration_assets.core.monitoring_config import JsonLinesSink, MonitoringConfig, WebhookSink, load_monitoring
 from integration_assets.core.redact import redact
 from integration_assets.core.warehouse import Warehouse
 from integration_assets.monitoring.alerts import pending_notices, save_delivery
-from integration_assets.monitoring.config import JsonLinesSink, MonitoringConfig, WebhookSink, load_monitoring
 
 __all__ = [
     "Delivered",

@@ -8,10 +8,10 @@ from statistics import median
 
 from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetChecksDefinition, asset_check
 
-from integration_assets.monitoring.config import load_monitoring
-from integration_assets.monitoring.evidence import check_result
+from integration_assets.core.catalog import Catalog, StreamSpec
+from integration_assets.core.evidence import check_result
+from integration_assets.core.monitoring_config import load_monitoring
 from integration_assets.monitoring.history import materializations
-from integration_assets.monitoring.targets import RAW_STREAMS, RawStream
 
 __all__ = ["LIVE_ROWS", "build_volume_check", "judge_volume", "volume_checks"]
 
@@ -30,18 +30,18 @@ def judge_volume(current: float, history: list[float], drop_share: float) -> tup
     return True, f"{current:g} live rows against a median of {usual:g}"
 
 
-def build_volume_check(stream: RawStream) -> AssetChecksDefinition:
+def build_volume_check(stream: StreamSpec) -> AssetChecksDefinition:
     @asset_check(
-        asset=stream.key,
+        asset=stream.asset_key,
         name="volume",
         blocking=False,
-        description=f"Live rows of `{stream.table}` against the median of its last materializations (`drift."
+        description=f"Live rows of `{stream.raw_table}` against the median of its last materializations (`drift."
         "history_runs` in data/monitoring.yaml): zero, or a drop below `drift.volume_drop_share`, fails.",
     )
     def volume(context: AssetCheckExecutionContext) -> AssetCheckResult:
         settings = load_monitoring().drift
         counts: list[float] = []
-        for materialization in materializations(context.instance, stream.key):
+        for materialization in materializations(context.instance, stream.asset_key):
             live = materialization.number(LIVE_ROWS)
             if live is not None:
                 counts.append(live)
@@ -50,19 +50,19 @@ def build_volume_check(stream: RawStream) -> AssetChecksDefinition:
         if not counts:
             return check_result(
                 passed=True,
-                system=stream.system,
-                summary=f"{stream.name}: not materialized with a live row count yet",
+                system=stream.role,
+                summary=f"{stream.key}: not materialized with a live row count yet",
                 next_action="",
             )
         current, history = counts[0], counts[1:]
         passed, why = judge_volume(current, history, settings.volume_drop_share)
         return check_result(
             passed=passed,
-            system=stream.system,
-            summary=f"{stream.name}: {why}",
-            next_action=f"Compare the records {stream.system} lists for {stream.object_type} with the raw table "
-            f"`{stream.table}`: check the credential's scopes and the vendor's status before trusting the drop",
-            records=[] if passed else [{"id": stream.name, "live_rows": current, "median": median(history or [0])}],
+            system=stream.role,
+            summary=f"{stream.key}: {why}",
+            next_action=f"Compare the records {stream.role} lists for {stream.object_type} with the raw table "
+            f"`{stream.raw_table}`: check the credential's scopes and the vendor's status before trusting the drop",
+            records=[] if passed else [{"id": stream.key, "live_rows": current, "median": median(history or [0])}],
             columns=("id", "live_rows", "median"),
             counts={
                 LIVE_ROWS: current,
@@ -74,5 +74,5 @@ def build_volume_check(stream: RawStream) -> AssetChecksDefinition:
     return volume
 
 
-def volume_checks() -> list[AssetChecksDefinition]:
-    return [build_volume_check(stream) for stream in RAW_STREAMS]
+def volume_checks(catalog: Catalog) -> list[AssetChecksDefinition]:
+    return [build_volume_check(stream) for stream in catalog.streams]

@@ -11,10 +11,10 @@ from typing import Any
 
 from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetCheckSeverity, asset_check
 
+from integration_assets.core.monitoring_config import load_monitoring
 from integration_assets.core.warehouse import Warehouse
 from integration_assets.mapping.dictionary import load_dictionary
 from integration_assets.mapping.normalize import namespaced_id
-from integration_assets.monitoring.config import load_monitoring
 from integration_assets.reconciliation.common import (
     canonical_key,
     diff_row,

@@ -11,11 +11,12 @@ from typing import Any
 
 from dagster import AssetCheckResult, AssetCheckSeverity, AssetKey
 
+from integration_assets.core.evidence import check_result
+from integration_assets.core.monitoring_config import load_monitoring
+from integration_assets.core.payload import resolve_path
 from integration_assets.core.warehouse import Warehouse
-from integration_assets.mapping.dictionary import FieldDictionary, resolve_path
 from integration_assets.mapping.normalize import namespaced_id
-from integration_assets.monitoring.config import load_monitoring
-from integration_assets.monitoring.evidence import check_result
+from integration_assets.mapping.schema import FieldDictionary
 
 __all__ = [
     "DIFF_COLUMNS",

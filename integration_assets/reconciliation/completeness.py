@@ -6,8 +6,6 @@ the exact records missing or extra. With a count only, a missing record and an e
 cancel out; a full refresh of the asset reloads the stream either way.
 """
 
-from collections.abc import Callable
-from types import ModuleType
 from typing import Any
 
 from dagster import (
@@ -15,40 +13,27 @@ from dagster import (
     AssetCheckResult,
     AssetChecksDefinition,
     AssetCheckSeverity,
-    AssetKey,
     asset_check,
 )
 
-from integration_assets.core.source_asset import STEP_RETRY
-from integration_assets.core.sync import Stream, table_of
+from integration_assets.core.catalog import Catalog, LiveTotal, StreamSpec
+from integration_assets.core.policies import STEP_RETRY
 from integration_assets.core.warehouse import Warehouse
 from integration_assets.reconciliation.common import outcome
-from integration_assets.systems.billing import streams as billing_streams
-from integration_assets.systems.billing import totals as billing_totals
-from integration_assets.systems.crm import streams as crm_streams
-from integration_assets.systems.crm import totals as crm_totals
-from integration_assets.systems.support import streams as support_streams
-from integration_assets.systems.support import totals as support_totals
 
-__all__ = ["asset_checks", "completeness_problems"]
+__all__ = ["completeness_checks", "completeness_problems"]
 
 KINDS = ("missing_records", "extra_records")
-SYSTEMS: tuple[tuple[ModuleType, ModuleType], ...] = (
-    (crm_streams, crm_totals),
-    (billing_streams, billing_totals),
-    (support_streams, support_totals),
-)
-Totals = Callable[[Any, str], tuple[int, frozenset[str] | None]]
 
 
 def completeness_problems(
-    stream: Stream, vendor_total: int, vendor_ids: frozenset[str] | None, loaded_ids: set[str]
+    stream: StreamSpec, vendor_total: int, vendor_ids: frozenset[str] | None, loaded_ids: set[str]
 ) -> list[dict[str, Any]]:
     """Rows for records the vendor holds that the table lacks, and live rows the vendor no longer holds.
 
     With the vendor's ids each record is named; with a count only, one row says how many."""
     rows: list[dict[str, Any]] = []
-    base = {"system": stream.system, "object_type": stream.object_type, "field": "", "other_record": ""}
+    base = {"system": stream.role, "object_type": stream.object_type, "field": "", "other_record": ""}
     if vendor_ids is not None:
         for rid in sorted(vendor_ids - loaded_ids):
             rows.append(
@@ -81,11 +66,11 @@ def _count_of(rows: list[dict[str, Any]], kind: str, vendor_total: int, loaded: 
     return max(gap, 0) if kind == "missing_records" else max(-gap, 0)
 
 
-def _build(stream: Stream, resource_key: str, live_total: Totals) -> AssetChecksDefinition:
-    table = table_of(stream)
+def _build(stream: StreamSpec, live_total: LiveTotal) -> AssetChecksDefinition:
+    table, resource_key = stream.raw_table, stream.vendor
 
     @asset_check(
-        asset=AssetKey(stream.key.split("/")),
+        asset=stream.asset_key,
         name="complete_against_vendor",
         blocking=False,
         required_resource_keys={resource_key, "warehouse"},
@@ -96,9 +81,7 @@ def _build(stream: Stream, resource_key: str, live_total: Totals) -> AssetChecks
     )
     def complete_against_vendor(context: AssetCheckExecutionContext) -> AssetCheckResult:
         warehouse: Warehouse = context.resources.warehouse.open()
-        client = getattr(context.resources, resource_key).client(
-            connector=f"{stream.system}_source", run_id=context.run.run_id
-        )
+        client = getattr(context.resources, resource_key).client(connector=stream.connector, run_id=context.run.run_id)
         try:
             vendor_total, vendor_ids = live_total(client, stream.object_type)
         finally:
@@ -112,7 +95,7 @@ def _build(stream: Stream, resource_key: str, live_total: Totals) -> AssetChecks
         rows = completeness_problems(stream, vendor_total, vendor_ids, loaded)
         counts = {kind: _count_of(rows, kind, vendor_total, len(loaded)) for kind in KINDS}
         return outcome(
-            system=stream.system,
+            system=stream.role,
             rows=rows,
             kinds=(),
             ok_summary=f"{stream.key}: {vendor_total} live at the vendor, {len(loaded)} loaded.",
@@ -127,6 +110,6 @@ def _build(stream: Stream, resource_key: str, live_total: Totals) -> AssetChecks
     return complete_against_vendor
 
 
-asset_checks = [
-    _build(stream, totals.RESOURCE_KEY, totals.live_total) for streams, totals in SYSTEMS for stream in streams.STREAMS
-]
+def completeness_checks(catalog: Catalog) -> list[AssetChecksDefinition]:
+    """One `complete_against_vendor` check per stream, counting at its system's vendor."""
+    return [_build(stream, system.live_total) for system in catalog.systems for stream in system.streams]

@@ -11,12 +11,13 @@ from typing import Any
 
 from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetCheckSeverity, asset_check
 
-from integration_assets.canonical.build import RAW_TABLES
 from integration_assets.canonical.validate import is_empty, read_record
+from integration_assets.core.evidence import mask
 from integration_assets.core.warehouse import Warehouse
-from integration_assets.mapping.dictionary import FieldDictionary, load_dictionary
-from integration_assets.monitoring.evidence import mask
+from integration_assets.mapping.dictionary import load_dictionary
+from integration_assets.mapping.schema import FieldDictionary
 from integration_assets.reconciliation.common import Ref, canonical_key, diff_row, outcome, source_refs
+from integration_assets.systems import CATALOG
 
 __all__ = ["asset_checks", "compared_fields", "master_data_problems"]
 
@@ -87,7 +88,7 @@ def master_data_problems(
 def _payloads(warehouse: Warehouse, refs: set[Ref]) -> dict[Ref, dict]:
     found: dict[Ref, dict] = {}
     for stream in {ref[:2] for ref in refs}:
-        table = RAW_TABLES[stream]
+        table = CATALOG.stream_of(*stream).raw_table
         warehouse.ensure_raw_table(table)
         for rid, row in warehouse.raw_records(table).items():
             if not row["is_deleted"] and (*stream, rid) in refs:

@@ -24,11 +24,12 @@ from dagster import (
 )
 from pydantic import Field
 
+from integration_assets.core.evidence import check_result, markdown_table
 from integration_assets.core.http import ApiClient
-from integration_assets.core.source_asset import STEP_RETRY
+from integration_assets.core.policies import STEP_RETRY
 from integration_assets.core.warehouse import Warehouse
-from integration_assets.mapping.dictionary import FieldDictionary, load_dictionary
-from integration_assets.monitoring.evidence import check_result, markdown_table
+from integration_assets.mapping.dictionary import load_dictionary
+from integration_assets.mapping.schema import FieldDictionary
 from integration_assets.writeback import outbox
 from integration_assets.writeback.config import FlowSettings, load_writeback
 from integration_assets.writeback.flows.billing_to_crm import BillingToCrm

@@ -1,19 +1,15 @@
-"""Write-back settings (`data/writeback.yaml`, or the file WRITEBACK_CONFIG names), validated at load."""
+"""Write-back settings (`writeback.yaml`, found by `core/config.py`), validated at load."""
 
 from __future__ import annotations
 
-import os
 from enum import StrEnum
-from functools import cache
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from integration_assets.core.config import load_yaml
+from integration_assets.core.config import load_config
 
 __all__ = ["Behaviour", "FlowSettings", "WritebackConfig", "load_writeback"]
-
-DATA = Path(__file__).resolve().parent.parent.parent / "data"
 
 
 class _Strict(BaseModel):
@@ -66,14 +62,6 @@ class WritebackConfig(_Strict):
         return getattr(self.flows, name)
 
 
-def writeback_path() -> Path:
-    return Path(os.environ.get("WRITEBACK_CONFIG") or DATA / "writeback.yaml")
-
-
-@cache
-def _load(path: str) -> WritebackConfig:
-    return load_yaml(path, WritebackConfig)
-
-
 def load_writeback(path: str | Path | None = None) -> WritebackConfig:
-    return _load(str(path or writeback_path()))
+    """The write-back settings in force (`path` for a test's own file); read again when the file changes."""
+    return load_config("writeback.yaml", WritebackConfig, path)

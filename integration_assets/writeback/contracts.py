@@ -9,8 +9,8 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.errors import SchemaErrors
 
+from integration_assets.core.evidence import mask
 from integration_assets.mapping.normalize import currency_exponent
-from integration_assets.monitoring.evidence import mask
 from integration_assets.writeback.model import PlannedWrite
 
 __all__ = ["CANONICAL_ID", "known_currency", "violations"]

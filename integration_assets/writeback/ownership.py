@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from integration_assets.mapping.dictionary import FieldDictionary, FieldSpec
+from integration_assets.mapping.schema import FieldDictionary, FieldSpec
 
 __all__ = ["WritableField", "link_path", "vocabulary", "writable_fields"]
 

@@ -13,8 +13,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from integration_assets.core.access import Operation
+from integration_assets.core.catalog import Chunk
 from integration_assets.core.http import ApiClient
-from integration_assets.core.sync import Chunk, chunked
+from integration_assets.core.sync import chunked
 from integration_assets.core.timeutil import now_ms
 from integration_assets.core.warehouse import RawRow
 
@@ -26,15 +27,9 @@ PAGE = 100
 class StripeStream:
     object_type: str  # customers, invoices, charges
     object_name: str  # the `object` field: customer, invoice, charge
-    asset_name: str  # customers, invoices, payments
     deletes_vanish: bool = False  # deleted objects leave the listing (customers): mark the missing ones
     chunk_records: int = 5_000
     window_margin_s: int = 3600
-    system: str = "billing"
-
-    @property
-    def key(self) -> str:
-        return f"{self.system}/{self.asset_name}"
 
     def read(self, client: ApiClient, cursor: str | None) -> Iterator[Chunk]:
         if cursor is None or time.time() - int(cursor) > EVENT_WINDOW_S - self.window_margin_s:
@@ -89,7 +84,7 @@ class StripeStream:
 
 
 STREAMS = (
-    StripeStream("customers", "customer", "customers", deletes_vanish=True),
-    StripeStream("invoices", "invoice", "invoices"),
-    StripeStream("charges", "charge", "payments"),
+    StripeStream("customers", "customer", deletes_vanish=True),
+    StripeStream("invoices", "invoice"),
+    StripeStream("charges", "charge"),
 )

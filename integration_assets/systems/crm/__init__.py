@@ -1,1 +1,36 @@
-"""HubSpot CRM: the system of record for companies, contacts and deals."""
+"""HubSpot CRM: the system of record for companies, contacts and deals.
+
+Its streams, declared once for the catalog (`integration_assets.systems.CATALOG`)."""
+
+from dagster import EnvVar
+
+from integration_assets.core.catalog import SystemSpec, declare_streams
+from integration_assets.systems.crm import contracts, streams, totals
+from integration_assets.systems.crm.resource import HubSpotResource
+
+__all__ = ["SYSTEM"]
+
+
+def resource_from_env() -> HubSpotResource:
+    """The connection the Definitions use: settings read through EnvVar, so no secret reaches the UI."""
+    return HubSpotResource(base_url=EnvVar("HUBSPOT_BASE_URL"), access_token=EnvVar("HUBSPOT_ACCESS_TOKEN"))
+
+
+SYSTEM = SystemSpec(
+    role="crm",
+    vendor="hubspot",
+    title="HubSpot",
+    streams=declare_streams(
+        "crm",
+        "hubspot",
+        streams.STREAMS,
+        contracts,
+        {
+            "companies": "HubSpot companies: the CRM's accounts, owner of names and domains.",
+            "contacts": "HubSpot contacts: the people at each company, with emails and phones.",
+            "deals": "HubSpot deals with their stage, amount, currency and associated company and contacts.",
+        },
+    ),
+    live_total=totals.live_total,
+    resource=resource_from_env,
+)

@@ -11,9 +11,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from integration_assets.core.access import Operation
+from integration_assets.core.catalog import Chunk
 from integration_assets.core.errors import Category, IntegrationError
 from integration_assets.core.http import ApiClient
-from integration_assets.core.sync import Chunk, chunked
+from integration_assets.core.sync import chunked
 from integration_assets.core.timeutil import iso_to_ms, now_ms
 from integration_assets.core.warehouse import RawRow
 
@@ -30,11 +31,6 @@ class HubSpotStream:
     associations: tuple[str, ...] = ()
     chunk_records: int = 5_000
     overlap_ms: int = 5 * 60 * 1000
-    system: str = "crm"
-
-    @property
-    def key(self) -> str:
-        return f"{self.system}/{self.object_type}"
 
     def read(self, client: ApiClient, cursor: str | None) -> Iterator[Chunk]:
         if cursor is None:

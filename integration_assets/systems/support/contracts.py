@@ -7,6 +7,8 @@ from __future__ import annotations
 import pandera.pandas as pa
 from pandera.typing import Series
 
+from integration_assets.core import promised  # noqa: F401  (registers the `promised` check)
+
 COLUMNS: dict[str, dict[str, str]] = {
     "organizations": {
         "id": "id",

@@ -11,8 +11,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from integration_assets.core.access import Operation
+from integration_assets.core.catalog import Chunk
 from integration_assets.core.http import ApiClient
-from integration_assets.core.sync import Chunk
 from integration_assets.core.timeutil import iso_to_ms
 from integration_assets.core.warehouse import RawRow
 
@@ -32,11 +32,6 @@ class ZendeskStream:
     object_type: str
     by_cursor: bool = True  # False: the time-based export (organizations)
     chunk_records: int = EXPORT_PAGE  # one export page per transaction, at most Zendesk's 1,000
-    system: str = "support"
-
-    @property
-    def key(self) -> str:
-        return f"{self.system}/{self.object_type}"
 
     def _row(self, record: dict) -> RawRow:
         version = max(iso_to_ms(record.get("updated_at")) or 0, int(record.get("generated_timestamp") or 0) * 1000)

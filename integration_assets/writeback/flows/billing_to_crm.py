@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import pandera.pandas as pa
 
+from integration_assets.core.evidence import mask
 from integration_assets.core.http import ApiClient
 from integration_assets.core.warehouse import Warehouse
-from integration_assets.mapping.dictionary import FieldDictionary
 from integration_assets.mapping.normalize import vendor_id
-from integration_assets.monitoring.evidence import mask
+from integration_assets.mapping.schema import FieldDictionary
 from integration_assets.systems.billing.writes import status_changed_at
 from integration_assets.systems.crm.writes import HubSpotWrites, property_name
 from integration_assets.writeback import sync_log

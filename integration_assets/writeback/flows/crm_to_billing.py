@@ -15,9 +15,10 @@ from typing import Any
 import pandera.pandas as pa
 
 from integration_assets.core.http import ApiClient
+from integration_assets.core.payload import resolve_path
 from integration_assets.core.warehouse import Warehouse
-from integration_assets.mapping.dictionary import FieldDictionary, resolve_path
 from integration_assets.mapping.normalize import vendor_id
+from integration_assets.mapping.schema import FieldDictionary
 from integration_assets.systems.billing.writes import StripeWrites, metadata_key
 from integration_assets.writeback import sync_log
 from integration_assets.writeback.config import FlowSettings, InvoiceSettings

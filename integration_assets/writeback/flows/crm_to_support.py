@@ -23,8 +23,8 @@ import pandera.pandas as pa
 from integration_assets.core.errors import Category, IntegrationError
 from integration_assets.core.http import ApiClient
 from integration_assets.core.warehouse import Warehouse
-from integration_assets.mapping.dictionary import FieldDictionary
 from integration_assets.mapping.normalize import Money, vendor_id
+from integration_assets.mapping.schema import FieldDictionary
 from integration_assets.systems.support.writes import ZendeskWrites, field_name
 from integration_assets.writeback import sync_log
 from integration_assets.writeback.flows.common import epoch_ms

@@ -1,0 +1,105 @@
+"""Raw records to canonical rows and review items, per entity: pure functions of the raw tables, the field
+dictionary and people's decisions (no warehouse access here, so every rule is testable on plain dicts).
+
+Per record: the vendor contract (`raw_contracts`), then every field by the dictionary (`validate.py`). Rows of
+several systems (customers, contacts) are grouped by identity (`identity.py`) and merged field by field with
+the dictionary's conflict rule; `review`/`default`/`allow` empty rules apply to the merged canonical value.
+
+Nothing vanishes: every raw record ends up either accepted (in `accepted`, mapped to its canonical row) or in
+review (an item), never both. Deleted/archived source records are accepted with `is_deleted = true` and never
+raise review items: nobody can fix a record the vendor no longer shows; values of theirs that do not
+normalize are left empty.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from integration_assets.canonical import identity as ident
+from integration_assets.canonical.build.customers import PLANS, build_customers
+from integration_assets.canonical.build.deals import build_deals
+from integration_assets.canonical.build.invoices import build_invoices, build_payments
+from integration_assets.canonical.build.records import (
+    LOOKUPS,
+    OWN,
+    PLACEMENT_REASONS,
+    Built,
+    Stream,
+    _Reader,
+    streams_of,
+    table_columns,
+)
+from integration_assets.canonical.build.tickets import build_tickets
+from integration_assets.canonical.contracts import failing_rows
+from integration_assets.canonical.review import Decisions
+from integration_assets.mapping.schema import FieldDictionary
+
+__all__ = [
+    "LOOKUPS",
+    "OWN",
+    "PLACEMENT_REASONS",
+    "PLANS",
+    "Built",
+    "Stream",
+    "build_entity",
+    "streams_of",
+    "table_columns",
+]
+
+# One build per asset; `customers` also builds `contacts` (people are grouped under their clients' identities).
+_BUILDS: dict[str, Callable[[_Reader, Built], None]] = {
+    "customers": build_customers,
+    "deals": build_deals,
+    "invoices": build_invoices,
+    "payments": build_payments,
+    "tickets": build_tickets,
+}
+
+
+def build_entity(
+    entity: str,
+    dictionary: FieldDictionary,
+    raw: ident.RawIndex,
+    decisions: Decisions,
+    *,
+    default_region: str | None = None,
+) -> Built:
+    """The canonical table(s) of one asset (`customers` also builds `contacts`)."""
+    reader = _Reader(dictionary, raw, decisions, OWN[entity], default_region)
+    built = Built()
+    _BUILDS[entity](reader, built)
+    for table in list(built.tables):
+        _enforce(reader, built, table)
+    built.items = sorted(reader.items.values(), key=lambda i: i.key)
+    built.contracts = {s: r for s, r in reader.contracts.items() if s in reader.own}
+    for stream in OWN[entity]:
+        built.records_in[stream] = len(raw.get(stream, {}))
+        review = built.review_ids(stream)
+        built.accepted[stream] = {k: v for k, v in built.accepted.get(stream, {}).items() if k not in review}
+    return built
+
+
+def _enforce(reader: _Reader, built: Built, table: str) -> None:
+    """Live rows breaking the canonical contract go to review instead of into the table.
+
+    Rows of records deleted at the source are kept for history as they are: nobody can fix them at the
+    source, and leaving them out would lose them (a deleted record is never sent to review).
+    """
+    frame = built.tables[table]
+    live = [position for position, gone in enumerate(frame["is_deleted"].fillna(False).astype(bool)) if not gone]
+    failed_live, _ = failing_rows(table, frame.iloc[live].reset_index(drop=True))
+    failed = {live[position]: broken for position, broken in failed_live.items()}
+    if not failed:
+        return
+    for position, broken in failed.items():
+        for ref in str(frame.iloc[position]["source_records"]).split(", "):
+            system, object_type, rid = ref.split("/", 2)
+            reader.own.add((system, object_type))
+            reader.flag(
+                (system, object_type),
+                rid,
+                "contract_violation",
+                "Breaks the canonical contract: " + "; ".join(sorted(set(broken))),
+            )
+            built.accepted.get((system, object_type), {}).pop(rid, None)
+    built.tables[table] = frame.drop(index=frame.index[list(failed)]).reset_index(drop=True)

@@ -1,0 +1,211 @@
+"""What every entity's build shares: the raw streams it reads, its output (`Built`), the canonical table's
+columns, and the `_Reader` that checks each record once and turns what fails into review items, so a record
+is either accepted or in review, never both."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import pandas as pd
+
+from integration_assets.canonical import identity as ident
+from integration_assets.canonical.raw_contracts import ContractResult, check_stream
+from integration_assets.canonical.review import Decisions, ReviewItem
+from integration_assets.canonical.validate import EMPTY, RecordRead, is_empty, read_record
+from integration_assets.mapping.normalize import Money
+from integration_assets.mapping.schema import FieldDictionary, FieldSpec
+
+Stream = tuple[str, str]
+# raw streams each build reads: its own (accounted for) first, then the ones it only looks things up in
+OWN: dict[str, list[Stream]] = {
+    "customers": [
+        ("crm", "companies"),
+        ("billing", "customers"),
+        ("support", "organizations"),
+        ("crm", "contacts"),
+        ("support", "users"),
+    ],
+    "deals": [("crm", "deals")],
+    "invoices": [("billing", "invoices")],
+    "payments": [("billing", "charges")],
+    "tickets": [("support", "tickets")],
+}
+LOOKUPS: dict[str, list[Stream]] = {
+    "customers": [("crm", "deals")],
+    "deals": [("billing", "invoices")],
+    "invoices": [("crm", "companies"), ("crm", "contacts"), ("billing", "customers")],
+    "payments": [("crm", "companies"), ("crm", "contacts"), ("billing", "customers")],
+    "tickets": [("crm", "companies"), ("crm", "contacts"), ("support", "organizations"), ("support", "users")],
+}
+
+
+def streams_of(entity: str) -> Iterable[Stream]:
+    """Every raw stream the entity's build reads: its own, then its lookups."""
+    return [*OWN[entity], *LOOKUPS[entity]]
+
+
+_SQL_TYPES = {
+    "instant": "TIMESTAMPTZ",
+    "money": "BIGINT",
+    "integer": "BIGINT",
+    "number": "DOUBLE",
+    "boolean": "BOOLEAN",
+}
+
+
+@dataclass
+class Built:
+    """One build's output: canonical frames, review items and where every own raw record went."""
+
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    items: list[ReviewItem] = field(default_factory=list)
+    accepted: dict[Stream, dict[str, tuple[str, str | None, str]]] = field(default_factory=dict)
+    records_in: dict[Stream, int] = field(default_factory=dict)
+    contracts: dict[Stream, ContractResult] = field(default_factory=dict)
+
+    def review_ids(self, stream: Stream) -> set[str]:
+        return {i.record_id for i in self.items if (i.system, i.object_type) == stream}
+
+
+# ----------------------------------------------------------------------------------------------- tables
+
+
+def _column_type(spec: FieldSpec) -> str:
+    if spec.many:
+        return "JSON"
+    return _SQL_TYPES.get(spec.type, "TEXT")
+
+
+def table_columns(dictionary: FieldDictionary, entity: str) -> dict[str, str]:
+    """The canonical table's columns from the dictionary's destinations, plus bookkeeping columns."""
+    columns: dict[str, str] = {}
+    if entity == "contacts":
+        columns["person_id"] = "TEXT NOT NULL"
+    for spec in dictionary.entity(entity).fields.values():
+        column = next(d for d in spec.destinations if d.startswith(f"canonical.{entity}.")).rsplit(".", 1)[1]
+        columns[column] = _column_type(spec)
+        if spec.type == "money" and not any(
+            f.type == "currency" and f.sources.keys() & spec.sources.keys()
+            for f in dictionary.entity(entity).fields.values()
+        ):
+            columns[f"{column}_currency"] = "TEXT"
+    columns["is_deleted"] = "BOOLEAN NOT NULL"
+    columns["source_records"] = "TEXT"
+    return columns
+
+
+def _column(spec: FieldSpec, entity: str) -> str:
+    return next(d for d in spec.destinations if d.startswith(f"canonical.{entity}.")).rsplit(".", 1)[1]
+
+
+def _cell(value: Any) -> Any:
+    if value is EMPTY:
+        return None
+    if isinstance(value, Money):
+        return value.minor
+    return value
+
+
+# ----------------------------------------------------------------------------------------------- records
+
+
+# Reasons about whose record it is: only an `owner` decision answers them, never `keep`.
+PLACEMENT_REASONS = frozenset(
+    {
+        "ambiguous_owner",
+        "unknown_external_id",
+        "no_owner",
+        "ambiguous_person",
+        "ambiguous_reference",
+        "unresolved_reference",
+    }
+)
+
+
+class _Reader:
+    """Contracts and field reads of every record of the streams one build uses (own streams with items)."""
+
+    def __init__(
+        self,
+        dictionary: FieldDictionary,
+        raw: ident.RawIndex,
+        decisions: Decisions,
+        own: list[Stream],
+        default_region: str | None,
+    ) -> None:
+        self.d, self.raw, self.decisions, self.region = dictionary, raw, decisions, default_region
+        self.own = set(own)
+        self.items: dict[tuple[str, str, str, str], ReviewItem] = {}
+        self.contracts: dict[Stream, ContractResult] = {}
+        self._failed: dict[Stream, dict[str, list[str]]] = {}
+
+    def contract(self, stream: Stream) -> dict[str, list[str]]:
+        if stream not in self._failed:
+            live = {rid: r["payload"] for rid, r in self.raw.get(stream, {}).items() if not r["is_deleted"]}
+            result = check_stream(*stream, live)
+            self.contracts[stream] = result
+            self._failed[stream] = result.failed
+        return self._failed[stream]
+
+    def read(self, entity: str, stream: Stream, rid: str) -> RecordRead:
+        row = self.raw[stream][rid]
+        return read_record(self.d, entity, *stream, row["payload"], default_region=self.region)
+
+    def ok(self, entity: str, stream: Stream, rid: str) -> RecordRead | None:
+        """The record's read when it passes its contract and every field rule (lookups use this too)."""
+        if rid in self.contract(stream):
+            return None
+        found = self.read(entity, stream, rid)
+        return None if found.problems and not self.raw[stream][rid]["is_deleted"] else found
+
+    def flag(self, stream: Stream, rid: str, reason: str, detail: str, field_name: str = "") -> None:
+        if stream not in self.own or self.raw[stream][rid]["is_deleted"]:
+            return
+        item = ReviewItem(stream[0], stream[1], rid, reason, detail, field=field_name)
+        decision = self.decisions.for_key(item.key)
+        if decision is not None and decision.keep and not decision.ignore:
+            if reason not in PLACEMENT_REASONS:
+                return  # a person accepted the record as it is
+            # "keep" cannot say whose record this is: only an owner decision places it.
+            item = replace(item, detail=f"{detail} A keep decision cannot place it: decide its owner instead.")
+        self.items.setdefault(item.key, item)
+
+    def check(self, entity: str, stream: Stream, rid: str) -> RecordRead:
+        """Contract + field rules for an own record; problems become items. Returns the read (EMPTY on failures)."""
+        broken = self.contract(stream).get(rid)
+        if broken:
+            self.flag(
+                stream, rid, "contract_violation", "Breaks the vendor contract: " + "; ".join(sorted(set(broken)))
+            )
+        found = self.read(entity, stream, rid)
+        for problem in found.problems:
+            self.flag(stream, rid, problem.reason_code, problem.detail, problem.field)
+        return found
+
+    def in_review(self, stream: Stream, rid: str) -> bool:
+        return any(k[:3] == (*stream, rid) for k in self.items)
+
+
+def _flag_ignored(reader: _Reader, stream: Stream, rid: str) -> bool:
+    """A record a person chose to leave out stays in the queue (status ignored), with its decision's reason."""
+    for decision in reader.decisions.decisions:
+        if decision.ignore and (decision.system, decision.object_type, decision.record_id) == (*stream, rid):
+            reader.items.setdefault(
+                decision.key,
+                ReviewItem(*stream, rid, decision.reason_code, f"Left out by decision: {decision.note}".strip()),
+            )
+            return True
+    return False
+
+
+def _accept(built: Built, stream: Stream, rid: str, table: str, key: str | None, how: str) -> None:
+    built.accepted.setdefault(stream, {})[rid] = (table, key, how)
+
+
+def _customer_ref(matches: dict[tuple[str, str, str], ident.Match], system: str, object_type: str, raw_id: Any) -> Any:
+    if is_empty(raw_id):
+        return EMPTY
+    found = matches.get((system, object_type, str(raw_id).strip()))
+    return found.target if found is not None and found.target else None

@@ -1,0 +1,96 @@
+"""Entities built from one stream, one canonical row per record (deals, invoices, payments, tickets): the
+record's references to clients and people are resolved through identity; an entity adds its own values."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pandas as pd
+
+from integration_assets.canonical import identity as ident
+from integration_assets.canonical.build.merge import _merge
+from integration_assets.canonical.build.records import (
+    OWN,
+    Built,
+    _accept,
+    _column,
+    _customer_ref,
+    _flag_ignored,
+    _Reader,
+    table_columns,
+)
+from integration_assets.canonical.validate import EMPTY, RecordRead, is_empty
+from integration_assets.mapping.normalize import namespaced_id
+
+# An entity's own derived values for one record: (record id, its read, the derived values to add to).
+Extra = Callable[[str, RecordRead, dict[str, Any]], None]
+
+
+def build_single(
+    reader: _Reader,
+    built: Built,
+    entity: str,
+    matches: dict[tuple[str, str, str], ident.Match],
+    extra: Extra | None = None,
+) -> None:
+    """The entity's table from its own stream; `matches` resolve its references, `extra` adds its own values."""
+    d, raw = reader.d, reader.raw
+    stream = OWN[entity][0]
+    fields = d.entity(entity).fields
+    key_field = d.entity(entity).key[0]
+    rows = []
+    for rid, record in raw.get(stream, {}).items():
+        if _flag_ignored(reader, stream, rid):
+            continue
+        values = reader.check(entity, stream, rid)
+        payload = record["payload"]
+        derived: dict[str, Any] = {}
+        for name, spec in fields.items():
+            source = spec.sources.get(stream[0])
+            if (
+                spec.references == "customers"
+                and source is not None
+                and source.id_system is None
+                and stream[0] != "crm"
+            ):
+                raw_id = ident.resolve_path(payload, source.path or "")
+                ref = _customer_ref(matches, stream[0], _ref_object(stream[0]), raw_id)
+                if ref is None:
+                    reader.flag(
+                        stream,
+                        rid,
+                        "unresolved_reference",
+                        f"{name}: {raw_id} has no resolved client (its record is in review or unknown).",
+                        name,
+                    )
+                derived[name] = EMPTY if ref is None else ref
+            elif spec.references == "contacts" and source is not None and stream[0] == "support":
+                derived[name] = _person_ref(matches, raw, ident.resolve_path(payload, source.path or ""))
+        if extra is not None:
+            extra(rid, values, derived)
+        row, problems = _merge(reader, entity, [(stream, rid, values)], derived)
+        for name, reason, detail in problems:
+            reader.flag(stream, rid, reason, detail, name)
+        if reader.in_review(stream, rid):
+            continue
+        row["is_deleted"] = bool(record["is_deleted"])
+        row["source_records"] = f"{stream[0]}/{stream[1]}/{rid}"
+        rows.append(row)
+        _accept(built, stream, rid, f"canonical.{entity}", row[_column(fields[key_field], entity)], "own")
+    built.tables[entity] = pd.DataFrame(rows, columns=list(table_columns(d, entity)))
+
+
+def _person_ref(matches: dict[tuple[str, str, str], ident.Match], raw: ident.RawIndex, raw_id: Any) -> Any:
+    """A Zendesk user id as the canonical person key: its CRM contact when linked, else support:<id>."""
+    if is_empty(raw_id):
+        return EMPTY
+    rid = str(raw_id).strip()
+    found = matches.get(("support", "users", rid))
+    if found is not None and found.target:
+        return found.target
+    return namespaced_id("support", raw_id if isinstance(raw_id, int) else rid)
+
+
+def _ref_object(system: str) -> str:
+    return {"billing": "customers", "support": "organizations"}[system]

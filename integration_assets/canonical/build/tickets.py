@@ -1,0 +1,17 @@
+"""Tickets: one row per support ticket, naming its client (the Zendesk organization's) and its requester as a
+person (the linked CRM contact, else the Zendesk user)."""
+
+from __future__ import annotations
+
+from integration_assets.canonical import identity as ident
+from integration_assets.canonical.build.records import Built, _Reader
+from integration_assets.canonical.build.single import build_single
+
+
+def build_tickets(reader: _Reader, built: Built) -> None:
+    d, raw = reader.d, reader.raw
+    matches = {
+        **ident.resolve(d, "customers", raw, reader.decisions),
+        **ident.resolve(d, "contacts", raw, reader.decisions),
+    }
+    build_single(reader, built, "tickets", matches)

@@ -1,0 +1,71 @@
+"""The monitoring slice: quality checks on every source stream, freshness, connector health, and the sensors
+that turn failed checks and runs into alerts (one per problem).
+
+Check names are fixed (`contract`, `drift`, `volume`, `freshness_check`): the alert sensors group check
+outcomes by them.
+"""
+
+from __future__ import annotations
+
+from dagster import AssetSelection, Definitions
+
+from integration_assets.canonical.assets import assets as canonical_assets
+from integration_assets.core.automation import job, schedule
+from integration_assets.core.catalog import Catalog
+from integration_assets.core.config import ConfigError
+from integration_assets.core.monitoring_config import load_monitoring, monitoring_path
+from integration_assets.monitoring.drift import drift_checks
+from integration_assets.monitoring.freshness import build_freshness_checks, build_freshness_sensor
+from integration_assets.monitoring.health import build_health_asset, build_health_checks
+from integration_assets.monitoring.raw_contract_check import raw_contract_checks
+from integration_assets.monitoring.sensors import sensors
+from integration_assets.monitoring.volume import volume_checks
+from integration_assets.systems import CATALOG
+
+__all__ = ["build_defs"]
+
+
+def check_roles(catalog: Catalog) -> None:
+    """monitoring.yaml names systems by role: a role the catalog does not hold is a typo, refused at load."""
+    config = load_monitoring()
+    named = {
+        "owners": set(config.owners.__pydantic_extra__ or {}),
+        "credentials.expires_on": set(config.credentials.expires_on),
+    }
+    for entry, roles in named.items():
+        unknown = sorted(roles - set(catalog.roles))
+        if unknown:
+            raise ConfigError(
+                f"{monitoring_path()}: {entry}: unknown system {', '.join(unknown)}; one of {', '.join(catalog.roles)}"
+            )
+
+
+def build_defs(catalog: Catalog = CATALOG) -> Definitions:
+    check_roles(catalog)
+    health_asset = build_health_asset(catalog)
+    freshness = build_freshness_checks([stream.asset_key for stream in catalog.streams], canonical_assets)
+    health = job(
+        "health",
+        "health",
+        AssetSelection.assets(health_asset),
+        "Connector health from the call log, review queue and outbox, with its checks (health, downtime, traffic, "
+        "credential expiry).",
+        catalog.roles,
+    )
+    return Definitions(
+        assets=[health_asset],
+        asset_checks=[
+            *raw_contract_checks(catalog),
+            *drift_checks(catalog),
+            *volume_checks(catalog),
+            *build_health_checks(catalog),
+            *freshness,
+        ],
+        jobs=[health],
+        schedules=[
+            schedule(
+                "health_every_15_minutes", health, "*/15 * * * *", "Connector health every quarter hour.", catalog.roles
+            )
+        ],
+        sensors=[*sensors, build_freshness_sensor(freshness)],
+    )
