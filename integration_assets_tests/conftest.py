@@ -6,12 +6,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import requests
 
+from integration_assets_tests.testing.sandbox import FREE_PORTS
 from integration_sandbox.generator import generate
 from integration_sandbox.server import Sandbox
-
-FREE_PORTS = {"hubspot": 0, "stripe": 0, "zendesk": 0}
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -44,19 +42,6 @@ def sandbox(dataset: Path) -> Iterator[Sandbox]:
     """Fresh servers per test (writes never leak between tests), sharing the dataset on disk."""
     with Sandbox(dataset, ports=FREE_PORTS) as running:
         yield running
-
-
-def put_faults(sandbox: Sandbox, profile_yaml: str) -> dict:
-    """Swaps the fault profile over HTTP, as an operator would."""
-    response = requests.put(f"{sandbox.url('hubspot')}/__sandbox__/faults", data=profile_yaml, timeout=5)
-    assert response.status_code == 200, response.text
-    return response.json()
-
-
-def sandbox_records(sandbox: Sandbox, vendor: str, object_type: str) -> list[dict]:
-    response = requests.get(f"{sandbox.url(vendor)}/__sandbox__/records/{object_type}", timeout=30)
-    response.raise_for_status()
-    return response.json()
 
 
 POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"

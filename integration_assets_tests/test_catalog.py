@@ -17,7 +17,7 @@ from integration_assets.definitions import build_definitions
 from integration_assets.monitoring.health import last_successful_syncs
 from integration_assets.systems import CATALOG
 from integration_assets.systems.billing.streams import StripeStream
-from integration_assets_tests.sync_helpers import sandbox_env
+from integration_assets_tests.testing.sync import sandbox_env
 from integration_sandbox.server import Sandbox
 
 INVOICE_ITEMS = StreamSpec(

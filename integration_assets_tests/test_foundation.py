@@ -6,25 +6,13 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import requests
 from dagster import DagsterInstance, asset, materialize
 
 from integration_assets.definitions import defs
-
-PROJECT = Path(__file__).resolve().parent.parent
-DAGSTER = str(Path(sys.executable).with_name("dagster"))
-POSTGRES = {
-    "DAGSTER_PG_HOST": "127.0.0.1",
-    "DAGSTER_PG_PORT": "5432",
-    "DAGSTER_PG_DB": "test",
-    "DAGSTER_PG_USER": os.environ.get("DAGSTER_PG_USER", "postgres"),
-    "DAGSTER_PG_PASSWORD": os.environ.get("DAGSTER_PG_PASSWORD", ""),
-}
-
+from integration_assets_tests.testing import DAGSTER, POSTGRES, PROJECT
 
 # What the UI asks for on its sensors, schedules and asset-check pages.
 REPOSITORY = '{repositoryLocationName: "integration_assets", repositoryName: "__repository__"}'

@@ -21,8 +21,8 @@ import pytest
 import yaml
 
 from integration_assets.core.config import default_path
+from integration_assets_tests.testing import PROJECT
 
-PROJECT = Path(__file__).resolve().parent.parent
 PACKAGED_OWNERS = set(yaml.safe_load(default_path("monitoring.yaml").read_text(encoding="utf-8"))["owners"].values())
 OPERATOR = "night-shift"  # the owner the operator's own monitoring.yaml names for every alert
 # Settings of the machine running the tests that must not reach the installed package's processes.
@@ -55,8 +55,7 @@ def _copy_checkout(target: Path) -> None:
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """A fresh virtual environment with the project installed from its wheel: its python, site-packages, env."""
-    if shutil.which("git") is None or not (PROJECT / ".git").exists():
-        pytest.skip("needs the git checkout, to know which files a build takes")
+    assert shutil.which("git") and (PROJECT / ".git").exists(), "a build takes the files git lists: run in a checkout"
     root = tmp_path_factory.mktemp("packaging")
     _copy_checkout(root / "source")
     # `pip install .` builds a wheel and installs it: the same two steps, the build offline in this environment
@@ -108,6 +107,8 @@ def test_installed_package_runs_outside_the_checkout_and_an_override_file_wins(i
     assert Path(module).is_relative_to(site), module
     assert Path(monitoring) == site / "integration_assets" / "defaults" / "monitoring.yaml"
     assert Path(monitoring).is_file()
+    assert {"integration_assets", "integration_sandbox"} <= set(os.listdir(site))
+    assert "integration_assets_tests" not in os.listdir(site)  # the tests stay in the checkout
 
     # the code location loads as Dagster loads it
     validated = _run(

@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 
 from integration_assets import quickstart
-
-PROJECT = Path(__file__).resolve().parent.parent
+from integration_assets_tests.testing import PROJECT
 
 
 def test_quickstart_prints_the_checks_outcome_and_the_alerts(tmp_path: Path) -> None:

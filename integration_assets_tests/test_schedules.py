@@ -18,7 +18,7 @@ from integration_assets.reconciliation.completeness import completeness_checks
 from integration_assets.reconciliation.definitions import cross_system_checks
 from integration_assets.systems import CATALOG
 from integration_assets.systems.definitions import source_assets
-from integration_assets_tests.test_foundation import POSTGRES, PROJECT
+from integration_assets_tests.testing import POSTGRES, PROJECT
 
 VENDOR_RESOURCES = {"hubspot", "stripe", "zendesk"}
 SYSTEMS = CATALOG.roles

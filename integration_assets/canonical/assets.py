@@ -286,7 +286,7 @@ def customer_360(context: AssetExecutionContext) -> MaterializeResult:
     description="The review queue (`ops.review_queue`): every record that could not be accepted without a guess, "
     "one row per (system, object type, record id, reason code), with detail, severity, next action, first and "
     "last seen, occurrences, status (open, resolved, ignored) and resolution. Answer items in "
-    "`data/review_decisions.yaml`; they apply on the next run. This asset reports the queue; the canonical "
+    "`review_decisions.yaml`; they apply on the next run. This asset reports the queue; the canonical "
     "assets write it.",
 )
 def review_queue(context: AssetExecutionContext) -> MaterializeResult:

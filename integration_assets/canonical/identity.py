@@ -5,7 +5,7 @@ matches several targets, or names a target that does not exist, is a review item
 For each record, the steps whose `from` is its system and object type are tried in order: an empty value (or a
 `where` that does not hold) passes to the next step; the first step that finds candidates decides. Candidates
 are distinct target ids among live (not archived) target records. A person's decision naming an owner
-(`data/review_decisions.yaml`) comes before every step.
+(`review_decisions.yaml`) comes before every step.
 """
 
 from __future__ import annotations

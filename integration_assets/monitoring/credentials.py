@@ -1,7 +1,7 @@
 """When keys and tokens expire: a warning some days before the date in config, an error once it has passed.
 
 Vendors do not say when a private-app token or an API key expires, so the date is configuration
-(`credentials.expires_on` in data/monitoring.yaml), set when the key is issued.
+(`credentials.expires_on` in monitoring.yaml), set when the key is issued.
 """
 
 from __future__ import annotations

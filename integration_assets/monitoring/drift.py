@@ -158,10 +158,10 @@ def build_drift_check(stream: StreamSpec) -> AssetChecksDefinition:
             summary=_summary(stream, changes),
             next_action=(
                 f"Check the vendor's changelog for {stream.object_type}; if the change is intended, update "
-                f"`systems/{stream.role}/contracts.py` and `data/field_dictionary.yaml` (records breaking the "
+                f"`systems/{stream.role}/contracts.py` and `field_dictionary.yaml` (records breaking the "
                 "contract wait in the review queue until then)"
                 if breaking
-                else f"Review the new fields of {stream.object_type}; map them in `data/field_dictionary.yaml` "
+                else f"Review the new fields of {stream.object_type}; map them in `field_dictionary.yaml` "
                 "if they are needed (this warning is raised once)"
             ),
             records=[asdict(c) for c in changes],

@@ -3,7 +3,7 @@
 The asset measures each system over the configured window (monitoring/metrics.py), reports the figures as
 numeric metadata (so the UI plots them) and appends them to `ops.integration_health` for dashboards. Its
 checks judge the figures that materialization stored (or, run alone, measure afresh): thresholds and
-severities come from data/monitoring.yaml, and every check lists its evidence, figure against threshold.
+severities come from monitoring.yaml, and every check lists its evidence, figure against threshold.
 """
 
 from collections.abc import Callable
@@ -83,7 +83,7 @@ def build_health_asset(catalog: Catalog) -> AssetsDefinition:
         kinds={"python"},
         required_resource_keys={"warehouse"},
         description=f"Per system ({', '.join(catalog.roles)}), over the window of `health.window_minutes` in "
-        "data/monitoring.yaml: calls, success rate, p50/p95 latency, failed calls, retries and 429s from "
+        "monitoring.yaml: calls, success rate, p50/p95 latency, failed calls, retries and 429s from "
         "`ops.api_calls`; open review items by reason; pending outbox items; the last successful sync. Appended "
         "to `ops.integration_health` (one row per system and materialization) for dashboards.",
     )
@@ -280,7 +280,7 @@ def judge_credentials(today: date, role: str) -> AssetCheckResult:
         return check_result(
             passed=True,
             system=role,
-            summary=f"{role}: no credential expiry configured (credentials.expires_on.{role} in data/monitoring.yaml)",
+            summary=f"{role}: no credential expiry configured (credentials.expires_on.{role} in monitoring.yaml)",
             next_action="",
         )
     at_fault = status.state != "valid"
@@ -295,7 +295,7 @@ def judge_credentials(today: date, role: str) -> AssetCheckResult:
         system=role,
         summary=summary,
         next_action=f"issue a new {status.as_record()['vendor']} key or token in the vendor's admin console, set it "
-        f"in the environment and update credentials.expires_on.{role} in data/monitoring.yaml",
+        f"in the environment and update credentials.expires_on.{role} in monitoring.yaml",
         records=[status.as_record()] if at_fault else [],
         columns=columns,
         counts={
@@ -334,7 +334,7 @@ def _credential_check(role: str) -> AssetChecksDefinition:
         asset=HEALTH_KEY,
         name=f"credential_expiry_{role}",
         description=f"A warning `credentials.warn_days` before the {role} key or token expires "
-        f"(`credentials.expires_on.{role}` in data/monitoring.yaml), an error once it has.",
+        f"(`credentials.expires_on.{role}` in monitoring.yaml), an error once it has.",
         blocking=False,
     )
     def credential_expiry() -> AssetCheckResult:
@@ -346,7 +346,7 @@ def _credential_check(role: str) -> AssetChecksDefinition:
 DESCRIPTIONS = {
     "connector_health": (
         "Success rate, p95 latency, retry share and 429 share over the window, against thresholds "
-        "in data/monitoring.yaml; passes with a note when too few calls were made to judge.",
+        "in monitoring.yaml; passes with a note when too few calls were made to judge.",
         judge_connector_health,
     ),
     "downtime": (

@@ -36,7 +36,7 @@ def build_volume_check(stream: StreamSpec) -> AssetChecksDefinition:
         name="volume",
         blocking=False,
         description=f"Live rows of `{stream.raw_table}` against the median of its last materializations (`drift."
-        "history_runs` in data/monitoring.yaml): zero, or a drop below `drift.volume_drop_share`, fails.",
+        "history_runs` in monitoring.yaml): zero, or a drop below `drift.volume_drop_share`, fails.",
     )
     def volume(context: AssetCheckExecutionContext) -> AssetCheckResult:
         settings = load_monitoring().drift

@@ -154,7 +154,7 @@ def invoice_payment_problems(
     additional_deps=[canonical_key("invoices")],
     blocking=False,
     required_resource_keys={"warehouse"},
-    description="Every closed-won deal has an invoice once the grace period from data/monitoring.yaml has passed, "
+    description="Every closed-won deal has an invoice once the grace period from monitoring.yaml has passed, "
     "and the invoice bills the deal's amount in the deal's currency. Lists the exact deals and invoices.",
 )
 def won_deals_invoiced(context: AssetCheckExecutionContext) -> AssetCheckResult:

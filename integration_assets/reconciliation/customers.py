@@ -106,7 +106,7 @@ def problem_kinds(dictionary: FieldDictionary) -> list[str]:
     blocking=False,
     required_resource_keys={"warehouse"},
     description="Names of clients, and emails and phones of people, kept by a system that does not own them "
-    "(per data/field_dictionary.yaml) agree with the owning system's value after normalization. Values that "
+    "(per field_dictionary.yaml) agree with the owning system's value after normalization. Values that "
     "are personal data are shown masked.",
 )
 def customer_master_agrees(context: AssetCheckExecutionContext) -> AssetCheckResult:

@@ -46,7 +46,7 @@ BuildFlow = Callable[[ApiClient, FieldDictionary, FlowSettings], Flow]
 
 class WritebackRunConfig(Config):
     dry_run: bool | None = Field(
-        None, description="read and decide, report what would change, write nothing; unset: data/writeback.yaml"
+        None, description="read and decide, report what would change, write nothing; unset: writeback.yaml"
     )
 
 
@@ -61,7 +61,7 @@ FLOWS: dict[str, tuple[str, list[AssetKey], BuildFlow, str]] = {
         [AssetKey(["canonical", "deals"]), AssetKey(["canonical", "customers"]), AssetKey(["billing", "invoices"])],
         lambda client, dictionary, settings: CrmToBilling(client, dictionary, settings),
         "Closed-won deals with a resolved client become exactly one Stripe customer (created if missing, linked by "
-        "metadata) and one invoice for the deal's amount and currency (finalized per data/writeback.yaml).",
+        "metadata) and one invoice for the deal's amount and currency (finalized per writeback.yaml).",
     ),
     "billing_to_crm": (
         "hubspot",

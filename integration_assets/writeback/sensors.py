@@ -1,6 +1,6 @@
 """`outbox_replay`: when writes wait in `ops.outbox` and are due again, request a run of their flow's asset,
 which replays them first (in order per record, each with its idempotency key). Due times back off per failed
-delivery (data/writeback.yaml `outbox`), so a destination still down is probed, not hammered."""
+delivery (writeback.yaml `outbox`), so a destination still down is probed, not hammered."""
 
 from datetime import UTC, datetime
 
