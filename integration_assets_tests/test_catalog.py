@@ -3,18 +3,22 @@ checks, a step of the sync job, and a member of its system's health, with no oth
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import requests
 import yaml
-from dagster import AssetCheckKey, AssetKey, DagsterInstance
+from dagster import AssetCheckKey, AssetKey, DagsterInstance, build_sensor_context
 
 from integration_assets.core.catalog import StreamSpec
 from integration_assets.core.config import ConfigError, default_path
+from integration_assets.core.resources import WarehouseResource
 from integration_assets.core.warehouse import Warehouse
 from integration_assets.definitions import build_definitions
+from integration_assets.monitoring.drift import promised_fields
 from integration_assets.monitoring.health import last_successful_syncs
+from integration_assets.monitoring.sensors import sensors
 from integration_assets.systems import CATALOG
 from integration_assets.systems.billing.streams import StripeStream
 from integration_assets_tests.testing.sync import sandbox_env
@@ -98,3 +102,39 @@ def test_monitoring_settings_for_a_system_the_catalog_lacks_are_refused(
     monkeypatch.setenv("INTEGRATION_CONFIG_DIR", str(tmp_path))
     with pytest.raises(ConfigError, match=r"monitoring.yaml: owners: unknown system crn; one of crm, billing, support"):
         build_definitions(CATALOG)
+
+
+def test_a_stream_of_a_role_no_system_has_is_refused() -> None:
+    ledger = replace(INVOICE_ITEMS, role="accounting", vendor="quickbooks")
+    with pytest.raises(ValueError, match=r"accounting/invoice_items: no system has that role"):
+        CATALOG.with_streams(ledger)
+
+
+def test_the_slices_read_a_stream_s_contract_from_the_catalog_they_are_given() -> None:
+    """A stream declaring a contract gets its contract and drift checks from its own declaration."""
+    contracted = replace(
+        INVOICE_ITEMS,
+        contract=CATALOG.stream("billing/invoices").contract,
+        contract_columns=CATALOG.stream("billing/invoices").contract_columns,
+    )
+    graph = build_definitions(CATALOG.with_streams(contracted)).resolve_asset_graph()
+    on_it = {key.name for key in graph.asset_check_keys if key.asset_key == KEY}
+    assert {"contract", "drift", "volume", "complete_against_vendor"} <= on_it
+    assert promised_fields(contracted) == promised_fields(CATALOG.stream("billing/invoices"))
+
+
+def test_a_mistyped_role_added_later_is_refused_by_the_alert_sensors_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The code location refuses it at load; a sensor tick that reads the edited file refuses it the same way."""
+    settings = yaml.safe_load(default_path("monitoring.yaml").read_text())
+    settings["credentials"]["expires_on"] = {"suport": "2027-01-01"}
+    (tmp_path / "monitoring.yaml").write_text(yaml.safe_dump(settings))
+    monkeypatch.setenv("INTEGRATION_CONFIG_DIR", str(tmp_path))
+    sensor = next(s for s in sensors if s.name == "drift_alerts")
+    with DagsterInstance.ephemeral() as instance:
+        context = build_sensor_context(
+            instance=instance, resources={"warehouse": WarehouseResource(url=str(tmp_path / "w.duckdb"))}
+        )
+        with pytest.raises(ConfigError, match=r"credentials\.expires_on: unknown system suport"):
+            sensor(context)

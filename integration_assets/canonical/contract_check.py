@@ -1,13 +1,9 @@
-"""Contract checks' evidence, and the blocking `contract` check of each canonical asset.
+"""The blocking `contract` check of each canonical asset.
 
 Canonical assets keep the promise to dashboards (`canonical/contracts.py`); their check blocks, so a table that
-breaks it stops the run before anything downstream reads it. The evidence helpers here also serve the raw
-contract checks of the monitoring slice. Sample values of personal-data fields are masked.
+breaks it stops the run before anything downstream reads it. Sample values of personal-data fields are masked.
 """
 
-import re
-from collections import Counter
-from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
@@ -21,56 +17,18 @@ from dagster import (
 )
 
 from integration_assets.canonical.contracts import failing_rows
-from integration_assets.core.evidence import check_result, markdown_table, mask
+from integration_assets.core.contract_evidence import (
+    COLUMNS,
+    contract_counts,
+    failure_evidence,
+    is_missing_index,
+    plain,
+)
+from integration_assets.core.evidence import check_result
 from integration_assets.core.warehouse import Warehouse
 from integration_assets.mapping.dictionary import load_dictionary
 
-__all__ = ["build_canonical_contract_check", "contract_counts", "failure_evidence", "is_missing_index", "plain"]
-
-COLUMNS = ("id", "table", "column", "check", "value")
-MISSING_MARK = "<missing>"  # raw_contracts' rendering of an absent key: not a value, never masked
-
-
-def _metric_name(text: str) -> str:
-    return re.sub(r"[^0-9a-zA-Z]+", "_", text).strip("_").lower()
-
-
-def plain(value: Any) -> str:
-    return str(value).strip().lower()
-
-
-def failure_evidence(
-    cases: pd.DataFrame,
-    table: str,
-    id_of: Callable[[Any], str],
-    is_pii: Callable[[str], bool],
-    personal_values: Callable[[Any], set[str]],
-) -> list[dict[str, Any]]:
-    """pandera failure cases as evidence rows, masking values of personal-data columns and any value or id equal
-    to personal data of the same record (an email that a bug wrote into an id column is still an email)."""
-    rows = []
-    for case in cases.itertuples(index=False):
-        value, record_id, personal = case.failure_case, id_of(case.index), personal_values(case.index)
-        if value != MISSING_MARK and (is_pii(str(case.column)) or plain(value) in personal):
-            value = mask(value)
-        if record_id and plain(record_id) in personal:  # the record's key itself holds personal data
-            record_id = mask(record_id)
-        rows.append({"id": record_id, "table": table, "column": case.column, "check": case.check, "value": value})
-    return rows
-
-
-def contract_counts(rows: list[dict[str, Any]], failed_records: int, checked: int) -> tuple[dict[str, int], str]:
-    """Numeric counts (total, records, per column) and a markdown table of failures by column and check."""
-    by_check = Counter((r["table"], r["column"], r["check"]) for r in rows)
-    counts = {"failures": len(rows), "failed_records": failed_records, "records_checked": checked}
-    for (table, column), n in sorted(Counter((r["table"], r["column"]) for r in rows).items()):
-        counts[_metric_name(f"failures_{table}_{column}")] = n
-    table_rows = [{"table": t, "column": c, "check": k, "failures": n} for (t, c, k), n in sorted(by_check.items())]
-    return counts, markdown_table(table_rows, ("table", "column", "check", "failures"), limit=100)
-
-
-def is_missing_index(index: Any) -> bool:
-    return index is None or (isinstance(index, float) and index != index)
+__all__ = ["CANONICAL_TABLES", "build_canonical_contract_check", "canonical_contract_checks"]
 
 
 def _is_pii(table: str, column: str) -> bool:

@@ -12,7 +12,7 @@ from dagster import AssetCheckKey, AssetSelection, Definitions
 
 from integration_assets.canonical.assets import asset_checks as accounting_checks
 from integration_assets.canonical.assets import assets
-from integration_assets.canonical.contract_check import CANONICAL_TABLES, build_canonical_contract_check
+from integration_assets.canonical.contract_check import canonical_contract_checks
 from integration_assets.core.automation import job, schedule
 from integration_assets.core.catalog import Catalog
 from integration_assets.core.policies import FRESHNESS_CHECK_NAME
@@ -20,7 +20,7 @@ from integration_assets.systems import CATALOG
 
 __all__ = ["build_defs", "canonical_checks"]
 
-canonical_checks = [*accounting_checks, *(build_canonical_contract_check(entity) for entity in CANONICAL_TABLES)]
+canonical_checks = [*accounting_checks, *canonical_contract_checks()]
 
 
 def sync_selection(catalog: Catalog) -> AssetSelection:

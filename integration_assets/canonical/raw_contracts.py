@@ -16,8 +16,8 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.errors import SchemaErrors
 
+from integration_assets.core.catalog import StreamSpec
 from integration_assets.core.payload import MISSING, resolve_path
-from integration_assets.systems import CATALOG
 
 __all__ = ["ContractResult", "check_stream", "contract_frame", "contract_model"]
 
@@ -35,8 +35,10 @@ class ContractResult:
         return not self.failed
 
 
-def contract_model(system: str, object_type: str) -> tuple[type[pa.DataFrameModel], dict[str, str]]:
-    stream = CATALOG.stream_of(system, object_type)
+def contract_model(stream: StreamSpec) -> tuple[type[pa.DataFrameModel], dict[str, str]]:
+    """The stream's pandera model and, per contract column, the payload path it reads."""
+    if stream.contract is None:
+        raise ValueError(f"{stream.key} declares no contract")
     return stream.contract, dict(stream.contract_columns)
 
 
@@ -48,9 +50,10 @@ def contract_frame(records: dict[str, dict], columns: dict[str, str]) -> pd.Data
     return frame
 
 
-def check_stream(system: str, object_type: str, records: dict[str, dict]) -> ContractResult:
+def check_stream(stream: StreamSpec, records: dict[str, dict]) -> ContractResult:
     """Validates live raw payloads (record id -> payload) of one stream against its vendor contract."""
-    model, columns = contract_model(system, object_type)
+    system, object_type = stream.role, stream.object_type
+    model, columns = contract_model(stream)
     frame = contract_frame(records, columns)
     empty = pd.DataFrame(columns=["column", "check", "failure_case", "index"])
     if frame.empty:

@@ -11,10 +11,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from integration_assets.core.config import load_config
 from integration_assets.core.warehouse import Transaction, Warehouse
@@ -95,7 +95,7 @@ class Decision(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    system: Literal["crm", "billing", "support"]
+    system: str
     object_type: str
     record_id: str
     reason_code: str
@@ -104,6 +104,13 @@ class Decision(BaseModel):
     ignore: bool = Field(False, description="leave the record out of the canonical layer, and stop asking")
     note: str = ""
     decided_by: str = ""
+
+    @field_validator("system")
+    @classmethod
+    def _known_system(cls, system: str) -> str:
+        if system not in VENDORS:
+            raise ValueError(f"unknown system {system!r}; one of {', '.join(VENDORS)}")
+        return system
 
     @property
     def key(self) -> tuple[str, str, str, str]:

@@ -155,6 +155,9 @@ class Catalog:
 
     def with_streams(self, *extra: StreamSpec) -> Catalog:
         """This catalog with more streams, each appended to its system (a new system needs its SystemSpec)."""
+        homeless = [stream.key for stream in extra if stream.role not in self._systems]
+        if homeless:
+            raise ValueError(f"{', '.join(homeless)}: no system has that role; declare its SystemSpec first")
         return Catalog(
             tuple(
                 replace(system, streams=(*system.streams, *(s for s in extra if s.role == system.role)))

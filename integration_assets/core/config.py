@@ -2,7 +2,8 @@
 
 Where a file comes from (one rule): the defaults ship inside the package (`integration_assets/defaults/`); the
 folder the environment variable `INTEGRATION_CONFIG_DIR` names overrides them file by file (a file of the same
-name there wins, a file missing there falls back to the packaged one). In a checkout that folder is `data/`.
+name there wins, a file missing there falls back to the packaged one). In a checkout the quickstart points it at
+`data/` (through `.env`); unset, the packaged defaults are used.
 
 How a file is cached (one rule): `load_config` parses a file again when it changed (its resolved path, mtime
 and size), so an edit applies from the next call, and nobody clears a cache.
@@ -107,8 +108,17 @@ def load_yaml(path: str | Path, model: type[Model]) -> Model:
 # ------------------------------------------------------------------------------------- where a file comes from
 
 
+# Settings that named one file each before INTEGRATION_CONFIG_DIR: still set, they would be silently ignored.
+RETIRED_SETTINGS = {"MONITORING_CONFIG": "monitoring.yaml", "WRITEBACK_CONFIG": "writeback.yaml"}
+
+
 def config_dir() -> Path | None:
     """The operator's override folder (`INTEGRATION_CONFIG_DIR`), or None when it is not set."""
+    for setting, name in RETIRED_SETTINGS.items():
+        if os.environ.get(setting):
+            raise ConfigError(
+                f"{setting} is no longer read: put your {name} in a folder and set {CONFIG_DIR_ENV} to that folder"
+            )
     folder = os.environ.get(CONFIG_DIR_ENV, "").strip()
     if not folder:
         return None

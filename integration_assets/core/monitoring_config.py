@@ -8,15 +8,16 @@ roles the catalog holds: an owner or an expiry date for a role no system has is 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from integration_assets.core.config import config_path, load_config
+from integration_assets.core.config import ConfigError, config_path, load_config
 
-__all__ = ["MonitoringConfig", "load_monitoring", "monitoring_path"]
+__all__ = ["MonitoringConfig", "check_roles", "load_monitoring", "monitoring_path", "unknown_roles"]
 
 
 class _Strict(BaseModel):
@@ -27,7 +28,7 @@ class Owners(BaseModel):
     """`default`, and an owning team per system role (`crm: revenue-ops`)."""
 
     model_config = ConfigDict(extra="allow", frozen=True)
-    __pydantic_extra__: dict[str, str]
+    __pydantic_extra__: dict[str, str | None]
 
     default: str
 
@@ -116,6 +117,24 @@ class MonitoringConfig(_Strict):
 def monitoring_path() -> Path:
     """The monitoring.yaml in force: the operator's (INTEGRATION_CONFIG_DIR) or the packaged one."""
     return config_path("monitoring.yaml")
+
+
+def unknown_roles(config: MonitoringConfig, roles: Iterable[str]) -> dict[str, list[str]]:
+    """Per entry that names systems (owners, credential expiry), the roles there that no system has."""
+    named = {
+        "owners": set(config.owners.__pydantic_extra__ or {}),
+        "credentials.expires_on": set(config.credentials.expires_on),
+    }
+    return {entry: sorted(found - set(roles)) for entry, found in named.items() if found - set(roles)}
+
+
+def check_roles(config: MonitoringConfig, roles: Iterable[str]) -> MonitoringConfig:
+    """The config, once every system it names is one of `roles`: a mistyped role is refused, not ignored."""
+    wrong = unknown_roles(config, roles)
+    if wrong:
+        listed = "; ".join(f"{entry}: unknown system {', '.join(found)}" for entry, found in wrong.items())
+        raise ConfigError(f"{monitoring_path()}: {listed}; one of {', '.join(roles)}")
+    return config
 
 
 def load_monitoring(path: str | Path | None = None) -> MonitoringConfig:

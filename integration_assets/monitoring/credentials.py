@@ -10,10 +10,9 @@ from dataclasses import dataclass
 from datetime import date
 
 from integration_assets.core.monitoring_config import Credentials
+from integration_assets.mapping.schema import VENDORS
 
 __all__ = ["CredentialStatus", "credential_statuses"]
-
-VENDORS = {"crm": "HubSpot", "billing": "Stripe", "support": "Zendesk"}
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,7 @@ from dagster import AssetSelection, Definitions
 from integration_assets.canonical.assets import assets as canonical_assets
 from integration_assets.core.automation import job, schedule
 from integration_assets.core.catalog import Catalog
-from integration_assets.core.config import ConfigError
-from integration_assets.core.monitoring_config import load_monitoring, monitoring_path
+from integration_assets.core.monitoring_config import check_roles, load_monitoring
 from integration_assets.monitoring.drift import drift_checks
 from integration_assets.monitoring.freshness import build_freshness_checks, build_freshness_sensor
 from integration_assets.monitoring.health import build_health_asset, build_health_checks
@@ -25,23 +24,8 @@ from integration_assets.systems import CATALOG
 __all__ = ["build_defs"]
 
 
-def check_roles(catalog: Catalog) -> None:
-    """monitoring.yaml names systems by role: a role the catalog does not hold is a typo, refused at load."""
-    config = load_monitoring()
-    named = {
-        "owners": set(config.owners.__pydantic_extra__ or {}),
-        "credentials.expires_on": set(config.credentials.expires_on),
-    }
-    for entry, roles in named.items():
-        unknown = sorted(roles - set(catalog.roles))
-        if unknown:
-            raise ConfigError(
-                f"{monitoring_path()}: {entry}: unknown system {', '.join(unknown)}; one of {', '.join(catalog.roles)}"
-            )
-
-
 def build_defs(catalog: Catalog = CATALOG) -> Definitions:
-    check_roles(catalog)
+    check_roles(load_monitoring(), catalog.roles)  # refused at load, as every sensor tick refuses it
     health_asset = build_health_asset(catalog)
     freshness = build_freshness_checks([stream.asset_key for stream in catalog.streams], canonical_assets)
     health = job(

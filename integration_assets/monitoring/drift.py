@@ -10,6 +10,7 @@ the shape, so the last shape that was observed keeps being judged.
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from functools import cache
+from typing import Any
 
 from dagster import (
     AssetCheckExecutionContext,
@@ -52,10 +53,15 @@ class Change:
     observed: str  # JSON types now seen; empty for a removed field
 
 
-@cache
-def promised_fields(system: str, object_type: str) -> dict[str, str]:
+def promised_fields(stream: StreamSpec) -> dict[str, str]:
     """Payload path → the kinds the contract promises there (e.g. `properties.phone` → `str|null`)."""
-    model, columns = contract_model(system, object_type)
+    model, columns = contract_model(stream)
+    return _promised(model, tuple(columns.items()))
+
+
+@cache
+def _promised(model: Any, paths: tuple[tuple[str, str], ...]) -> dict[str, str]:
+    columns = dict(paths)
     promised: dict[str, str] = {}
     for name, column in model.to_schema().columns.items():
         for check in column.checks:
@@ -150,7 +156,7 @@ def build_drift_check(stream: StreamSpec) -> AssetChecksDefinition:
                 counts={"fields_removed": 0, "fields_retyped": 0, "fields_new": 0, "fields_observed": 0},
             )
         (run_id, shape), earlier = shapes[0], [s for _, s in shapes[1:]]
-        changes = shape_changes(promised_fields(stream.role, stream.object_type), shape, earlier)
+        changes = shape_changes(promised_fields(stream), shape, earlier)
         breaking = [c for c in changes if c.change != "new"]
         return check_result(
             passed=not changes,

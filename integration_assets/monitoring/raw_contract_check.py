@@ -10,15 +10,15 @@ from typing import Any
 
 from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetChecksDefinition, MetadataValue, asset_check
 
-from integration_assets.canonical.contract_check import (
+from integration_assets.canonical.raw_contracts import check_stream, contract_model
+from integration_assets.core.catalog import Catalog, StreamSpec
+from integration_assets.core.contract_evidence import (
     COLUMNS,
     contract_counts,
     failure_evidence,
     is_missing_index,
     plain,
 )
-from integration_assets.canonical.raw_contracts import check_stream, contract_model
-from integration_assets.core.catalog import Catalog, StreamSpec
 from integration_assets.core.evidence import check_result
 from integration_assets.core.payload import MISSING, resolve_path
 from integration_assets.core.warehouse import Warehouse
@@ -29,7 +29,7 @@ __all__ = ["build_raw_contract_check", "raw_contract_checks"]
 
 def _raw_pii_paths(stream: StreamSpec) -> dict[str, str]:
     """Contract column → payload path, for the paths the field dictionary flags as personal data."""
-    _, columns = contract_model(stream.role, stream.object_type)
+    _, columns = contract_model(stream)
     pii_paths = {
         path
         for found in load_dictionary().fields_from(stream.role, stream.object_type)
@@ -58,7 +58,7 @@ def build_raw_contract_check(stream: StreamSpec) -> AssetChecksDefinition:
         warehouse: Warehouse = context.resources.warehouse.open()
         warehouse.ensure_raw_table(stream.raw_table)
         live = {rid: r["payload"] for rid, r in warehouse.raw_records(stream.raw_table).items() if not r["is_deleted"]}
-        result = check_stream(stream.role, stream.object_type, live)
+        result = check_stream(stream, live)
         pii = _raw_pii_paths(stream)
         rows = failure_evidence(
             result.failure_cases,

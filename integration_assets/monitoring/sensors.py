@@ -57,7 +57,7 @@ from dagster._core.definitions.materialize import EPHEMERAL_JOB_NAME
 from dagster._core.definitions.metadata import TimestampMetadataValue
 from dagster._utils.error import SerializableErrorInfo
 
-from integration_assets.core.monitoring_config import Owners, load_monitoring
+from integration_assets.core.monitoring_config import Owners, check_roles, load_monitoring
 from integration_assets.core.resources import WarehouseResource
 from integration_assets.monitoring.alerts import (
     Observation,
@@ -68,6 +68,7 @@ from integration_assets.monitoring.alerts import (
     problem_key_for_job_asset,
 )
 from integration_assets.monitoring.sinks import configured_sinks, deliver_pending
+from integration_assets.systems import CATALOG
 
 __all__ = [
     "CHECK_FAMILIES",
@@ -93,7 +94,7 @@ CHECK_FAMILIES: dict[str, re.Pattern[str]] = {
 }
 OTHER_CHECKS = "checks"  # every check no family above claims
 RUNS = "runs"
-ROLES = ("crm", "billing", "support")
+ROLES = CATALOG.roles
 PAGE = 1000  # events read per query
 MAX_PAGES = 20  # per tick; the rest waits for the next tick, the cursor says where to resume
 TICK_SECONDS = 60
@@ -258,7 +259,7 @@ def read_check_observations(
 
 def _roles_in_tags(tags: Mapping[str, str]) -> set[str]:
     """Roles named by tags: `system: crm` (op tags of source assets), `…/system: crm`, and `system/crm: "true"`
-    (run tags of the scheduled jobs, see schedules.flow_tags)."""
+    (run tags of the scheduled jobs, see core/automation.flow_tags)."""
     roles: set[str] = set()
     for key, value in tags.items():
         if (key == "system" or key.endswith("/system")) and value in ROLES:
@@ -440,7 +441,7 @@ Reader = Callable[[DagsterInstance, int, Owners], tuple[list[Observation], int]]
 def _tick(context: SensorEvaluationContext, warehouse: WarehouseResource, families: Sequence[str], read: Reader):
     """One tick: read new events, record what opened or cleared, deliver what waits; never raises for a sink."""
     cursor = TickCursor.parse(context.cursor)
-    config = load_monitoring()
+    config = check_roles(load_monitoring(), ROLES)
     observations, after = read(context.instance, cursor.after, config.owners)
     if not observations and not cursor.pending:
         context.update_cursor(TickCursor(after, False).dump())

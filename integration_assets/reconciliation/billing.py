@@ -23,8 +23,11 @@ from integration_assets.reconciliation.common import (
     raw_reference_ids,
     source_refs,
 )
+from integration_assets.systems import CATALOG
 
 __all__ = ["asset_checks", "deal_invoice_problems", "invoice_payment_problems"]
+
+INVOICES = CATALOG.stream("billing/invoices").raw_table  # Stripe invoices as landed
 
 DEAL_KINDS = ("won_deal_without_invoice", "invoice_amount_mismatch", "invoice_currency_mismatch")
 PAYMENT_KINDS = ("paid_invoice_short", "invoice_overpaid", "payment_for_missing_invoice", "payment_currency_mismatch")
@@ -168,7 +171,7 @@ def won_deals_invoiced(context: AssetCheckExecutionContext) -> AssetCheckResult:
         "SELECT invoice_id, deal_id, currency, total, source_records FROM canonical.invoices WHERE NOT is_deleted"
     )
     invoiced = raw_reference_ids(
-        load_dictionary(), "invoices", "deal_id", "billing", live_raw(warehouse, "raw.billing_invoices").values()
+        load_dictionary(), "invoices", "deal_id", "billing", live_raw(warehouse, INVOICES).values()
     )
     rows, waiting = deal_invoice_problems(won, invoices, invoiced, grace, datetime.now(UTC).date())
     return outcome(
@@ -205,7 +208,7 @@ def invoices_paid_by_payments(context: AssetCheckExecutionContext) -> AssetCheck
         "SELECT payment_id, invoice_id, status, currency, amount, amount_refunded, source_records "
         "FROM canonical.payments WHERE NOT is_deleted"
     )
-    existing = {namespaced_id("billing", rid) for rid in live_raw(warehouse, "raw.billing_invoices")}
+    existing = {namespaced_id("billing", rid) for rid in live_raw(warehouse, INVOICES)}
     rows = invoice_payment_problems(invoices, payments, existing)
     return outcome(
         system="billing",

@@ -30,6 +30,7 @@ from integration_assets.core.policies import STEP_RETRY
 from integration_assets.core.warehouse import Warehouse
 from integration_assets.mapping.dictionary import load_dictionary
 from integration_assets.mapping.schema import FieldDictionary
+from integration_assets.systems import CATALOG
 from integration_assets.writeback import outbox
 from integration_assets.writeback.config import FlowSettings, load_writeback
 from integration_assets.writeback.flows.billing_to_crm import BillingToCrm
@@ -40,7 +41,7 @@ from integration_assets.writeback.runner import Flow, FlowRun, run_flow
 __all__ = ["FLOWS", "asset_checks", "assets", "flow_key"]
 
 RESULT_ROWS = 100
-ROLES = {"stripe": "billing", "hubspot": "crm", "zendesk": "support"}  # the destination's role
+ROLES = {system.vendor: system.role for system in CATALOG.systems}  # the destination's role
 BuildFlow = Callable[[ApiClient, FieldDictionary, FlowSettings], Flow]
 
 
@@ -170,7 +171,7 @@ def _build_outbox_check(flow: str):
         warehouse: Warehouse = context.resources.warehouse.open()
         outbox.ensure_table(warehouse)
         waiting = outbox.pending(warehouse, flow)
-        system = FLOWS_SYSTEM[flow]
+        system = ROLES[FLOWS[flow][0]]  # the destination's
         records = [
             {
                 "id": item.write.record_id,
@@ -197,8 +198,6 @@ def _build_outbox_check(flow: str):
 
     return outbox_drained
 
-
-FLOWS_SYSTEM = {"crm_to_billing": "billing", "billing_to_crm": "crm", "crm_to_support": "support"}
 
 assets = [_build_flow_asset(flow) for flow in FLOWS]
 asset_checks = [_build_outbox_check(flow) for flow in FLOWS]

@@ -15,6 +15,7 @@ from integration_assets.canonical.assets import asset_checks, assets
 from integration_assets.canonical.raw_contracts import check_stream
 from integration_assets.canonical.review import TABLE
 from integration_assets.core.warehouse import Warehouse
+from integration_assets.systems import CATALOG
 from integration_assets_tests.testing.sandbox import FREE_PORTS, put_faults, sandbox_records
 from integration_assets_tests.testing.sync import SOURCES, materialized, resources
 from integration_sandbox.generator import generate
@@ -149,7 +150,7 @@ def test_raw_contract_catches_drift(sandbox: Sandbox, tmp_path: Path) -> None:
     meta = materialized(result)["canonical/customers"]
     live = sum(1 for r in sandbox_records(sandbox, "hubspot", "contacts") if not r.get("archived"))
     assert meta["crm_contacts_contract_failures"].value == live  # every live contact lost its email key
-    report = check_stream("crm", "contacts", {"1": {"id": "1", "archived": False, "properties": {}}})
+    report = check_stream(CATALOG.stream("crm/contacts"), {"1": {"id": "1", "archived": False, "properties": {}}})
     assert not report.ok and set(report.failure_cases["column"]) >= {"email", "phone"}
     for check in result.get_asset_check_evaluations():
         assert check.passed

@@ -140,3 +140,11 @@ def test_no_run_or_resource_config_names_a_configuration_file() -> None:
     """One rule for overrides: no path fields in run config or resources (they would show in the Dagster UI)."""
     assert not [f for f in CanonicalConfig.model_fields if f.endswith("_path")]
     assert not [f for f in VendorConnection.model_fields if f.endswith("_path")]
+
+
+@pytest.mark.parametrize("setting", ["MONITORING_CONFIG", "WRITEBACK_CONFIG"])
+def test_a_retired_per_file_setting_is_refused_not_ignored(setting: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before INTEGRATION_CONFIG_DIR these named one file each: still set, they would silently do nothing."""
+    monkeypatch.setenv(setting, "/etc/integration/monitoring.yaml")
+    with pytest.raises(ConfigError, match=rf"{setting} is no longer read: .* set INTEGRATION_CONFIG_DIR"):
+        load_monitoring()

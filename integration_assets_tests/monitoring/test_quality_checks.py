@@ -76,7 +76,7 @@ def expected_drift(profile: dict, clean: dict[str, dict[str, str]]) -> dict[str,
         for object_type, drift in block["drift"].items():
             system = ROLE_OF[vendor]
             key = CATALOG.stream_of(system, object_type).key
-            before, promised = clean[key], promised_fields(system, object_type)
+            before, promised = clean[key], promised_fields(CATALOG.stream_of(system, object_type))
             nested = any(name.startswith("properties.") for name in before)  # HubSpot keeps values there
 
             def path(name: str, before=before, nested=nested) -> str:

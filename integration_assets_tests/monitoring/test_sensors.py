@@ -90,7 +90,7 @@ def flaky_step() -> None:
         raise RuntimeError("vendor answered 503 for jane@example.com")
 
 
-@job(tags={"integration/flow": "probe", "system/billing": "true"})  # as schedules.flow_tags tags jobs
+@job(tags={"integration/flow": "probe", "system/billing": "true"})  # as core.automation.flow_tags tags jobs
 def nightly_probe() -> None:
     flaky_step()
 

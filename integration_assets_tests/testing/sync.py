@@ -1,4 +1,5 @@
-"""What the sync drills share: resources pointed at a sandbox, and raw tables compared with it."""
+"""What the sync drills share: the vendor resources the Definitions build, pointed at a sandbox instead (with
+fast retries), and raw tables compared with the sandbox's records."""
 
 from __future__ import annotations
 
@@ -41,7 +42,7 @@ def resources(
     zendesk: dict | None = None,
     **overrides,
 ) -> dict:
-    """Resources as definitions.py builds them, pointed at the sandbox; per-vendor settings override."""
+    """The resources of the code location, pointed at the sandbox; per-vendor settings override."""
     settings = {**DRILL, **overrides}
     return {
         "hubspot": HubSpotResource(

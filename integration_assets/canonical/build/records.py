@@ -16,6 +16,7 @@ from integration_assets.canonical.review import Decisions, ReviewItem
 from integration_assets.canonical.validate import EMPTY, RecordRead, is_empty, read_record
 from integration_assets.mapping.normalize import Money
 from integration_assets.mapping.schema import FieldDictionary, FieldSpec
+from integration_assets.systems import CATALOG
 
 Stream = tuple[str, str]
 # raw streams each build reads: its own (accounted for) first, then the ones it only looks things up in
@@ -144,7 +145,7 @@ class _Reader:
     def contract(self, stream: Stream) -> dict[str, list[str]]:
         if stream not in self._failed:
             live = {rid: r["payload"] for rid, r in self.raw.get(stream, {}).items() if not r["is_deleted"]}
-            result = check_stream(*stream, live)
+            result = check_stream(CATALOG.stream_of(*stream), live)
             self.contracts[stream] = result
             self._failed[stream] = result.failed
         return self._failed[stream]

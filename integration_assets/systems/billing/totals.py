@@ -6,7 +6,6 @@ from __future__ import annotations
 from integration_assets.core.access import Operation
 from integration_assets.core.http import ApiClient
 
-RESOURCE_KEY = "stripe"
 PAGE = 100
 
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 from integration_assets.core.access import Operation
 from integration_assets.core.http import ApiClient
 
-RESOURCE_KEY = "hubspot"
-
 
 def live_total(client: ApiClient, object_type: str) -> tuple[int, frozenset[str] | None]:
     """(live records HubSpot holds, None): HubSpot gives a count in one call, not the ids."""

@@ -5,8 +5,6 @@ from __future__ import annotations
 from integration_assets.core.access import Operation
 from integration_assets.core.http import ApiClient
 
-RESOURCE_KEY = "zendesk"
-
 
 def live_total(client: ApiClient, object_type: str) -> tuple[int, frozenset[str] | None]:
     """(live records Zendesk counts, None). Zendesk refreshes counts above 100,000 lazily (`refreshed_at`)."""

@@ -18,6 +18,7 @@ from integration_assets.core.http import ApiClient
 from integration_assets.core.warehouse import Warehouse
 from integration_assets.mapping.normalize import vendor_id
 from integration_assets.mapping.schema import FieldDictionary
+from integration_assets.systems import CATALOG
 from integration_assets.systems.billing.writes import status_changed_at
 from integration_assets.systems.crm.writes import HubSpotWrites, property_name
 from integration_assets.writeback import sync_log
@@ -25,6 +26,8 @@ from integration_assets.writeback.model import Outcome, PlannedWrite, Status, id
 from integration_assets.writeback.ownership import WritableField, vocabulary, writable_fields
 
 __all__ = ["BillingToCrm"]
+
+INVOICES = CATALOG.stream("billing/invoices").raw_table  # Stripe invoices as landed
 
 NAME = "billing_to_crm"
 
@@ -55,15 +58,14 @@ class BillingToCrm:
         if not deal_fields:
             return []
         columns = ", ".join(f"d.{f.field}" for f in deal_fields)
-        warehouse.ensure_raw_table("raw.billing_invoices")
+        warehouse.ensure_raw_table(INVOICES)
         found = warehouse.records(
             f"SELECT d.deal_id, {columns}, i.invoice_id FROM canonical.deals d "
             "JOIN canonical.invoices i ON i.deal_id = d.deal_id AND NOT i.is_deleted "
             f"WHERE NOT d.is_deleted AND ({' OR '.join(f'd.{f.field} IS NOT NULL' for f in deal_fields)})",
         )
         payloads = {
-            rid: payload
-            for rid, payload in warehouse.query("SELECT id, payload FROM raw.billing_invoices WHERE NOT is_deleted")
+            rid: payload for rid, payload in warehouse.query(f"SELECT id, payload FROM {INVOICES} WHERE NOT is_deleted")
         }
         writes = []
         for row in found:

@@ -19,6 +19,7 @@ from integration_assets.core.payload import resolve_path
 from integration_assets.core.warehouse import Warehouse
 from integration_assets.mapping.normalize import vendor_id
 from integration_assets.mapping.schema import FieldDictionary
+from integration_assets.systems import CATALOG
 from integration_assets.systems.billing.writes import StripeWrites, metadata_key
 from integration_assets.writeback import sync_log
 from integration_assets.writeback.config import FlowSettings, InvoiceSettings
@@ -28,6 +29,8 @@ from integration_assets.writeback.model import Outcome, PlannedWrite, Status, id
 from integration_assets.writeback.ownership import link_path
 
 __all__ = ["CrmToBilling"]
+
+INVOICES = CATALOG.stream("billing/invoices").raw_table  # Stripe invoices as landed
 
 NAME = "crm_to_billing"
 STRIPE_NAME_MAX = 256
@@ -51,9 +54,9 @@ class CrmToBilling:
         """Deals whose invoice is made: past draft, or (when this flow does not finalize) a draft with its line.
         A draft without its line (the line was refused, or the run died between create and finalize) is not:
         the deal is planned again, and its delivery finishes that draft rather than making another."""
-        warehouse.ensure_raw_table("raw.billing_invoices")
+        warehouse.ensure_raw_table(INVOICES)
         linked = set()
-        for (payload,) in warehouse.query("SELECT payload FROM raw.billing_invoices WHERE NOT is_deleted"):
+        for (payload,) in warehouse.query(f"SELECT payload FROM {INVOICES} WHERE NOT is_deleted"):
             value = resolve_path(payload, self.deal_link)
             if not (isinstance(value, str | int) and str(value).strip()):
                 continue
