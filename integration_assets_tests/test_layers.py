@@ -82,12 +82,26 @@ def floor_of(module: str) -> int:
     raise AssertionError(f"{module} is on no floor: add its slice to FLOORS")
 
 
+def system_of(module: str) -> str | None:
+    """The system package a module belongs to (`crm` for systems.crm.streams), None outside them."""
+    parts = module.split(".")
+    return parts[2] if len(parts) > 2 and parts[1] == "systems" and parts[2] not in SYSTEMS_FLOOR else None
+
+
+SYSTEMS_FLOOR = {"definitions"}  # modules of systems/ itself: they gather every system (the catalog is its __init__)
+
+
 def wrong_way(edges: list[Edge]) -> list[str]:
-    """Imports of a higher floor, or of another slice on the same floor."""
+    """Imports of a higher floor, of another slice on the same floor, or of one system by another."""
     found = []
     for edge in edges:
         source, target = slice_of(edge.source), slice_of(edge.target)
-        if source is None or target is None or source == target:
+        if source is None or target is None:
+            continue
+        if source == target:
+            systems = system_of(edge.source), system_of(edge.target)
+            if None not in systems and systems[0] != systems[1]:
+                found.append(f"{edge} (another system)")
             continue
         if floor_of(edge.target) > floor_of(edge.source):
             found.append(f"{edge} (upward)")
@@ -176,8 +190,14 @@ def test_the_walker_sees_a_cycle_and_an_upward_import(tmp_path: Path) -> None:
     (package / "__init__.py").write_text("")
     (package / "core" / "policies.py").write_text("def f():\n    from integration_assets.monitoring import alerts\n")
     (package / "monitoring" / "alerts.py").write_text("from ..core.policies import f\n")
+    for role in ("crm", "billing"):
+        (package / "systems" / role).mkdir(parents=True)
+        (package / "systems" / role / "__init__.py").write_text("")
+    (package / "systems" / "__init__.py").write_text("from integration_assets.systems import billing, crm\n")
+    (package / "systems" / "crm" / "writes.py").write_text("from integration_assets.systems.billing import x\n")
     edges = graph(package)
     assert cycles(edges) == [["integration_assets.core.policies", "integration_assets.monitoring.alerts"]]
     assert wrong_way(edges) == [
-        "integration_assets.core.policies:2 imports integration_assets.monitoring.alerts (upward)"
+        "integration_assets.core.policies:2 imports integration_assets.monitoring.alerts (upward)",
+        "integration_assets.systems.crm.writes:1 imports integration_assets.systems.billing (another system)",
     ]
