@@ -54,7 +54,6 @@ def build_defs(catalog: Catalog = CATALOG) -> Definitions:
                 integration_sync,
                 "0 * * * *",
                 "Incremental sync of every stream at the top of each hour.",
-                catalog.roles,
             )
         ],
     )

@@ -35,14 +35,12 @@ def job(
     return define_asset_job(name, selection=selection, description=description, tags=flow_tags(flow, *roles))
 
 
-def schedule(
-    name: str, of: UnresolvedAssetJobDefinition, cron: str, description: str, roles: Iterable[str]
-) -> ScheduleDefinition:
-    """A schedule of `of`, tagged like the job's own runs."""
+def schedule(name: str, of: UnresolvedAssetJobDefinition, cron: str, description: str) -> ScheduleDefinition:
+    """A schedule of `of`, its runs tagged like the job's own."""
     return ScheduleDefinition(
         name=name,
         job=of,
-        tags=flow_tags(of.tags["integration/flow"], *roles),
+        tags=dict(of.tags),
         cron_schedule=cron,
         execution_timezone=TIMEZONE,
         description=description,

@@ -19,7 +19,7 @@ from integration_assets.core.warehouse import RawRow
 if TYPE_CHECKING:
     from integration_assets.core.http import ApiClient
 
-__all__ = ["Catalog", "Chunk", "LiveTotal", "Reader", "StreamSpec", "SystemSpec", "declare_streams"]
+__all__ = ["Catalog", "Chunk", "LiveTotal", "Reader", "StreamSpec", "SystemSpec"]
 
 # (live records at the vendor, their ids when the vendor lists them, None when it only counts)
 LiveTotal = Callable[["ApiClient", str], tuple[int, "frozenset[str] | None"]]
@@ -76,31 +76,6 @@ class StreamSpec:
         return f"{self.role}_source"
 
 
-def declare_streams(
-    role: str,
-    vendor: str,
-    readers: Iterable[Reader],
-    contracts: Any,
-    descriptions: Mapping[str, str],
-    names: Mapping[str, str] | None = None,
-) -> tuple[StreamSpec, ...]:
-    """A system's streams from its readers (each with an `object_type`), its contracts module (`MODELS` and
-    `COLUMNS` by object type) and a description per object type; `names` renames an asset (charges: payments)."""
-    return tuple(
-        StreamSpec(
-            role=role,
-            vendor=vendor,
-            object_type=reader.object_type,
-            name=(names or {}).get(reader.object_type, reader.object_type),
-            description=descriptions[reader.object_type],
-            reader=reader,
-            contract=contracts.MODELS[reader.object_type],
-            contract_columns=contracts.COLUMNS[reader.object_type],
-        )
-        for reader in readers
-    )
-
-
 @dataclass(frozen=True)
 class SystemSpec:
     """One external system, named by its role; `streams` in the order they are synced and shown."""
@@ -112,6 +87,39 @@ class SystemSpec:
     live_total: LiveTotal  # the vendor's own count of live records of an object type (completeness)
     resource: Callable[[], Any]  # the vendor connection (a Dagster resource) configured from the environment
     has_updated_at: bool = True  # its records carry a last-modified time (Stripe objects only `created`)
+
+    @classmethod
+    def declare(
+        cls,
+        role: str,
+        vendor: str,
+        title: str,
+        *,
+        readers: Iterable[Reader],
+        contracts: Any,
+        descriptions: Mapping[str, str],
+        live_total: LiveTotal,
+        resource: Callable[[], Any],
+        names: Mapping[str, str] | None = None,
+        has_updated_at: bool = True,
+    ) -> SystemSpec:
+        """A system and its streams, one per reader (each with an `object_type`): its contract from the contracts
+        module (`MODELS` and `COLUMNS` by object type), its description; `names` renames an asset (charges:
+        payments)."""
+        streams = tuple(
+            StreamSpec(
+                role=role,
+                vendor=vendor,
+                object_type=reader.object_type,
+                name=(names or {}).get(reader.object_type, reader.object_type),
+                description=descriptions[reader.object_type],
+                reader=reader,
+                contract=contracts.MODELS[reader.object_type],
+                contract_columns=contracts.COLUMNS[reader.object_type],
+            )
+            for reader in readers
+        )
+        return cls(role, vendor, title, streams, live_total, resource, has_updated_at)
 
     def __post_init__(self) -> None:
         for stream in self.streams:
@@ -134,9 +142,6 @@ class Catalog:
     @property
     def roles(self) -> tuple[str, ...]:
         return tuple(self._systems)
-
-    def system(self, role: str) -> SystemSpec:
-        return self._systems[role]
 
     def stream(self, key: str) -> StreamSpec:
         """The stream of an asset key path ("billing/payments")."""

@@ -97,12 +97,15 @@ def parse_yaml(text: str, model: type[Model], source: str) -> Model:
 
 
 def load_yaml(path: str | Path, model: type[Model]) -> Model:
-    path = Path(path)
+    return parse_yaml(_read(Path(path), Path(path)), model, str(path))
+
+
+def _read(path: Path, source: Path) -> str:
+    """The file's text; `source` is how errors name it."""
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot be read: {exc.strerror}") from None
-    return parse_yaml(text, model, str(path))
+        raise ConfigError(f"{source}: cannot be read: {exc.strerror}") from None
 
 
 # ------------------------------------------------------------------------------------- where a file comes from
@@ -184,10 +187,7 @@ def load_config(name: str, parse: type[Model] | Callable[[str, str], T], path: s
         known = _LOADED.get(key)
     if known is not None and known[0] == stamp:
         return known[1]
-    try:
-        text = resolved.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{source}: cannot be read: {exc.strerror}") from None
+    text = _read(resolved, source)
     if isinstance(parse, type) and issubclass(parse, pydantic.BaseModel):
         value = parse_yaml(text, parse, str(source))
     else:

@@ -2,7 +2,7 @@
 
 Several slices read it (monitoring's thresholds and sinks, reconciliation's grace period, the freshness
 windows every slice attaches to its assets), so it lives below them all. Systems are named by role, whatever
-roles the catalog holds: an owner or an expiry date for a role no system has is simply never used.
+roles the catalog holds: an owner or an expiry date for a role no system has is refused (`check_roles`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from integration_assets.core.config import ConfigError, config_path, load_config
 
-__all__ = ["MonitoringConfig", "check_roles", "load_monitoring", "monitoring_path", "unknown_roles"]
+__all__ = ["MonitoringConfig", "check_roles", "load_monitoring", "monitoring_path"]
 
 
 class _Strict(BaseModel):
@@ -119,18 +119,13 @@ def monitoring_path() -> Path:
     return config_path("monitoring.yaml")
 
 
-def unknown_roles(config: MonitoringConfig, roles: Iterable[str]) -> dict[str, list[str]]:
-    """Per entry that names systems (owners, credential expiry), the roles there that no system has."""
-    named = {
+def check_roles(config: MonitoringConfig, roles: Iterable[str]) -> MonitoringConfig:
+    """The config, once every system it names is one of `roles`: a mistyped role is refused, not ignored."""
+    named = {  # the entries that name systems: owners and credential expiry
         "owners": set(config.owners.__pydantic_extra__ or {}),
         "credentials.expires_on": set(config.credentials.expires_on),
     }
-    return {entry: sorted(found - set(roles)) for entry, found in named.items() if found - set(roles)}
-
-
-def check_roles(config: MonitoringConfig, roles: Iterable[str]) -> MonitoringConfig:
-    """The config, once every system it names is one of `roles`: a mistyped role is refused, not ignored."""
-    wrong = unknown_roles(config, roles)
+    wrong = {entry: sorted(found - set(roles)) for entry, found in named.items() if found - set(roles)}
     if wrong:
         listed = "; ".join(f"{entry}: unknown system {', '.join(found)}" for entry, found in wrong.items())
         raise ConfigError(f"{monitoring_path()}: {listed}; one of {', '.join(roles)}")

@@ -46,10 +46,6 @@ def build_defs(catalog: Catalog = CATALOG) -> Definitions:
             *freshness,
         ],
         jobs=[health],
-        schedules=[
-            schedule(
-                "health_every_15_minutes", health, "*/15 * * * *", "Connector health every quarter hour.", catalog.roles
-            )
-        ],
+        schedules=[schedule("health_every_15_minutes", health, "*/15 * * * *", "Connector health every quarter hour.")],
         sensors=[*sensors, build_freshness_sensor(freshness)],
     )

@@ -44,7 +44,6 @@ def build_defs(catalog: Catalog = CATALOG) -> Definitions:
                 reconciliation,
                 "30 5 * * *",
                 "Reconciliation once a day, after the 05:00 sync has landed.",
-                catalog.roles,
             )
         ],
     )

@@ -33,7 +33,6 @@ def build_defs(catalog: Catalog = CATALOG) -> Definitions:
                 write_back,
                 "20 * * * *",
                 "The write-back flows twenty minutes after each sync, from the canonical model it just built.",
-                catalog.roles,
             )
         ],
         sensors=sensors,

@@ -4,7 +4,7 @@ Its streams, declared once for the catalog (`integration_assets.systems.CATALOG`
 
 from dagster import EnvVar
 
-from integration_assets.core.catalog import SystemSpec, declare_streams
+from integration_assets.core.catalog import SystemSpec
 from integration_assets.systems.billing import contracts, streams, totals
 from integration_assets.systems.billing.resource import StripeResource
 
@@ -16,22 +16,18 @@ def resource_from_env() -> StripeResource:
     return StripeResource(base_url=EnvVar("STRIPE_BASE_URL"), api_key=EnvVar("STRIPE_API_KEY"))
 
 
-SYSTEM = SystemSpec(
-    role="billing",
-    vendor="stripe",
-    title="Stripe",
-    streams=declare_streams(
-        "billing",
-        "stripe",
-        streams.STREAMS,
-        contracts,
-        {
-            "customers": "Stripe customers: who pays, linked to CRM companies through metadata and email.",
-            "invoices": "Stripe invoices with status, amounts in minor units and the CRM deal in metadata.",
-            "charges": "Stripe charges: the money that arrived, and the invoice it pays.",
-        },
-        names={"charges": "payments"},
-    ),
+SYSTEM = SystemSpec.declare(
+    "billing",
+    "stripe",
+    "Stripe",
+    readers=streams.STREAMS,
+    contracts=contracts,
+    descriptions={
+        "customers": "Stripe customers: who pays, linked to CRM companies through metadata and email.",
+        "invoices": "Stripe invoices with status, amounts in minor units and the CRM deal in metadata.",
+        "charges": "Stripe charges: the money that arrived, and the invoice it pays.",
+    },
+    names={"charges": "payments"},
     live_total=totals.live_total,
     resource=resource_from_env,
     has_updated_at=False,

@@ -4,7 +4,7 @@ Its streams, declared once for the catalog (`integration_assets.systems.CATALOG`
 
 from dagster import EnvVar
 
-from integration_assets.core.catalog import SystemSpec, declare_streams
+from integration_assets.core.catalog import SystemSpec
 from integration_assets.systems.crm import contracts, streams, totals
 from integration_assets.systems.crm.resource import HubSpotResource
 
@@ -16,21 +16,17 @@ def resource_from_env() -> HubSpotResource:
     return HubSpotResource(base_url=EnvVar("HUBSPOT_BASE_URL"), access_token=EnvVar("HUBSPOT_ACCESS_TOKEN"))
 
 
-SYSTEM = SystemSpec(
-    role="crm",
-    vendor="hubspot",
-    title="HubSpot",
-    streams=declare_streams(
-        "crm",
-        "hubspot",
-        streams.STREAMS,
-        contracts,
-        {
-            "companies": "HubSpot companies: the CRM's accounts, owner of names and domains.",
-            "contacts": "HubSpot contacts: the people at each company, with emails and phones.",
-            "deals": "HubSpot deals with their stage, amount, currency and associated company and contacts.",
-        },
-    ),
+SYSTEM = SystemSpec.declare(
+    "crm",
+    "hubspot",
+    "HubSpot",
+    readers=streams.STREAMS,
+    contracts=contracts,
+    descriptions={
+        "companies": "HubSpot companies: the CRM's accounts, owner of names and domains.",
+        "contacts": "HubSpot contacts: the people at each company, with emails and phones.",
+        "deals": "HubSpot deals with their stage, amount, currency and associated company and contacts.",
+    },
     live_total=totals.live_total,
     resource=resource_from_env,
 )

@@ -4,7 +4,7 @@ Its streams, declared once for the catalog (`integration_assets.systems.CATALOG`
 
 from dagster import EnvVar
 
-from integration_assets.core.catalog import SystemSpec, declare_streams
+from integration_assets.core.catalog import SystemSpec
 from integration_assets.systems.support import contracts, streams, totals
 from integration_assets.systems.support.resource import ZendeskResource
 
@@ -18,21 +18,17 @@ def resource_from_env() -> ZendeskResource:
     )
 
 
-SYSTEM = SystemSpec(
-    role="support",
-    vendor="zendesk",
-    title="Zendesk",
-    streams=declare_streams(
-        "support",
-        "zendesk",
-        streams.STREAMS,
-        contracts,
-        {
-            "organizations": "Zendesk organizations, linked to CRM companies through external_id.",
-            "users": "Zendesk users: customers' people (end-users, linked to CRM contacts) and agents.",
-            "tickets": "Zendesk tickets with status, priority, requester and organization.",
-        },
-    ),
+SYSTEM = SystemSpec.declare(
+    "support",
+    "zendesk",
+    "Zendesk",
+    readers=streams.STREAMS,
+    contracts=contracts,
+    descriptions={
+        "organizations": "Zendesk organizations, linked to CRM companies through external_id.",
+        "users": "Zendesk users: customers' people (end-users, linked to CRM contacts) and agents.",
+        "tickets": "Zendesk tickets with status, priority, requester and organization.",
+    },
     live_total=totals.live_total,
     resource=resource_from_env,
 )
