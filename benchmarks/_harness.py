@@ -5,12 +5,18 @@ peak resident set (`VmHWM` of /proc/self/status, which starts afresh at exec) an
 `os.wait4` for its CPU seconds. (`ru_maxrss` of a child is not used: Linux carries the parent's high-water
 mark over the fork into the child's figure.) The sandbox is another process (`integration-sandbox serve`),
 started as users start it; its memory and CPU time are read from /proc and reported apart.
+
+The user's path is measured differently: whole `dagster` commands (or a fresh interpreter calling
+`execute_in_process`) are timed from process start to exit (`run_command`), each with a fresh Dagster home and
+warehouse (`dagster_home`, `code_location_env`), and the run's own seconds and its steps' are read back from
+that home's event log (`run_figures`).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -46,10 +52,10 @@ def machine() -> dict[str, Any]:
 
 
 # -- datasets -----------------------------------------------------------------------------------------------
-def generate(folder: Path, *, scale: int, seed: int) -> dict:
+def generate(folder: Path, *, scale: int, seed: int, defect_rate: float = 0.0) -> dict:
     """`integration-sandbox generate` in its own process (the generator's memory stays out of ours)."""
     command = [PYTHON, "-m", "integration_sandbox.cli", "generate", "--out", str(folder)]
-    command += ["--seed", str(seed), "--scale", str(scale)]
+    command += ["--seed", str(seed), "--scale", str(scale), "--defect-rate", str(defect_rate)]
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL, cwd=ROOT)
     return json.loads((folder / "manifest.json").read_text())
 
@@ -182,6 +188,156 @@ def run_worker(arguments: list[str], *, wrap: list[str] | None = None, env: dict
 def scratch(prefix: str) -> tempfile.TemporaryDirectory:
     """A temporary folder on the same disk as /tmp, removed at the end."""
     return tempfile.TemporaryDirectory(prefix=prefix)
+
+
+# -- Dagster, as users run it -------------------------------------------------------------------------------
+CODE_LOCATION = "integration_assets.definitions"
+DAGSTER = str(Path(PYTHON).with_name("dagster"))
+# What the code location reads from the environment: cleared before each command, then set for the sandbox,
+# so that nothing of the caller's own settings (an .env, a production warehouse) leaks into a measurement.
+CODE_LOCATION_ENV_PREFIXES = ("DAGSTER_HOME", "WAREHOUSE_", "INTEGRATION_", "HUBSPOT_", "STRIPE_", "ZENDESK_")
+
+
+def dagster_home(folder: Path) -> Path:
+    """A fresh Dagster home holding the quickstart's embedded instance (SQLite files, telemetry off)."""
+    from integration_assets.quickstart import SQLITE_INSTANCE
+
+    folder.mkdir(parents=True)
+    text = SQLITE_INSTANCE if "telemetry:" in SQLITE_INSTANCE else SQLITE_INSTANCE + "telemetry:\n  enabled: false\n"
+    (folder / "dagster.yaml").write_text(text)
+    return folder
+
+
+def code_location_env(urls: dict[str, str], home: Path, warehouse: Path, **extra: str) -> dict[str, str]:
+    """The environment a user sets to point the code location at the sandbox (README, "Connecting the real
+    vendors"): the sandbox's addresses and default credentials, a Dagster home and a DuckDB warehouse."""
+    from integration_sandbox.credentials import DEFAULT_CREDENTIALS
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(CODE_LOCATION_ENV_PREFIXES)}
+    env.update({f"{vendor.upper()}_BASE_URL": url for vendor, url in urls.items()})
+    env.update(DEFAULT_CREDENTIALS)
+    env.update(DAGSTER_HOME=str(home), WAREHOUSE_URL=str(warehouse), **extra)
+    return env
+
+
+@dataclass
+class CommandRun:
+    command: list[str]
+    wall_s: float  # the whole command, process start to exit
+    started_at: float  # epoch seconds just before the process was started
+    ended_at: float  # epoch seconds once it had exited
+    returncode: int | None  # None: killed at the timeout
+    log: Path  # its stdout and stderr
+
+
+def run_command(command: list[str], *, env: dict[str, str], cwd: Path, log: Path, timeout: float) -> CommandRun:
+    """Runs a command in its own session, output to `log`, and times it; at `timeout` its whole process group
+    is killed (the run's step processes included)."""
+    with log.open("w") as output:
+        started_at, started = time.time(), time.perf_counter()
+        process = subprocess.Popen(
+            command, stdout=output, stderr=subprocess.STDOUT, env=env, cwd=cwd, start_new_session=True
+        )
+        try:
+            returncode: int | None = process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+            returncode = None
+        wall_s = time.perf_counter() - started
+    return CommandRun(command, round(wall_s, 2), started_at, time.time(), returncode, log)
+
+
+def log_tail(log: Path, lines: int = 25) -> str:
+    return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+
+
+STEP_ENDS = ("STEP_SUCCESS", "STEP_FAILURE", "STEP_UP_FOR_RETRY")
+
+
+def run_figures(home: Path, since: float, until: float) -> dict[str, Any]:
+    """What the instance in `home` recorded of the one run a command started at `since` and ended at `until`
+    (epoch seconds) made: its
+    duration (RUN_START to RUN_SUCCESS or RUN_FAILURE), its steps (STEP_START to STEP_SUCCESS, STEP_FAILURE or
+    STEP_UP_FOR_RETRY, summed over attempts), how long the executor took to start them (STEP_WORKER_STARTING
+    to STEP_START, when the executor reports it), the checks' outcomes, and each source materialization's
+    `api_calls` (requests it made)."""
+    from dagster import DagsterInstance, RunsFilter
+
+    with DagsterInstance.from_config(str(home)) as instance:
+        records = instance.get_run_records(RunsFilter(created_after=_utc(since - 1)), limit=2)
+        if len(records) != 1:
+            return {"run_id": None, "runs_found": len(records)}
+        run = records[0].dagster_run
+        events = instance.all_logs(run.run_id)
+        status = run.status.value
+    by_type: dict[str, list] = {}
+    for entry in events:
+        if entry.dagster_event is not None:
+            by_type.setdefault(entry.dagster_event.event_type.name, []).append(entry)
+    run_start = next((e.timestamp for e in by_type.get("RUN_START", [])), None)
+    run_end = next((e.timestamp for kind in ("RUN_SUCCESS", "RUN_FAILURE") for e in by_type.get(kind, [])), None)
+    steps: dict[str, float] = {}
+    open_steps: dict[str, float] = {}
+    worker_starting: dict[str, float] = {}
+    launch_s = 0.0
+    for entry in sorted(events, key=lambda e: e.timestamp):
+        kind = entry.dagster_event.event_type.name if entry.dagster_event is not None else None
+        if kind == "STEP_WORKER_STARTING":
+            worker_starting.setdefault(entry.step_key, entry.timestamp)
+        elif kind == "STEP_START":
+            open_steps[entry.step_key] = entry.timestamp
+            if entry.step_key in worker_starting:
+                launch_s += entry.timestamp - worker_starting.pop(entry.step_key)
+        elif kind in STEP_ENDS and entry.step_key in open_steps:
+            steps[entry.step_key] = steps.get(entry.step_key, 0.0) + entry.timestamp - open_steps.pop(entry.step_key)
+    checks = [e.dagster_event.event_specific_data for e in by_type.get("ASSET_CHECK_EVALUATION", [])]
+    source_calls = {}
+    for entry in by_type.get("ASSET_MATERIALIZATION", []):
+        materialization = entry.dagster_event.event_specific_data.materialization
+        metadata = {name: value.value for name, value in materialization.metadata.items()}
+        if "api_calls" in metadata and "mode" in metadata:  # a source stream's sync
+            source_calls[materialization.asset_key.to_user_string()] = {
+                "mode": metadata["mode"],
+                "api_calls": metadata["api_calls"],
+                "fetched": metadata.get("fetched"),
+            }
+    starts = [e.timestamp for e in by_type.get("STEP_START", [])]
+    return {
+        "run_id": run.run_id,
+        "status": status,
+        "success": status == "SUCCESS",
+        "run_s": round(run_end - run_start, 2) if run_start and run_end else None,
+        "before_run_s": round(run_start - since, 2) if run_start else None,  # process start, code load, run set-up
+        "first_step_after_s": round(min(starts) - run_start, 2) if starts and run_start else None,
+        "after_run_s": round(until - run_end, 2) if run_end else None,  # the command's exit after the run's end
+        "steps": len(steps),
+        "step_s_sum": round(sum(steps.values()), 2),
+        "step_s_max": round(max(steps.values()), 2) if steps else 0.0,
+        "slowest_steps": dict(sorted(((k, round(v, 2)) for k, v in steps.items()), key=lambda kv: -kv[1])[:5]),
+        "step_launch_s_sum": round(launch_s, 2),
+        "failed_steps": sorted({e.step_key for e in by_type.get("STEP_FAILURE", [])}),
+        "retried_steps": len(by_type.get("STEP_UP_FOR_RETRY", [])),
+        "skipped_steps": len(by_type.get("STEP_SKIPPED", [])),
+        "checks": len(checks),
+        "checks_failed": sum(not c.passed for c in checks),
+        "materializations": len(by_type.get("ASSET_MATERIALIZATION", [])),
+        "source_calls": source_calls,
+    }
+
+
+def _utc(epoch: float):
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(epoch, tz=UTC)
+
+
+def git_state() -> str:
+    """The commit measured, and whether the working tree differs from it."""
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    dirty = subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True)
+    commit = head.stdout.strip() or "unknown commit"
+    return f"{commit} + working tree in progress" if dirty.stdout.strip() else commit
 
 
 if __name__ == "__main__":  # helpers that must not run in the measuring parent's memory

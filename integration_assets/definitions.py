@@ -1,13 +1,17 @@
 """The one Definitions of the code location: the slices' own Definitions, merged.
 
 Each slice (systems, canonical, reconciliation, monitoring, write-back) builds its assets, checks, jobs,
-schedules and sensors from the stream catalog; `build_definitions` takes another catalog for tests.
+schedules and sensors from the stream catalog; the stream checks of monitoring and reconciliation are handed
+to the source assets, so each runs in its stream's own step. `build_definitions` takes another catalog for
+tests. Runs use the executor `INTEGRATION_EXECUTOR` names (`core/executor.py`).
 """
 
 from dagster import Definitions
 
 from integration_assets.canonical import definitions as canonical
+from integration_assets.core.automation import automation_sensor
 from integration_assets.core.catalog import Catalog
+from integration_assets.core.executor import executor_from_env
 from integration_assets.monitoring import definitions as monitoring
 from integration_assets.reconciliation import definitions as reconciliation
 from integration_assets.systems import CATALOG
@@ -16,10 +20,21 @@ from integration_assets.writeback import definitions as writeback
 
 __all__ = ["build_definitions", "defs"]
 
+SYNC_AUTOMATION = (
+    "Syncs every source stream at the top of each hour, and builds each canonical asset once the data of a "
+    "source it reads changed (in the same run at the top of the hour; after a source materialized by hand)."
+)
+
 
 def build_definitions(catalog: Catalog = CATALOG) -> Definitions:
+    stream_checks = [*monitoring.stream_checks(), *reconciliation.stream_checks()]
     return Definitions.merge(
-        *(slice_.build_defs(catalog) for slice_ in (systems, canonical, reconciliation, monitoring, writeback))
+        systems.build_defs(catalog, stream_checks),
+        *(slice_.build_defs(catalog) for slice_ in (canonical, reconciliation, monitoring, writeback)),
+        Definitions(executor=executor_from_env()),
+        Definitions(
+            sensors=[automation_sensor("sync", canonical.sync_selection(catalog), SYNC_AUTOMATION, catalog.roles)]
+        ),
     )
 
 

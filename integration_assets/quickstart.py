@@ -168,6 +168,14 @@ concurrency:
     max_concurrent_runs: 4
   pools:
     default_limit: 1
+run_monitoring:  # as in the project's dagster.yaml, which says why: a dead run's pool slots are freed
+  enabled: true
+  max_runtime_seconds: 14400
+  free_slots_after_run_end_seconds: 60
+  poll_interval_seconds: 60
+  start_timeout_seconds: 180
+  cancel_timeout_seconds: 180
+  max_resume_run_attempts: 0
 telemetry:
   enabled: false
 """

@@ -20,6 +20,7 @@ FLOORS: tuple[tuple[str, ...], ...] = (
     ("canonical",),
     ("reconciliation", "monitoring", "writeback"),
     ("definitions",),
+    ("forkserver",),
     ("quickstart",),
 )
 

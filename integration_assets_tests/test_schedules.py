@@ -1,4 +1,9 @@
-"""Jobs and schedules as the code location defines them, and the instance settings that pace vendor calls."""
+"""Jobs and schedules as the code location defines them, and the instance settings that pace vendor calls.
+
+Runs follow the data: sources, canonical assets, write-back flows and cross-system checks are run by the
+automation sensors (`test_automation.py`). A schedule remains only where the clock, not the data, decides, and
+says why in its description.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +12,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-from dagster import AssetKey, Backoff, DagsterInstance, Jitter, RunRequest, build_schedule_context
+from dagster import AssetCheckKey, AssetKey, Backoff, DagsterInstance, Jitter, RunRequest, build_schedule_context
 
-from integration_assets.canonical.assets import asset_checks as canonical_checks
 from integration_assets.canonical.assets import assets as canonical_assets
+from integration_assets.core.automation import SCHEDULE_REASON
 from integration_assets.definitions import defs
 from integration_assets.monitoring import health
 from integration_assets.quickstart import SQLITE_INSTANCE
-from integration_assets.reconciliation.completeness import completeness_checks
 from integration_assets.reconciliation.definitions import cross_system_checks
 from integration_assets.systems import CATALOG
 from integration_assets.systems.definitions import source_assets
@@ -24,31 +28,33 @@ VENDOR_RESOURCES = {"hubspot", "stripe", "zendesk"}
 SYSTEMS = CATALOG.roles
 SOURCES = source_assets()
 schedules = list(defs.schedules or [])
-EXPECTED = {  # job → (cron, hours of a day it runs at)
-    "integration_sync": ("0 * * * *", 24),
-    "reconciliation": (None, 1),
-    "health": ("*/15 * * * *", 24),
-    "write_back": ("20 * * * *", 24),  # after the hourly sync has rebuilt the canonical model
-}
+JOBS = ("integration_sync", "reconciliation", "health", "write_back")
+SCHEDULED = {"health": "*/15 * * * *"}  # job → cron: health measures time passing, which no data change announces
 
 
 def check_keys(assets_defs) -> set:
     return {key for definition in assets_defs for key in definition.check_keys}
 
 
-def test_each_schedule_targets_its_job_at_its_rhythm() -> None:
+def test_only_what_the_clock_decides_is_scheduled_and_each_schedule_says_why() -> None:
     by_job = {schedule.job_name: schedule for schedule in schedules}
-    assert set(by_job) == set(EXPECTED)
-    for job_name, (cron, _) in EXPECTED.items():
-        schedule = by_job[job_name]
-        if cron:
-            assert schedule.cron_schedule == cron
+    assert {job: schedule.cron_schedule for job, schedule in by_job.items()} == SCHEDULED
+    for schedule in schedules:
         assert defs.get_schedule_def(schedule.name) is not None
-    minute, hour, *rest = by_job["reconciliation"].cron_schedule.split()
-    assert minute.isdigit() and hour.isdigit() and rest == ["*", "*", "*"]  # once a day
+        assert SCHEDULE_REASON in (schedule.description or ""), schedule.name
 
 
-@pytest.mark.parametrize("job_name", list(EXPECTED))
+def test_no_schedule_runs_what_an_automation_sensor_runs() -> None:
+    graph = defs.get_repository_def().asset_graph
+    for schedule in schedules:
+        job = defs.resolve_job_def(schedule.job_name)
+        layer = job.asset_layer.asset_graph
+        entities = [*layer.executable_asset_keys, *layer.asset_check_keys]
+        automated = sorted(key.to_user_string() for key in entities if graph.get(key).automation_condition is not None)
+        assert automated == [], f"{schedule.name} runs what automation already runs: {automated}"
+
+
+@pytest.mark.parametrize("job_name", list(SCHEDULED))
 def test_a_tick_requests_a_run_of_its_job_tagged_with_its_systems(job_name: str) -> None:
     schedule = next(s for s in schedules if s.job_name == job_name)
     with DagsterInstance.ephemeral() as instance:
@@ -61,7 +67,12 @@ def test_a_tick_requests_a_run_of_its_job_tagged_with_its_systems(job_name: str)
     assert request.job_name in (None, job_name)  # None: the schedule's own job
     for system in SYSTEMS:
         assert request.tags[f"system/{system}"] == "true"
+
+
+@pytest.mark.parametrize("job_name", JOBS)
+def test_every_job_tags_its_runs_with_its_flow_and_systems(job_name: str) -> None:
     job = defs.resolve_job_def(job_name)
+    assert job.tags["integration/flow"]
     assert {k: v for k, v in job.tags.items() if k.startswith("system/")} == {f"system/{s}": "true" for s in SYSTEMS}
 
 
@@ -70,15 +81,16 @@ def test_sync_job_runs_sources_canonical_their_checks_and_completeness_but_not_c
     selected = job.asset_layer.asset_graph
     assert {key for a in (*SOURCES, *canonical_assets) for key in a.keys} <= set(selected.executable_asset_keys)
     checks = set(selected.asset_check_keys)
-    assert check_keys(canonical_checks) <= checks
-    assert check_keys(completeness_checks(CATALOG)) <= checks  # counted right after each stream lands
+    assert check_keys(canonical_assets) <= checks
+    assert {AssetCheckKey(s.asset_key, "complete_against_vendor") for s in CATALOG.streams} <= checks  # after landing
     assert not check_keys(cross_system_checks) & checks
 
 
 def test_reconciliation_and_health_jobs_resolve() -> None:
     reconciliation = defs.resolve_job_def("reconciliation")
     assert set(reconciliation.asset_layer.asset_graph.asset_check_keys) == check_keys(cross_system_checks)
-    assert reconciliation.nodes_in_topological_order  # never an empty run
+    assert [node.name for node in reconciliation.nodes_in_topological_order] == ["cross_system_checks"]  # one step
+    assert reconciliation.executor_def.name == "in_process"  # it reads the warehouse only: nothing to isolate
 
     job = defs.resolve_job_def("health")
     assert set(job.asset_layer.asset_graph.executable_asset_keys) == {AssetKey(["ops", "integration_health"])}

@@ -1,37 +1,51 @@
 """The canonical assets: each rebuilds its `canonical.*` table(s), its rows in `canonical.record_map` and its
 review items in one transaction, and an `accounting_balances` check proves that nothing vanished.
 
+Each entity is one step with its checks (`contract`, blocking, and `accounting_balances`): they judge the
+tables the step just wrote. A build whose inputs (raw tables, field dictionary, review decisions, settings)
+are those of the last build changes nothing, so it is not redone: the asset reports `rebuilt: false` with
+the same data version; its checks judge the tables again, so its newest materialization carries their verdicts.
+Either check can run alone from the UI.
+
 `canonical.record_map` (asset, system, object_type, record_id, table_name, canonical_id, matched_by) says where
 each accepted raw record went; with `ops.review_queue` it lets the check recount every stream from the
 warehouse alone: records in = accepted + in review, and no record both.
 """
 
+import hashlib
 from collections import Counter
+from collections.abc import Iterator
 from typing import Any
 
 import pandas as pd
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
+    AssetCheckSpec,
     AssetExecutionContext,
     AssetKey,
+    AssetsDefinition,
+    AssetSpec,
     Config,
+    DataVersion,
     MaterializeResult,
     MetadataValue,
     asset,
-    asset_check,
+    multi_asset,
 )
 from pydantic import Field
 
 from integration_assets.canonical import review
 from integration_assets.canonical.build import OWN, build_entity, streams_of, table_columns
-from integration_assets.core.policies import freshness_policy
+from integration_assets.canonical.contract_check import contract_description, evaluate_contract
+from integration_assets.core.config import config_path
+from integration_assets.core.policies import automation_condition, freshness_policy
 from integration_assets.core.warehouse import Warehouse
 from integration_assets.mapping.dictionary import load_dictionary
 from integration_assets.mapping.docs import render_markdown
 from integration_assets.systems import CATALOG
 
-__all__ = ["asset_checks", "assets"]
+__all__ = ["INPUTS_VERSION", "accounting_balances", "assets"]
 
 RECORD_MAP = "canonical.record_map"
 RECORD_MAP_COLUMNS = {
@@ -45,8 +59,12 @@ RECORD_MAP_COLUMNS = {
 }
 
 
+INPUTS_VERSION = "inputs_version"  # metadata of each build: what it was built from (`_inputs_version`)
+
+
 class CanonicalConfig(Config):
     default_region: str | None = Field(None, description="region for phone numbers without +country (e.g. GB)")
+    rebuild: bool = Field(False, description="rebuild even when no input changed since the last build")
 
 
 def _entity_doc(entity: str) -> str:
@@ -72,114 +90,177 @@ def _key(entity: str) -> str:
     return f"canonical/{entity}"
 
 
-def _build_canonical(entity: str, description: str):
-    @asset(
-        key=AssetKey(["canonical", entity]),
-        deps=[CATALOG.stream_of(*s).asset_key for s in streams_of(entity)],
-        group_name="canonical",
-        kinds={"python", "pandera"},
-        required_resource_keys={"warehouse"},
-        freshness_policy=freshness_policy("canonical"),
-        description=f"{description}\n\n{_entity_doc(entity)}"
-        + ("\n\n" + _entity_doc("contacts") if entity == "customers" else ""),
+def _inputs_version(warehouse: Warehouse, entity: str, config: CanonicalConfig) -> str:
+    """What a build of `entity` depends on: its raw tables' versions, the field dictionary, the review
+    decisions and the run's settings. Equal to the last build's, the build would change nothing."""
+    for stream in streams_of(entity):
+        warehouse.ensure_raw_table(CATALOG.stream_of(*stream).raw_table)
+    parts = [
+        f"{CATALOG.stream_of(*s).raw_table}={warehouse.raw_version(CATALOG.stream_of(*s).raw_table)}"
+        for s in streams_of(entity)
+    ]
+    for name in ("field_dictionary.yaml", "review_decisions.yaml"):
+        path = config_path(name)
+        parts.append(f"{name}={hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else '-'}")
+    parts.append(f"default_region={config.default_region}")
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
+def _last_built_from(context: AssetExecutionContext, key: AssetKey) -> str | None:
+    event = context.instance.get_latest_materialization_event(key)
+    materialization = event.asset_materialization if event else None
+    entry = materialization.metadata.get(INPUTS_VERSION) if materialization else None
+    return getattr(entry, "value", None)
+
+
+def _build(context: AssetExecutionContext, entity: str, warehouse: Warehouse, config: CanonicalConfig) -> dict:
+    """Rebuilds the entity's tables, record map and review items in one transaction; returns the metadata."""
+    review.ensure_table(warehouse)
+    decisions = review.load_decisions()
+    dictionary = load_dictionary()
+    built = build_entity(
+        entity, dictionary, _load_raw(warehouse, entity), decisions, default_region=config.default_region
     )
-    def canonical_asset(context: AssetExecutionContext, config: CanonicalConfig) -> MaterializeResult:
-        warehouse: Warehouse = context.resources.warehouse.open()
-        review.ensure_table(warehouse)
-        decisions = review.load_decisions()
-        dictionary = load_dictionary()
-        built = build_entity(
-            entity, dictionary, _load_raw(warehouse, entity), decisions, default_region=config.default_region
-        )
-        mapped = [
-            {
-                "asset": _key(entity),
-                "system": s[0],
-                "object_type": s[1],
-                "record_id": rid,
-                "table_name": table,
-                "canonical_id": cid,
-                "matched_by": how,
-            }
-            for s, records in built.accepted.items()
-            for rid, (table, cid, how) in records.items()
-        ]
-        warehouse.ensure_table(RECORD_MAP, RECORD_MAP_COLUMNS)
-        with warehouse.transaction() as tx:
-            for table, frame in built.tables.items():
-                tx.replace_table(f"canonical.{table}", table_columns(dictionary, table), frame)
-            tx.execute(f"DELETE FROM {RECORD_MAP} WHERE asset = ?", [_key(entity)])
-            if mapped:
-                tx.append(RECORD_MAP, mapped)
-            summary = review.sync_items(
-                tx, built.items, found_by=_key(entity), run_id=context.run.run_id, decisions=decisions
-            )
-        metadata: dict[str, Any] = {
-            "dagster/row_count": len(built.tables[entity]),
-            "review_opened": summary.opened,
-            "review_still_open": summary.still_open,
-            "review_resolved": summary.resolved,
-            "review_ignored": summary.ignored,
+    mapped = [
+        {
+            "asset": _key(entity),
+            "system": s[0],
+            "object_type": s[1],
+            "record_id": rid,
+            "table_name": table,
+            "canonical_id": cid,
+            "matched_by": how,
         }
+        for s, records in built.accepted.items()
+        for rid, (table, cid, how) in records.items()
+    ]
+    warehouse.ensure_table(RECORD_MAP, RECORD_MAP_COLUMNS)
+    with warehouse.transaction() as tx:
         for table, frame in built.tables.items():
-            if table != entity:
-                metadata[f"{table}_row_count"] = len(frame)
-        for stream in OWN[entity]:
-            name = CATALOG.stream_of(*stream).key.replace("/", "_")
-            metadata[f"{name}_records_in"] = built.records_in[stream]
-            metadata[f"{name}_accepted"] = len(built.accepted.get(stream, {}))
-            metadata[f"{name}_in_review"] = len(built.review_ids(stream))
-            failed = built.contracts.get(stream)
-            metadata[f"{name}_contract_failures"] = len(failed.failed) if failed else 0
-        for reason, count in sorted(Counter(i.reason_code for i in built.items).items()):
-            metadata[f"review_{reason}"] = count
-        return MaterializeResult(metadata=metadata)
+            tx.replace_table(f"canonical.{table}", table_columns(dictionary, table), frame)
+        tx.execute(f"DELETE FROM {RECORD_MAP} WHERE asset = ?", [_key(entity)])
+        if mapped:
+            tx.append(RECORD_MAP, mapped)
+        summary = review.sync_items(
+            tx, built.items, found_by=_key(entity), run_id=context.run.run_id, decisions=decisions
+        )
+    metadata: dict[str, Any] = {
+        "dagster/row_count": len(built.tables[entity]),
+        "review_opened": summary.opened,
+        "review_still_open": summary.still_open,
+        "review_resolved": summary.resolved,
+        "review_ignored": summary.ignored,
+    }
+    for table, frame in built.tables.items():
+        if table != entity:
+            metadata[f"{table}_row_count"] = len(frame)
+    for stream in OWN[entity]:
+        name = CATALOG.stream_of(*stream).key.replace("/", "_")
+        metadata[f"{name}_records_in"] = built.records_in[stream]
+        metadata[f"{name}_accepted"] = len(built.accepted.get(stream, {}))
+        metadata[f"{name}_in_review"] = len(built.review_ids(stream))
+        failed = built.contracts.get(stream)
+        metadata[f"{name}_contract_failures"] = len(failed.failed) if failed else 0
+    for reason, count in sorted(Counter(i.reason_code for i in built.items).items()):
+        metadata[f"review_{reason}"] = count
+    return metadata
 
-    @asset_check(
-        asset=canonical_asset, name="accounting_balances", blocking=False, required_resource_keys={"warehouse"}
-    )
-    def accounting_balances(context) -> AssetCheckResult:
-        warehouse: Warehouse = context.resources.warehouse.open()
-        review.ensure_table(warehouse)
-        warehouse.ensure_table(RECORD_MAP, RECORD_MAP_COLUMNS)
-        metadata: dict[str, Any] = {}
-        broken: list[str] = []
-        for stream in OWN[entity]:
-            source = CATALOG.stream_of(*stream)
-            name = source.key.replace("/", "_")
-            warehouse.ensure_raw_table(source.raw_table)
-            raw_ids = {str(r[0]) for r in warehouse.query(f"SELECT id FROM {source.raw_table}")}
-            accepted = {
-                str(r[0])
-                for r in warehouse.query(
-                    f"SELECT record_id FROM {RECORD_MAP} WHERE asset = ? AND system = ? AND object_type = ?",
-                    [_key(entity), *stream],
-                )
-            }
-            in_review = {
-                str(r[0])
-                for r in warehouse.query(
-                    f"SELECT record_id FROM {review.TABLE} WHERE found_by = ? AND system = ? AND object_type = ? "
-                    "AND status IN ('open', 'ignored')",
-                    [_key(entity), *stream],
-                )
-            }
-            both, lost, extra = accepted & in_review, raw_ids - accepted - in_review, (accepted | in_review) - raw_ids
-            metadata.update(
-                {
-                    f"{name}_records_in": len(raw_ids),
-                    f"{name}_accepted": len(accepted),
-                    f"{name}_in_review": len(in_review),
-                    f"{name}_unaccounted": len(lost),
-                    f"{name}_accepted_and_in_review": len(both),
-                }
+
+def accounting_balances(entity: str, warehouse: Warehouse) -> AssetCheckResult:
+    """Records in = accepted + in review, and no record both, per stream the entity owns."""
+    review.ensure_table(warehouse)
+    warehouse.ensure_table(RECORD_MAP, RECORD_MAP_COLUMNS)
+    metadata: dict[str, Any] = {}
+    broken: list[str] = []
+    for stream in OWN[entity]:
+        source = CATALOG.stream_of(*stream)
+        name = source.key.replace("/", "_")
+        warehouse.ensure_raw_table(source.raw_table)
+        raw_ids = {str(r[0]) for r in warehouse.query(f"SELECT id FROM {source.raw_table}")}
+        accepted = {
+            str(r[0])
+            for r in warehouse.query(
+                f"SELECT record_id FROM {RECORD_MAP} WHERE asset = ? AND system = ? AND object_type = ?",
+                [_key(entity), *stream],
             )
-            if both or lost or extra:
-                broken.append(f"{name}: {len(lost)} unaccounted, {len(both)} in both, {len(extra)} unknown")
-        metadata["problems"] = MetadataValue.text("; ".join(broken) or "none")
-        return AssetCheckResult(passed=not broken, severity=AssetCheckSeverity.ERROR, metadata=metadata)
+        }
+        in_review = {
+            str(r[0])
+            for r in warehouse.query(
+                f"SELECT record_id FROM {review.TABLE} WHERE found_by = ? AND system = ? AND object_type = ? "
+                "AND status IN ('open', 'ignored')",
+                [_key(entity), *stream],
+            )
+        }
+        both, lost, extra = accepted & in_review, raw_ids - accepted - in_review, (accepted | in_review) - raw_ids
+        metadata.update(
+            {
+                f"{name}_records_in": len(raw_ids),
+                f"{name}_accepted": len(accepted),
+                f"{name}_in_review": len(in_review),
+                f"{name}_unaccounted": len(lost),
+                f"{name}_accepted_and_in_review": len(both),
+            }
+        )
+        if both or lost or extra:
+            broken.append(f"{name}: {len(lost)} unaccounted, {len(both)} in both, {len(extra)} unknown")
+    metadata["problems"] = MetadataValue.text("; ".join(broken) or "none")
+    return AssetCheckResult(passed=not broken, severity=AssetCheckSeverity.ERROR, metadata=metadata)
 
-    return canonical_asset, accounting_balances
+
+def _build_canonical(entity: str, description: str) -> AssetsDefinition:
+    key = AssetKey(["canonical", entity])
+
+    @multi_asset(
+        name=f"canonical__{entity}",
+        specs=[
+            AssetSpec(
+                key,
+                deps=[CATALOG.stream_of(*s).asset_key for s in streams_of(entity)],
+                group_name="canonical",
+                kinds={"python", "pandera"},
+                freshness_policy=freshness_policy("canonical"),
+                automation_condition=automation_condition("canonical"),
+                skippable=True,  # a check executed alone runs this step without a build
+                description=f"{description}\n\n{_entity_doc(entity)}"
+                + ("\n\n" + _entity_doc("contacts") if entity == "customers" else ""),
+            )
+        ],
+        check_specs=[
+            AssetCheckSpec("contract", asset=key, blocking=True, description=contract_description(entity)),
+            AssetCheckSpec(
+                "accounting_balances",
+                asset=key,
+                description="Every raw record the asset reads ends accepted (canonical.record_map) or in the review "
+                "queue, never both, never neither.",
+            ),
+        ],
+        can_subset=True,
+        required_resource_keys={"warehouse"},
+    )
+    def canonical_asset(
+        context: AssetExecutionContext, config: CanonicalConfig
+    ) -> Iterator[MaterializeResult | AssetCheckResult]:
+        warehouse: Warehouse = context.resources.warehouse.open()
+        if key in context.selected_asset_keys:
+            inputs = _inputs_version(warehouse, entity, config)
+            if (
+                config.rebuild
+                or inputs != _last_built_from(context, key)
+                or not warehouse.has_table(f"canonical.{entity}")
+            ):
+                metadata = {**_build(context, entity, warehouse, config), INPUTS_VERSION: inputs, "rebuilt": True}
+            else:
+                context.log.info(f"{_key(entity)}: no input changed since its last build ({inputs}); not rebuilt")
+                metadata = {INPUTS_VERSION: inputs, "rebuilt": False}
+            yield MaterializeResult(metadata=metadata, data_version=DataVersion(inputs))
+        # judged again even when nothing was rebuilt: the newest materialization carries its verdicts, which
+        # the automation reads before anything downstream acts on the table (a blocking `contract` above all)
+        for check_key in sorted(context.selected_asset_check_keys, key=lambda k: k.name):
+            judge = evaluate_contract if check_key.name == "contract" else accounting_balances
+            yield judge(entity, warehouse)._replace(asset_key=key, check_name=check_key.name)
+
+    return canonical_asset
 
 
 _DESCRIPTIONS = {
@@ -213,6 +294,7 @@ CUSTOMER_360_COLUMNS = {
     kinds={"python"},
     required_resource_keys={"warehouse"},
     freshness_policy=freshness_policy("canonical"),
+    automation_condition=automation_condition("canonical"),
     description="One row per client for dashboards. Money is kept per currency, never added across currencies: "
     "`revenue_paid` and `open_receivables` are JSON objects currency → integer minor units (e.g. "
     '`{"EUR": 1250000}` is EUR 12,500.00). revenue_paid = succeeded payments less refunds; open_receivables = '
@@ -283,6 +365,7 @@ def customer_360(context: AssetExecutionContext) -> MaterializeResult:
     group_name="canonical",
     kinds={"python"},
     required_resource_keys={"warehouse"},
+    automation_condition=automation_condition("canonical"),
     description="The review queue (`ops.review_queue`): every record that could not be accepted without a guess, "
     "one row per (system, object type, record id, reason code), with detail, severity, next action, first and "
     "last seen, occurrences, status (open, resolved, ignored) and resolution. Answer items in "
@@ -311,5 +394,4 @@ def review_queue(context: AssetExecutionContext) -> MaterializeResult:
     return MaterializeResult(metadata=metadata)
 
 
-assets = [*(a for a, _ in _BUILT.values()), customer_360, review_queue]
-asset_checks = [c for _, c in _BUILT.values()]
+assets = [*_BUILT.values(), customer_360, review_queue]

@@ -1,4 +1,4 @@
-"""The blocking `contract` check of each canonical asset.
+"""The blocking `contract` check of each canonical asset, evaluated in the asset's own step.
 
 Canonical assets keep the promise to dashboards (`canonical/contracts.py`); their check blocks, so a table that
 breaks it stops the run before anything downstream reads it. Sample values of personal-data fields are masked.
@@ -7,14 +7,7 @@ breaks it stops the run before anything downstream reads it. Sample values of pe
 from typing import Any
 
 import pandas as pd
-from dagster import (
-    AssetCheckExecutionContext,
-    AssetCheckResult,
-    AssetChecksDefinition,
-    AssetKey,
-    MetadataValue,
-    asset_check,
-)
+from dagster import AssetCheckResult, MetadataValue
 
 from integration_assets.canonical.contracts import failing_rows
 from integration_assets.core.contract_evidence import (
@@ -28,7 +21,7 @@ from integration_assets.core.evidence import check_result
 from integration_assets.core.warehouse import Warehouse
 from integration_assets.mapping.dictionary import load_dictionary
 
-__all__ = ["CANONICAL_TABLES", "build_canonical_contract_check", "canonical_contract_checks"]
+__all__ = ["CANONICAL_TABLES", "contract_description", "evaluate_contract"]
 
 
 def _is_pii(table: str, column: str) -> bool:
@@ -54,60 +47,50 @@ CANONICAL_TABLES: dict[str, tuple[str, ...]] = {
 }
 
 
-def build_canonical_contract_check(entity: str) -> AssetChecksDefinition:
+def contract_description(entity: str) -> str:
     tables = CANONICAL_TABLES[entity]
-
-    @asset_check(
-        asset=AssetKey(["canonical", entity]),
-        name="contract",
-        blocking=True,
-        required_resource_keys={"warehouse"},
-        description=f"Live rows of {', '.join(f'`canonical.{t}`' for t in tables)} against the canonical contract "
+    return (
+        f"Live rows of {', '.join(f'`canonical.{t}`' for t in tables)} against the canonical contract "
         "(`canonical/contracts.py`, pandera). Blocking: a table that breaks it stops the run before anything "
-        "downstream reads it.",
+        "downstream reads it."
     )
-    def contract(context: AssetCheckExecutionContext) -> AssetCheckResult:
-        warehouse: Warehouse = context.resources.warehouse.open()
-        rows: list[dict[str, Any]] = []
-        failed_records = checked = 0
-        for table in tables:
-            live = _live_rows(warehouse, table)
-            failed, cases = failing_rows(table, live)
-            key_column = live.columns[0]
-
-            pii = [column for column in live.columns if _is_pii(table, column)]
-
-            def id_of(index: Any, live: pd.DataFrame = live, key_column: str = key_column) -> str:
-                return "" if is_missing_index(index) else str(live.iloc[int(index)][key_column])
-
-            def personal_values(index: Any, live: pd.DataFrame = live, pii: list[str] = pii) -> set[str]:
-                if is_missing_index(index):
-                    return set()
-                row = live.iloc[int(index)]
-                return {plain(row[c]) for c in pii if isinstance(row[c], str) and row[c]}
-
-            if len(cases):
-                rows += failure_evidence(
-                    cases, f"canonical.{table}", id_of, lambda c, t=table: _is_pii(t, c), personal_values
-                )
-            failed_records += len(failed)
-            checked += len(live)
-        counts, by_check = contract_counts(rows, failed_records, checked)
-        return check_result(
-            passed=not rows,
-            system="canonical",
-            summary=f"canonical/{entity}: {failed_records} of {checked} live rows break the canonical contract "
-            f"({len(rows)} failures)",
-            next_action=f"Find what wrote the failing rows of canonical/{entity} (a mapping bug or a manual edit), "
-            "fix it and rematerialize; downstream assets wait for this check",
-            records=rows,
-            columns=COLUMNS,
-            counts=counts,
-            extra={"failures_by_check": MetadataValue.md(by_check)},
-        )
-
-    return contract
 
 
-def canonical_contract_checks() -> list[AssetChecksDefinition]:
-    return [build_canonical_contract_check(entity) for entity in CANONICAL_TABLES]
+def evaluate_contract(entity: str, warehouse: Warehouse) -> AssetCheckResult:
+    rows: list[dict[str, Any]] = []
+    failed_records = checked = 0
+    for table in CANONICAL_TABLES[entity]:
+        live = _live_rows(warehouse, table)
+        failed, cases = failing_rows(table, live)
+        key_column = live.columns[0]
+
+        pii = [column for column in live.columns if _is_pii(table, column)]
+
+        def id_of(index: Any, live: pd.DataFrame = live, key_column: str = key_column) -> str:
+            return "" if is_missing_index(index) else str(live.iloc[int(index)][key_column])
+
+        def personal_values(index: Any, live: pd.DataFrame = live, pii: list[str] = pii) -> set[str]:
+            if is_missing_index(index):
+                return set()
+            row = live.iloc[int(index)]
+            return {plain(row[c]) for c in pii if isinstance(row[c], str) and row[c]}
+
+        if len(cases):
+            rows += failure_evidence(
+                cases, f"canonical.{table}", id_of, lambda c, t=table: _is_pii(t, c), personal_values
+            )
+        failed_records += len(failed)
+        checked += len(live)
+    counts, by_check = contract_counts(rows, failed_records, checked)
+    return check_result(
+        passed=not rows,
+        system="canonical",
+        summary=f"canonical/{entity}: {failed_records} of {checked} live rows break the canonical contract "
+        f"({len(rows)} failures)",
+        next_action=f"Find what wrote the failing rows of canonical/{entity} (a mapping bug or a manual edit), "
+        "fix it and rematerialize; downstream assets wait for this check",
+        records=rows,
+        columns=COLUMNS,
+        counts=counts,
+        extra={"failures_by_check": MetadataValue.md(by_check)},
+    )

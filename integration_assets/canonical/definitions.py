@@ -1,26 +1,22 @@
 """The canonical slice: the canonical assets and their own checks, and the sync job that lands and builds them.
 
 `integration_sync` runs every source stream and the canonical model with the checks that belong right after
-them (contract, drift, volume, completeness on the sources; contract and accounting on the canonical assets).
-It leaves out the freshness checks (the freshness sensor evaluates those) and the cross-system checks (the
-reconciliation slice runs them daily).
+them, each in the step that materializes its asset (contract, drift, volume, completeness on the sources;
+contract and accounting on the canonical assets). It leaves out the freshness checks (the freshness sensor
+evaluates those) and the cross-system checks (the reconciliation slice runs them).
 """
 
 from __future__ import annotations
 
 from dagster import AssetCheckKey, AssetSelection, Definitions
 
-from integration_assets.canonical.assets import asset_checks as accounting_checks
 from integration_assets.canonical.assets import assets
-from integration_assets.canonical.contract_check import canonical_contract_checks
-from integration_assets.core.automation import job, schedule
+from integration_assets.core.automation import job
 from integration_assets.core.catalog import Catalog
 from integration_assets.core.policies import FRESHNESS_CHECK_NAME
 from integration_assets.systems import CATALOG
 
-__all__ = ["build_defs", "canonical_checks"]
-
-canonical_checks = [*accounting_checks, *canonical_contract_checks()]
+__all__ = ["build_defs"]
 
 
 def sync_selection(catalog: Catalog) -> AssetSelection:
@@ -28,11 +24,8 @@ def sync_selection(catalog: Catalog) -> AssetSelection:
     source_checks = AssetSelection.checks_for_assets(*sources) - AssetSelection.checks(
         *(AssetCheckKey(key, FRESHNESS_CHECK_NAME) for key in sources)
     )
-    return (
-        AssetSelection.assets(*sources, *assets).without_checks()
-        | source_checks
-        | AssetSelection.checks(*canonical_checks)
-    )
+    own_checks = AssetSelection.checks(*(key for asset in assets for key in asset.check_keys))
+    return AssetSelection.assets(*sources, *assets).without_checks() | source_checks | own_checks
 
 
 def build_defs(catalog: Catalog = CATALOG) -> Definitions:
@@ -46,14 +39,5 @@ def build_defs(catalog: Catalog = CATALOG) -> Definitions:
     )
     return Definitions(
         assets=assets,
-        asset_checks=canonical_checks,
-        jobs=[integration_sync],
-        schedules=[
-            schedule(
-                "integration_sync_hourly",
-                integration_sync,
-                "0 * * * *",
-                "Incremental sync of every stream at the top of each hour.",
-            )
-        ],
+        jobs=[integration_sync],  # by hand; `sync_automation` runs the same assets on the sources' hourly cron
     )

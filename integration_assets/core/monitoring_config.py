@@ -104,6 +104,11 @@ class Alerts(_Strict):
     delivery_deadline_seconds: float = Field(default=40, gt=0, le=50)
 
 
+class Pools(_Strict):
+    # a run waiting longer than this for a slot of a vendor's concurrency pool raises an alert (monitoring/pools.py)
+    blocked_alert_minutes: float = Field(default=30, gt=0)
+
+
 class MonitoringConfig(_Strict):
     owners: Owners
     reconciliation: Reconciliation
@@ -112,6 +117,8 @@ class MonitoringConfig(_Strict):
     health: Health
     credentials: Credentials
     alerts: Alerts
+    # added after the first release: a copy made before it keeps working, with the default
+    pools: Pools = Field(default_factory=Pools)
 
 
 def monitoring_path() -> Path:

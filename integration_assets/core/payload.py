@@ -6,9 +6,10 @@ drifted shape (a key gone) is never mistaken for "no value".
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-__all__ = ["MISSING", "resolve_path"]
+__all__ = ["MISSING", "path_reader", "resolve_path"]
 
 
 class _Missing:
@@ -50,3 +51,23 @@ def resolve_path(record: Any, path: str) -> Any:
         found = [resolve_path(item, rest) for item in value]
         return MISSING if any(v is MISSING for v in found) else found
     return resolve_path(value, rest) if rest else value
+
+
+def path_reader(path: str) -> Callable[[Any], Any]:
+    """`resolve_path` for one path, split once: what reads a column of many records (the contract frames)."""
+    if "[]" in path:
+        return lambda record: resolve_path(record, path)
+    keys = path.split(".")
+
+    def read(record: Any) -> Any:
+        for key in keys:
+            if record is None:
+                return None
+            if not isinstance(record, dict):
+                return MISSING
+            record = record.get(key, MISSING)
+            if record is MISSING:
+                return MISSING
+        return record
+
+    return read

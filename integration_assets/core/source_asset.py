@@ -1,21 +1,36 @@
-"""One factory for every source asset: a vendor stream synced into its raw table, reported as metadata."""
+"""One factory for every source asset: a vendor stream synced into its raw table, with its checks in the same step.
+
+Each stream is a `multi_asset` of one asset that can be subset: a run that materializes it evaluates its
+selected checks right after the sync, from what the sync measured, in the same process; a check executed
+alone (from the UI) runs in the same step without a sync.
+"""
+
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 from dagster import (
+    AssetCheckKey,
+    AssetCheckResult,
+    AssetCheckSpec,
     AssetExecutionContext,
     AssetsDefinition,
+    AssetSpec,
     Config,
+    DataVersion,
     Failure,
     MaterializeResult,
     MetadataValue,
     TableColumn,
     TableSchema,
-    asset,
+    multi_asset,
 )
 from pydantic import Field
 
-from integration_assets.core.catalog import StreamSpec
+from integration_assets.core.catalog import LiveTotal, StreamSpec
 from integration_assets.core.errors import IntegrationError
-from integration_assets.core.policies import STEP_RETRY, freshness_policy
+from integration_assets.core.policies import STEP_RETRY, automation_condition, freshness_policy
+from integration_assets.core.resources import VendorConnection
+from integration_assets.core.stream_check import ChunkWatcher, Landed, StreamCheck, StreamCheckRun
 from integration_assets.core.sync import SyncReport, sync_stream
 from integration_assets.core.warehouse import Warehouse
 
@@ -39,70 +54,123 @@ def _live_rows(warehouse: Warehouse, table: str) -> int:
     return warehouse.query(f"SELECT count(*) FROM {table} WHERE NOT is_deleted")[0][0]
 
 
-def build_source_asset(stream: StreamSpec) -> AssetsDefinition:
+def build_source_asset(
+    stream: StreamSpec, live_total: LiveTotal, checks: Sequence[StreamCheck] = ()
+) -> AssetsDefinition:
     table, vendor = stream.raw_table, stream.vendor
+    checks = [check for check in checks if check.applies(stream)]
 
-    @asset(
-        key=stream.asset_key,
-        group_name=stream.role,
-        kinds={vendor, "python"},
+    @multi_asset(
+        name=stream.key.replace("/", "__"),
+        specs=[
+            AssetSpec(
+                stream.asset_key,
+                group_name=stream.role,
+                kinds={vendor, "python"},
+                description=f"{stream.description}\n\nLanded as the vendor sent it in `{table}`, incrementally.",
+                tags={"system": stream.role, "vendor": vendor},
+                freshness_policy=freshness_policy("source"),
+                automation_condition=automation_condition("source"),
+                skippable=True,  # a check executed alone runs this step without a sync
+            )
+        ],
+        check_specs=[
+            AssetCheckSpec(
+                check.name, asset=stream.asset_key, blocking=check.blocking, description=check.description(stream)
+            )
+            for check in checks
+        ],
+        can_subset=True,
         pool=vendor,
         retry_policy=STEP_RETRY,
         required_resource_keys={vendor, "warehouse"},
-        description=f"{stream.description}\n\nLanded as the vendor sent it in `{table}`, incrementally.",
-        tags={"system": stream.role, "vendor": vendor},
-        freshness_policy=freshness_policy("source"),
     )
-    def source(context: AssetExecutionContext, config: SyncConfig) -> MaterializeResult:
+    def source(context: AssetExecutionContext, config: SyncConfig) -> Iterator[MaterializeResult | AssetCheckResult]:
         connection = getattr(context.resources, vendor)
-        client = connection.client(connector=stream.connector, run_id=context.run.run_id)
         warehouse = context.resources.warehouse.open()
-        try:
-            report = sync_stream(
-                stream,
-                client,
-                warehouse,
-                run_id=context.run.run_id,
-                full_refresh=config.full_refresh,
-                chunk_records=config.chunk_records,
+        selected = [c for c in checks if AssetCheckKey(stream.asset_key, c.name) in context.selected_asset_check_keys]
+        landed, watched = None, {}
+        if stream.asset_key in context.selected_asset_keys:
+            watchers = {check.name: check.watch(stream, warehouse) for check in selected}
+            watchers = {name: pair for name, pair in watchers.items() if pair is not None}
+            report, metadata = _sync(context, stream, connection, warehouse, config, [w for w, _ in watchers.values()])
+            yield MaterializeResult(
+                metadata=metadata, data_version=DataVersion(warehouse.raw_version(stream.raw_table))
             )
-        except IntegrationError as error:
-            context.log.error(str(error))
-            raise Failure(
-                description=str(error),
-                metadata={k: MetadataValue.text(str(v)) for k, v in error.as_record().items() if v not in (None, {})},
-                allow_retries=error.retryable,
-            ) from None
-        finally:
-            client.close()
-        calls = client.call_log.summary()
-        context.log.info(
-            f"{stream.key}: {report.mode} sync, {report.fetched} fetched, {report.inserted} new, "
-            f"{report.updated} updated, {report.deleted} deleted, {calls['calls']} calls ({calls['retries']} retries)"
-        )
-        return MaterializeResult(
-            metadata={
-                "dagster/row_count": warehouse.count(table),
-                "live_rows": _live_rows(warehouse, table),
-                "dagster/column_schema": _column_schema(report),
-                "table": table,
-                "mode": report.mode,
-                "cursor": report.cursor or "",
-                "fetched": report.fetched,
-                "inserted": report.inserted,
-                "updated": report.updated,
-                "unchanged": report.unchanged,
-                "stale_skipped": report.stale,
-                "deleted": report.deleted,
-                "pages": report.pages,
-                "api_calls": calls["calls"],
-                "failed_calls": calls["failed"],
-                "retries": calls["retries"],
-                "rate_limited_429s": calls["429s"],
-                "latency_p50_ms": calls["latency_p50_ms"],
-                "latency_p95_ms": calls["latency_p95_ms"],
-                "seconds": report.seconds,
-            }
-        )
+            landed = Landed(report, metadata)
+            watched = {name: gathered() for name, (_, gathered) in watchers.items()}
+        for check in selected:
+            result = check.evaluate(
+                StreamCheckRun(
+                    stream=stream,
+                    warehouse=warehouse,
+                    instance=context.instance,
+                    run_id=context.run.run_id,
+                    client=lambda: connection.client(connector=stream.connector, run_id=context.run.run_id),
+                    live_total=live_total,
+                    landed=landed,
+                    watched=watched.get(check.name),
+                )
+            )
+            yield result._replace(asset_key=stream.asset_key, check_name=check.name)
 
     return source
+
+
+def _sync(
+    context: AssetExecutionContext,
+    stream: StreamSpec,
+    connection: VendorConnection,
+    warehouse: Warehouse,
+    config: SyncConfig,
+    watchers: list[ChunkWatcher],
+) -> tuple[SyncReport, dict[str, Any]]:
+    """Lands the stream; returns what it did and its materialization metadata."""
+    client = connection.client(connector=stream.connector, run_id=context.run.run_id)
+    try:
+        report = sync_stream(
+            stream,
+            client,
+            warehouse,
+            run_id=context.run.run_id,
+            full_refresh=config.full_refresh,
+            chunk_records=config.chunk_records,
+            on_chunk=watchers,
+        )
+    except IntegrationError as error:
+        context.log.error(str(error))
+        raise Failure(
+            description=str(error),
+            metadata={k: MetadataValue.text(str(v)) for k, v in error.as_record().items() if v not in (None, {})},
+            allow_retries=error.retryable,
+        ) from None
+    finally:
+        client.close()
+    calls = client.call_log.summary()
+    context.log.info(
+        f"{stream.key}: {report.mode} sync, {report.fetched} fetched, {report.inserted} new, "
+        f"{report.updated} updated, {report.deleted} deleted, {calls['calls']} calls ({calls['retries']} retries)"
+    )
+    table = stream.raw_table
+    return report, {
+        "dagster/row_count": warehouse.count(table),
+        "live_rows": _live_rows(warehouse, table),
+        "dagster/column_schema": _column_schema(report),
+        "table": table,
+        "mode": report.mode,
+        "cursor": report.cursor or "",
+        "fetched": report.fetched,
+        "inserted": report.inserted,
+        "updated": report.updated,
+        "unchanged": report.unchanged,
+        "stale_skipped": report.stale,
+        "deleted": report.deleted,
+        "pages": report.pages,
+        "api_calls": calls["calls"],
+        "failed_calls": calls["failed"],
+        "retries": calls["retries"],
+        "rate_limited_429s": calls["429s"],
+        "latency_p50_ms": calls["latency_p50_ms"],
+        "latency_p95_ms": calls["latency_p95_ms"],
+        "seconds": report.seconds,
+    }

@@ -10,7 +10,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import TypeVar
@@ -130,8 +130,12 @@ def sync_stream(
     full_refresh: bool = False,
     table: str | None = None,
     chunk_records: int | None = None,
+    on_chunk: Iterable[Callable[[list[RawRow]], None]] = (),
 ) -> SyncReport:
-    """Lands `stream` into its raw table (or `table`), from its stored cursor unless `full_refresh`."""
+    """Lands `stream` into its raw table (or `table`), from its stored cursor unless `full_refresh`.
+
+    Each of `on_chunk` sees every chunk's rows once they are committed (the checks that judge what landed).
+    """
     table = table or stream.raw_table
     reader = stream.reader if chunk_records is None else replace(stream.reader, chunk_records=chunk_records)
     warehouse.ensure_raw_table(table)
@@ -141,7 +145,7 @@ def sync_stream(
     started = time.monotonic()
     try:
         with warehouse.held(), prefetched(reader.read(client, cursor)) as chunks:
-            _store(chunks, stream, client, warehouse, table, run_id, listed, report)
+            _store(chunks, stream, client, warehouse, table, run_id, listed, report, tuple(on_chunk))
     finally:
         leftover = client.call_log.drain()
         if leftover:
@@ -151,7 +155,7 @@ def sync_stream(
     return report
 
 
-def _store(chunks, stream, client, warehouse, table, run_id, listed, report) -> None:
+def _store(chunks, stream, client, warehouse, table, run_id, listed, report, watchers) -> None:
     """Commits each chunk with its cursor and the calls that fetched it."""
     for chunk in chunks:
         for row in [row for row in chunk.rows if not row.is_deleted][:FIELD_SAMPLE]:  # a tombstone has no shape
@@ -174,3 +178,5 @@ def _store(chunks, stream, client, warehouse, table, run_id, listed, report) -> 
         report.chunks += 1
         if chunk.cursor is not None:
             report.cursor = chunk.cursor
+        for watcher in watchers:
+            watcher(chunk.rows)

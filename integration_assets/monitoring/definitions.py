@@ -2,7 +2,8 @@
 that turn failed checks and runs into alerts (one per problem).
 
 Check names are fixed (`contract`, `drift`, `volume`, `freshness_check`): the alert sensors group check
-outcomes by them.
+outcomes by them. `contract`, `drift` and `volume` are stream checks: the code location hands them to the
+source assets, so they run in each stream's own step (`stream_checks`).
 """
 
 from __future__ import annotations
@@ -13,15 +14,22 @@ from integration_assets.canonical.assets import assets as canonical_assets
 from integration_assets.core.automation import job, schedule
 from integration_assets.core.catalog import Catalog
 from integration_assets.core.monitoring_config import check_roles, load_monitoring
-from integration_assets.monitoring.drift import drift_checks
+from integration_assets.core.stream_check import StreamCheck
+from integration_assets.monitoring.drift import DriftCheck
 from integration_assets.monitoring.freshness import build_freshness_checks, build_freshness_sensor
 from integration_assets.monitoring.health import build_health_asset, build_health_checks
-from integration_assets.monitoring.raw_contract_check import raw_contract_checks
+from integration_assets.monitoring.pools import blocked_pool_alerts
+from integration_assets.monitoring.raw_contract_check import ContractCheck
 from integration_assets.monitoring.sensors import sensors
-from integration_assets.monitoring.volume import volume_checks
+from integration_assets.monitoring.volume import VolumeCheck
 from integration_assets.systems import CATALOG
 
-__all__ = ["build_defs"]
+__all__ = ["build_defs", "stream_checks"]
+
+
+def stream_checks() -> list[StreamCheck]:
+    """The checks this slice runs in every source stream's own step."""
+    return [ContractCheck(), DriftCheck(), VolumeCheck()]
 
 
 def build_defs(catalog: Catalog = CATALOG) -> Definitions:
@@ -39,13 +47,19 @@ def build_defs(catalog: Catalog = CATALOG) -> Definitions:
     return Definitions(
         assets=[health_asset],
         asset_checks=[
-            *raw_contract_checks(catalog),
-            *drift_checks(catalog),
-            *volume_checks(catalog),
             *build_health_checks(catalog),
             *freshness,
         ],
         jobs=[health],
-        schedules=[schedule("health_every_15_minutes", health, "*/15 * * * *", "Connector health every quarter hour.")],
-        sensors=[*sensors, build_freshness_sensor(freshness)],
+        schedules=[
+            schedule(
+                "health_every_15_minutes",
+                health,
+                "*/15 * * * *",
+                "Connector health every quarter hour.",
+                why="health measures time passing (traffic dropping, a vendor gone silent, a credential nearing "
+                "expiry), which no data change announces.",
+            )
+        ],
+        sensors=[*sensors, build_freshness_sensor(freshness), blocked_pool_alerts],
     )

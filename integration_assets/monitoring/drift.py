@@ -13,22 +13,22 @@ from functools import cache
 from typing import Any
 
 from dagster import (
-    AssetCheckExecutionContext,
     AssetCheckResult,
-    AssetChecksDefinition,
     AssetCheckSeverity,
+    DagsterInstance,
     MetadataValue,
+    TableSchema,
     TableSchemaMetadataValue,
-    asset_check,
 )
 
 from integration_assets.canonical.raw_contracts import contract_model
-from integration_assets.core.catalog import Catalog, StreamSpec
+from integration_assets.core.catalog import StreamSpec
 from integration_assets.core.evidence import check_result
 from integration_assets.core.monitoring_config import load_monitoring
+from integration_assets.core.stream_check import StreamCheck, StreamCheckRun
 from integration_assets.monitoring.history import Materialization, materializations
 
-__all__ = ["Change", "build_drift_check", "drift_checks", "promised_fields", "shape_changes", "shape_of"]
+__all__ = ["Change", "DriftCheck", "promised_fields", "shape_changes", "shape_of"]
 
 Shape = dict[str, frozenset[str]]  # payload path → JSON types observed
 
@@ -81,14 +81,17 @@ def _types(types: Iterable[str]) -> str:
 def shape_of(materialization: Materialization) -> Shape | None:
     """The shape a materialization observed, or None when it fetched no live records (the shape is unknown:
     deletion tombstones carry no shape, so a run that fetched only those has none)."""
-    schema = materialization.metadata.get("dagster/column_schema")
-    if not isinstance(schema, TableSchemaMetadataValue) or not materialization.number("fetched"):
-        return None
-    if not schema.schema.columns:
+    return _shape(materialization.metadata.get("dagster/column_schema"), materialization.number("fetched"))
+
+
+def _shape(schema: Any, fetched: float | None) -> Shape | None:
+    """The shape in a `dagster/column_schema` entry (as stored, or as the sync just reported it)."""
+    schema = schema.schema if isinstance(schema, TableSchemaMetadataValue) else schema
+    if not isinstance(schema, TableSchema) or not fetched or not schema.columns:
         return None
     return {
         column.name: frozenset(kind.strip() for kind in column.type.split("|") if kind.strip())
-        for column in schema.schema.columns
+        for column in schema.columns
     }
 
 
@@ -112,11 +115,13 @@ def shape_changes(promised: Mapping[str, str], shape: Shape, earlier: Iterable[S
     return changes
 
 
-def _known_shapes(context: AssetCheckExecutionContext, stream: StreamSpec, wanted: int) -> list[tuple[str, Shape]]:
+def _known_shapes(
+    instance: DagsterInstance, stream: StreamSpec, wanted: int, skip_run: str = ""
+) -> list[tuple[str, Shape]]:
     """Up to `wanted` observed shapes (run id, shape), newest first; runs that fetched nothing are skipped."""
     found: list[tuple[str, Shape]] = []
-    for materialization in materializations(context.instance, stream.asset_key):
-        shape = shape_of(materialization)
+    for materialization in materializations(instance, stream.asset_key):
+        shape = shape_of(materialization) if materialization.run_id != skip_run else None
         if shape is not None:
             found.append((materialization.run_id, shape))
             if len(found) >= wanted:
@@ -135,18 +140,29 @@ def _summary(stream: StreamSpec, changes: list[Change]) -> str:
     )
 
 
-def build_drift_check(stream: StreamSpec) -> AssetChecksDefinition:
-    @asset_check(
-        asset=stream.asset_key,
-        name="drift",
-        blocking=False,
-        description=f"The shape {stream.key} arrives in (fields and JSON types) against its raw contract in "
-        f"`systems/{stream.role}/contracts.py`: promised fields removed or retyped (ERROR), fields new since "
-        "the previous shape (WARN, once). Runs that fetched nothing keep the last known shape's verdict.",
-    )
-    def drift(context: AssetCheckExecutionContext) -> AssetCheckResult:
+class DriftCheck(StreamCheck):
+    name = "drift"
+
+    def applies(self, stream: StreamSpec) -> bool:
+        return stream.contract is not None
+
+    def description(self, stream: StreamSpec) -> str:
+        return (
+            f"The shape {stream.key} arrives in (fields and JSON types) against its raw contract in "
+            f"`systems/{stream.role}/contracts.py`: promised fields removed or retyped (ERROR), fields new since "
+            "the previous shape (WARN, once). Runs that fetched nothing keep the last known shape's verdict."
+        )
+
+    def evaluate(self, run: StreamCheckRun) -> AssetCheckResult:
+        stream = run.stream
         history_runs = load_monitoring().drift.history_runs
-        shapes = _known_shapes(context, stream, wanted=1 + history_runs)
+        landed = run.landed
+        current = (
+            None if landed is None else _shape(landed.metadata.get("dagster/column_schema"), landed.report.fetched)
+        )
+        # the shape this run measured, judged against the earlier ones (the event log may not hold it yet)
+        shapes = [(run.run_id, current)] if current is not None else []
+        shapes += _known_shapes(run.instance, stream, wanted=1 + history_runs - len(shapes), skip_run=run.run_id)
         if not shapes:
             return check_result(
                 passed=True,
@@ -186,9 +202,3 @@ def build_drift_check(stream: StreamSpec) -> AssetChecksDefinition:
                 "shapes_compared": len(earlier),
             },
         )
-
-    return drift
-
-
-def drift_checks(catalog: Catalog) -> list[AssetChecksDefinition]:
-    return [build_drift_check(stream) for stream in catalog.streams if stream.contract is not None]

@@ -3,15 +3,22 @@
 Raw assets keep the vendor's promise (`systems/<role>/contracts.py`); their check does not block, because the
 canonical layer already routes each violating record to the review queue and must still run. Sample values
 of personal-data fields are masked.
+
+It costs what landed, not the whole history: in the stream's own step it validates each chunk as it commits
+and records the ids that break the contract in `ops.raw_contract_failures`, replacing what it knew of the
+records it saw again. The verdict counts every live record still on that list, so a record that broke the
+contract in an earlier run keeps the check failing until it is fixed or deleted. Executed alone (from the
+UI), the check validates every live row of the table and rewrites the list.
 """
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
-from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetChecksDefinition, MetadataValue, asset_check
+from dagster import AssetCheckResult, MetadataValue
 
-from integration_assets.canonical.raw_contracts import check_stream, contract_model
-from integration_assets.core.catalog import Catalog, StreamSpec
+from integration_assets.canonical.raw_contracts import ContractResult, check_stream, contract_model
+from integration_assets.core.catalog import StreamSpec
 from integration_assets.core.contract_evidence import (
     COLUMNS,
     contract_counts,
@@ -21,10 +28,15 @@ from integration_assets.core.contract_evidence import (
 )
 from integration_assets.core.evidence import check_result
 from integration_assets.core.payload import MISSING, resolve_path
-from integration_assets.core.warehouse import Warehouse
+from integration_assets.core.stream_check import ChunkWatcher, StreamCheck, StreamCheckRun
+from integration_assets.core.warehouse import RawRow, Warehouse
 from integration_assets.mapping.dictionary import load_dictionary
 
-__all__ = ["build_raw_contract_check", "raw_contract_checks"]
+__all__ = ["FAILURES", "ContractCheck"]
+
+FAILURES = "ops.raw_contract_failures"  # the live records known to break their stream's raw contract
+FAILURE_COLUMNS = {"stream": "TEXT NOT NULL", "record_id": "TEXT NOT NULL", "broke": "TEXT"}
+_DELETE_BATCH = 500
 
 
 def _raw_pii_paths(stream: StreamSpec) -> dict[str, str]:
@@ -44,46 +56,114 @@ def _values_at(payload: Any, paths: Iterable[str]) -> set[str]:
     return {plain(value) for value in found if value is not MISSING and value not in (None, "")}
 
 
-def build_raw_contract_check(stream: StreamSpec) -> AssetChecksDefinition:
-    @asset_check(
-        asset=stream.asset_key,
-        name="contract",
-        blocking=False,
-        required_resource_keys={"warehouse"},
-        description=f"Live records of `{stream.raw_table}` against the vendor's promise in "
-        f"`systems/{stream.role}/contracts.py` (pandera). Not blocking: the canonical layer sends violating "
-        "records to the review queue and must still run.",
+@dataclass
+class _Judged:
+    """What the contract found in the records it validated (one run's chunks, or the whole table)."""
+
+    checked: int = 0
+    failed: set[str] = field(default_factory=set)
+    evidence: list[dict[str, Any]] = field(default_factory=list)
+
+    def add(self, stream: StreamSpec, live: dict[str, Any], result: ContractResult) -> None:
+        self.checked += result.checked
+        self.failed.update(result.failed)
+        if result.failed:
+            pii = _raw_pii_paths(stream)
+            self.evidence += failure_evidence(
+                result.failure_cases,
+                stream.raw_table,
+                id_of=lambda index: "" if is_missing_index(index) else str(index),
+                is_pii=pii.__contains__,
+                personal_values=lambda index: _values_at(live.get(str(index), {}), pii.values()),
+            )
+
+
+def _remember(warehouse: Warehouse, stream: StreamSpec, seen: Sequence[str] | None, result: ContractResult) -> None:
+    """Forgets what was known of the records seen again (all of the stream's when `seen` is None) and lists
+    those that break the contract now."""
+    with warehouse.transaction() as tx:
+        if seen is None:
+            tx.execute(f"DELETE FROM {FAILURES} WHERE stream = ?", [stream.key])
+        for start in range(0, len(seen or ()), _DELETE_BATCH):
+            batch = list(seen[start : start + _DELETE_BATCH])  # type: ignore[index]
+            marks = ", ".join("?" for _ in batch)
+            tx.execute(f"DELETE FROM {FAILURES} WHERE stream = ? AND record_id IN ({marks})", [stream.key, *batch])
+        if result.failed:
+            rows = [
+                {"stream": stream.key, "record_id": rid, "broke": "; ".join(broke)}
+                for rid, broke in result.failed.items()
+            ]
+            tx.append(FAILURES, rows)
+
+
+def _still_failing(warehouse: Warehouse, stream: StreamSpec) -> set[str]:
+    """Records on the list that are still live in the raw table."""
+    rows = warehouse.query(
+        f"SELECT f.record_id FROM {FAILURES} f JOIN {stream.raw_table} r ON r.id = f.record_id "
+        "WHERE f.stream = ? AND NOT r.is_deleted",
+        [stream.key],
     )
-    def contract(context: AssetCheckExecutionContext) -> AssetCheckResult:
-        warehouse: Warehouse = context.resources.warehouse.open()
-        warehouse.ensure_raw_table(stream.raw_table)
-        live = {rid: r["payload"] for rid, r in warehouse.raw_records(stream.raw_table).items() if not r["is_deleted"]}
-        result = check_stream(stream, live)
-        pii = _raw_pii_paths(stream)
-        rows = failure_evidence(
-            result.failure_cases,
-            stream.raw_table,
-            id_of=lambda index: "" if is_missing_index(index) else str(index),
-            is_pii=pii.__contains__,
-            personal_values=lambda index: _values_at(live.get(str(index), {}), pii.values()),
+    return {str(row[0]) for row in rows}
+
+
+class ContractCheck(StreamCheck):
+    name = "contract"
+
+    def applies(self, stream: StreamSpec) -> bool:
+        return stream.contract is not None
+
+    def description(self, stream: StreamSpec) -> str:
+        return (
+            f"Records of `{stream.raw_table}` against the vendor's promise in `systems/{stream.role}/contracts.py` "
+            "(pandera): the records each run lands, as they land, plus those an earlier run found broken and "
+            "still live; executed alone, every live record. Not blocking: the canonical layer sends violating "
+            "records to the review queue and must still run."
         )
-        counts, by_check = contract_counts(rows, len(result.failed), result.checked)
+
+    def watch(self, stream: StreamSpec, warehouse: Warehouse) -> tuple[ChunkWatcher, Any]:
+        warehouse.ensure_table(FAILURES, FAILURE_COLUMNS)
+        judged = _Judged()
+
+        def on_chunk(rows: Sequence[RawRow]) -> None:
+            live = {row.id: row.payload for row in rows if not row.is_deleted}
+            result = check_stream(stream, live)
+            judged.add(stream, live, result)
+            _remember(warehouse, stream, [row.id for row in rows], result)
+
+        return on_chunk, lambda: judged
+
+    def evaluate(self, run: StreamCheckRun) -> AssetCheckResult:
+        stream, warehouse = run.stream, run.warehouse
+        judged: _Judged | None = run.watched
+        if judged is None:  # alone: the whole table
+            warehouse.ensure_raw_table(stream.raw_table)
+            warehouse.ensure_table(FAILURES, FAILURE_COLUMNS)
+            live = {
+                rid: r["payload"] for rid, r in warehouse.raw_records(stream.raw_table).items() if not r["is_deleted"]
+            }
+            result = check_stream(stream, live)
+            judged = _Judged()
+            judged.add(stream, live, result)
+            _remember(warehouse, stream, None, result)
+            scope = f"{judged.checked} live records"
+        else:
+            scope = f"{judged.checked} live records landed this run"
+        failing = _still_failing(warehouse, stream)
+        earlier = len(failing - judged.failed)
+        counts, by_check = contract_counts(judged.evidence, len(failing), judged.checked)
         return check_result(
-            passed=result.ok,
+            passed=not failing,
             system=stream.role,
-            summary=f"{stream.key}: {len(result.failed)} of {result.checked} live records break the raw contract "
-            f"({len(rows)} failures)",
+            summary=f"{stream.key}: {len(judged.failed)} of {scope} break the raw contract "
+            f"({len(judged.evidence)} failures)" + (f"; {earlier} found earlier still break it" if earlier else ""),
             next_action=f"Look at the review queue's contract_violation items of {stream.role}/"
             f"{stream.object_type}; if the vendor changed its shape on purpose, update "
             f"`systems/{stream.role}/contracts.py` (see the drift check)",
-            records=rows,
+            records=judged.evidence,
             columns=COLUMNS,
-            counts=counts,
-            extra={"failures_by_check": MetadataValue.md(by_check)},
+            counts={**counts, "failed_earlier_still_live": earlier},
+            extra={
+                "failures_by_check": MetadataValue.md(by_check),
+                "earlier_failing_ids": MetadataValue.text(", ".join(sorted(failing - judged.failed)[:20])),
+            },
         )
-
-    return contract
-
-
-def raw_contract_checks(catalog: Catalog) -> list[AssetChecksDefinition]:
-    return [build_raw_contract_check(stream) for stream in catalog.streams if stream.contract is not None]

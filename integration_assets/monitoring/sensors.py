@@ -382,6 +382,7 @@ def run_observations(record: EventLogRecord, instance: DagsterInstance, owners: 
                 "run_id": entry.run_id,
                 "failed_steps": failed_steps,
                 "failed_assets": failed_assets,
+                "flow": run.tags.get("integration/flow") if run is not None else None,  # automation runs too
                 "failure_reason": failure.failure_reason.value if failure and failure.failure_reason else None,
                 "counts": {"failed_steps": len(failed_steps)},
                 "sample_ids": [],

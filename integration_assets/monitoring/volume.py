@@ -6,14 +6,15 @@ deletion) shows here before anyone misses a customer. The median resists one odd
 
 from statistics import median
 
-from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetChecksDefinition, asset_check
+from dagster import AssetCheckResult
 
-from integration_assets.core.catalog import Catalog, StreamSpec
+from integration_assets.core.catalog import StreamSpec
 from integration_assets.core.evidence import check_result
 from integration_assets.core.monitoring_config import load_monitoring
+from integration_assets.core.stream_check import StreamCheck, StreamCheckRun
 from integration_assets.monitoring.history import materializations
 
-__all__ = ["LIVE_ROWS", "build_volume_check", "judge_volume", "volume_checks"]
+__all__ = ["LIVE_ROWS", "VolumeCheck", "judge_volume"]
 
 LIVE_ROWS = "live_rows"  # numeric metadata of every source materialization: rows not deleted at the source
 
@@ -30,20 +31,23 @@ def judge_volume(current: float, history: list[float], drop_share: float) -> tup
     return True, f"{current:g} live rows against a median of {usual:g}"
 
 
-def build_volume_check(stream: StreamSpec) -> AssetChecksDefinition:
-    @asset_check(
-        asset=stream.asset_key,
-        name="volume",
-        blocking=False,
-        description=f"Live rows of `{stream.raw_table}` against the median of its last materializations (`drift."
-        "history_runs` in monitoring.yaml): zero, or a drop below `drift.volume_drop_share`, fails.",
-    )
-    def volume(context: AssetCheckExecutionContext) -> AssetCheckResult:
-        settings = load_monitoring().drift
+class VolumeCheck(StreamCheck):
+    name = "volume"
+
+    def description(self, stream: StreamSpec) -> str:
+        return (
+            f"Live rows of `{stream.raw_table}` against the median of its last materializations (`drift."
+            "history_runs` in monitoring.yaml): zero, or a drop below `drift.volume_drop_share`, fails."
+        )
+
+    def evaluate(self, run: StreamCheckRun) -> AssetCheckResult:
+        stream, settings = run.stream, load_monitoring().drift
         counts: list[float] = []
-        for materialization in materializations(context.instance, stream.asset_key):
+        if run.landed is not None:  # what the sync just counted (the event log may not hold it yet)
+            counts.append(float(run.landed.metadata[LIVE_ROWS]))
+        for materialization in materializations(run.instance, stream.asset_key):
             live = materialization.number(LIVE_ROWS)
-            if live is not None:
+            if live is not None and materialization.run_id != run.run_id:
                 counts.append(live)
                 if len(counts) > settings.history_runs:
                     break
@@ -70,9 +74,3 @@ def build_volume_check(stream: StreamSpec) -> AssetChecksDefinition:
                 "runs_compared": len(history),
             },
         )
-
-    return volume
-
-
-def volume_checks(catalog: Catalog) -> list[AssetChecksDefinition]:
-    return [build_volume_check(stream) for stream in catalog.streams]

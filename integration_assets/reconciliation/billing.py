@@ -9,13 +9,14 @@ from collections import defaultdict
 from datetime import UTC, date, datetime
 from typing import Any
 
-from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetCheckSeverity, asset_check
+from dagster import AssetCheckResult, AssetCheckSeverity
 
 from integration_assets.core.monitoring_config import load_monitoring
 from integration_assets.core.warehouse import Warehouse
 from integration_assets.mapping.dictionary import load_dictionary
 from integration_assets.mapping.normalize import namespaced_id
 from integration_assets.reconciliation.common import (
+    CrossSystemCheck,
     canonical_key,
     diff_row,
     live_raw,
@@ -25,7 +26,7 @@ from integration_assets.reconciliation.common import (
 )
 from integration_assets.systems import CATALOG
 
-__all__ = ["asset_checks", "deal_invoice_problems", "invoice_payment_problems"]
+__all__ = ["checks", "deal_invoice_problems", "invoice_payment_problems"]
 
 INVOICES = CATALOG.stream("billing/invoices").raw_table  # Stripe invoices as landed
 
@@ -151,17 +152,7 @@ def invoice_payment_problems(
     return rows
 
 
-@asset_check(
-    asset=canonical_key("deals"),
-    name="won_deals_invoiced",
-    additional_deps=[canonical_key("invoices")],
-    blocking=False,
-    required_resource_keys={"warehouse"},
-    description="Every closed-won deal has an invoice once the grace period from monitoring.yaml has passed, "
-    "and the invoice bills the deal's amount in the deal's currency. Lists the exact deals and invoices.",
-)
-def won_deals_invoiced(context: AssetCheckExecutionContext) -> AssetCheckResult:
-    warehouse: Warehouse = context.resources.warehouse.open()
+def won_deals_invoiced(warehouse: Warehouse) -> AssetCheckResult:
     grace = load_monitoring().reconciliation.won_deal_invoice_grace_days
     won = warehouse.records(
         "SELECT deal_id, amount, currency, close_date, created_at, source_records FROM canonical.deals "
@@ -189,17 +180,7 @@ def won_deals_invoiced(context: AssetCheckExecutionContext) -> AssetCheckResult:
     )
 
 
-@asset_check(
-    asset=canonical_key("payments"),
-    name="invoices_paid_by_payments",
-    additional_deps=[canonical_key("invoices")],
-    blocking=False,
-    required_resource_keys={"warehouse"},
-    description="Paid invoices are covered by their succeeded payments net of refunds, no invoice is overpaid, "
-    "and every payment pays an invoice that exists. Lists the exact invoices and charges.",
-)
-def invoices_paid_by_payments(context: AssetCheckExecutionContext) -> AssetCheckResult:
-    warehouse: Warehouse = context.resources.warehouse.open()
+def invoices_paid_by_payments(warehouse: Warehouse) -> AssetCheckResult:
     invoices = warehouse.records(
         "SELECT invoice_id, status, currency, total, amount_paid, source_records FROM canonical.invoices "
         "WHERE NOT is_deleted"
@@ -223,4 +204,21 @@ def invoices_paid_by_payments(context: AssetCheckExecutionContext) -> AssetCheck
     )
 
 
-asset_checks = [won_deals_invoiced, invoices_paid_by_payments]
+checks = [
+    CrossSystemCheck(
+        name="won_deals_invoiced",
+        asset=canonical_key("deals"),
+        reads=(canonical_key("invoices"),),
+        evaluate=won_deals_invoiced,
+        description="Every closed-won deal has an invoice once the grace period from monitoring.yaml has passed, "
+        "and the invoice bills the deal's amount in the deal's currency. Lists the exact deals and invoices.",
+    ),
+    CrossSystemCheck(
+        name="invoices_paid_by_payments",
+        asset=canonical_key("payments"),
+        reads=(canonical_key("invoices"),),
+        evaluate=invoices_paid_by_payments,
+        description="Paid invoices are covered by their succeeded payments net of refunds, no invoice is "
+        "overpaid, and every payment pays an invoice that exists. Lists the exact invoices and charges.",
+    ),
+]

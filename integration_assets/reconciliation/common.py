@@ -1,27 +1,46 @@
-"""What every reconciliation check shares: the diff table's columns, record references and raw lookups.
+"""What every reconciliation check shares: the diff table's columns, record references and raw lookups, and
+the one step that runs the cross-system checks.
 
 A reconciliation row names the record a person has to open (`system`, `object_type`, `id`: the vendor's own
 id, as the sandbox manifest and the review queue name it), the problem kind, the field, and both sides.
+
+The cross-system checks (`billing`, `customers`, `tickets`) are each a `CrossSystemCheck`: a name, the
+canonical asset it is shown on, the other canonical tables it reads, and what it computes from the warehouse.
+`cross_system_step` runs them all in one step (one process, one warehouse connection), yet each is its own
+asset check in the UI, with its own history, executable alone: the step evaluates only the checks selected
+in its run. Each follows its canonical inputs (`automation_condition("reconciliation")`).
 """
 
-from __future__ import annotations
-
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
-from dagster import AssetCheckResult, AssetCheckSeverity, AssetKey
+from dagster import (
+    AssetCheckExecutionContext,
+    AssetCheckKey,
+    AssetCheckResult,
+    AssetChecksDefinition,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetKey,
+    multi_asset_check,
+)
 
 from integration_assets.core.evidence import check_result
 from integration_assets.core.monitoring_config import load_monitoring
 from integration_assets.core.payload import resolve_path
+from integration_assets.core.policies import automation_condition
 from integration_assets.core.warehouse import Warehouse
 from integration_assets.mapping.normalize import namespaced_id
 from integration_assets.mapping.schema import FieldDictionary
 
 __all__ = [
+    "CROSS_SYSTEM_STEP",
     "DIFF_COLUMNS",
+    "CrossSystemCheck",
     "Ref",
     "canonical_key",
+    "cross_system_step",
     "diff_row",
     "live_raw",
     "outcome",
@@ -29,6 +48,7 @@ __all__ = [
     "source_refs",
 ]
 
+CROSS_SYSTEM_STEP = "cross_system_checks"  # the step's (op's) name
 DIFF_COLUMNS = ("system", "object_type", "id", "problem", "field", "this_side", "other_side", "other_record")
 Ref = tuple[str, str, str]  # (system, object_type, vendor id)
 
@@ -111,3 +131,67 @@ def outcome(
         limit=load_monitoring().reconciliation.sample_rows,
         severity=severity,
     )
+
+
+@dataclass(frozen=True)
+class CrossSystemCheck:
+    """One cross-system check: shown as `name` on `asset`, reading `asset` and the tables of `reads`."""
+
+    name: str
+    asset: AssetKey
+    description: str
+    evaluate: Callable[[Warehouse], AssetCheckResult]
+    reads: Sequence[AssetKey] = field(default_factory=tuple)
+
+    @property
+    def key(self) -> AssetCheckKey:
+        return AssetCheckKey(self.asset, self.name)
+
+    def spec(self) -> AssetCheckSpec:
+        """Not blocking (they judge data the canonical step already committed); each runs when its inputs
+        changed and are usable, on its own."""
+        return AssetCheckSpec(
+            self.name,
+            asset=self.asset,
+            additional_deps=list(self.reads),
+            blocking=False,
+            description=self.description,
+            automation_condition=automation_condition("reconciliation"),
+        )
+
+
+def cross_system_step(checks: Sequence[CrossSystemCheck]) -> AssetChecksDefinition:
+    """One step evaluating the selected ones of `checks`, in their order, on one warehouse connection.
+
+    A check that raises does not hide the others: they are still evaluated and reported, then the step fails
+    with the first error (the UI shows that check's execution as failed, the others with their results)."""
+    by_key = {check.key: check for check in checks}
+    if len(by_key) != len(checks):
+        raise ValueError(f"two cross-system checks share a name on one asset: {[c.key for c in checks]}")
+
+    @multi_asset_check(
+        name=CROSS_SYSTEM_STEP,
+        specs=[check.spec() for check in checks],
+        can_subset=True,
+        required_resource_keys={"warehouse"},
+        description="The cross-system reconciliation checks, in one step: only those selected in the run.",
+    )
+    def cross_system_checks(context: AssetCheckExecutionContext) -> Iterator[AssetCheckResult]:
+        selected = context.selected_asset_check_keys
+        warehouse: Warehouse = context.resources.warehouse.open()
+        errors: list[tuple[str, Exception]] = []
+        for check in checks:
+            if check.key not in selected:
+                continue
+            try:
+                result = check.evaluate(warehouse)
+            except Exception as error:  # reported after the others ran; the step still fails
+                context.log.error(f"{check.name} on {check.asset.to_user_string()} raised: {error!r}")
+                errors.append((check.name, error))
+                continue
+            yield AssetCheckResult(**{**result._asdict(), "asset_key": check.asset, "check_name": check.name})
+        if errors:
+            name, first = errors[0]
+            raise RuntimeError(f"cross-system check {name} failed to evaluate: {first}") from first
+
+    return cross_system_checks

@@ -6,22 +6,16 @@ the exact records missing or extra. With a count only, a missing record and an e
 cancel out; a full refresh of the asset reloads the stream either way.
 """
 
+import time
 from typing import Any
 
-from dagster import (
-    AssetCheckExecutionContext,
-    AssetCheckResult,
-    AssetChecksDefinition,
-    AssetCheckSeverity,
-    asset_check,
-)
+from dagster import AssetCheckResult, AssetCheckSeverity
 
-from integration_assets.core.catalog import Catalog, LiveTotal, StreamSpec
-from integration_assets.core.policies import STEP_RETRY
-from integration_assets.core.warehouse import Warehouse
+from integration_assets.core.catalog import StreamSpec
+from integration_assets.core.stream_check import StreamCheck, StreamCheckRun
 from integration_assets.reconciliation.common import outcome
 
-__all__ = ["completeness_checks", "completeness_problems"]
+__all__ = ["CompletenessCheck", "completeness_problems"]
 
 KINDS = ("missing_records", "extra_records")
 
@@ -66,32 +60,34 @@ def _count_of(rows: list[dict[str, Any]], kind: str, vendor_total: int, loaded: 
     return max(gap, 0) if kind == "missing_records" else max(-gap, 0)
 
 
-def _build(stream: StreamSpec, live_total: LiveTotal) -> AssetChecksDefinition:
-    table, resource_key = stream.raw_table, stream.vendor
+class CompletenessCheck(StreamCheck):
+    """Counted in the stream's own step, right after it lands: counted any later, records created at the
+    vendor since the sync would read as missing. It reports what its own counting cost (calls, seconds)."""
 
-    @asset_check(
-        asset=stream.asset_key,
-        name="complete_against_vendor",
-        blocking=False,
-        required_resource_keys={resource_key, "warehouse"},
-        pool=resource_key,  # shares the vendor's rate limit with its source assets
-        retry_policy=STEP_RETRY,
-        description=f"The vendor's own count of live {stream.object_type} equals the live rows in `{table}` "
-        "(read-only calls under the source connector's grant).",
-    )
-    def complete_against_vendor(context: AssetCheckExecutionContext) -> AssetCheckResult:
-        warehouse: Warehouse = context.resources.warehouse.open()
-        client = getattr(context.resources, resource_key).client(connector=stream.connector, run_id=context.run.run_id)
+    name = "complete_against_vendor"
+    uses_vendor = True
+
+    def description(self, stream: StreamSpec) -> str:
+        return (
+            f"The vendor's own count of live {stream.object_type} equals the live rows in `{stream.raw_table}` "
+            "(read-only calls under the source connector's grant, in the stream's own step)."
+        )
+
+    def evaluate(self, run: StreamCheckRun) -> AssetCheckResult:
+        stream, warehouse = run.stream, run.warehouse
+        started = time.monotonic()
+        client = run.client()
         try:
-            vendor_total, vendor_ids = live_total(client, stream.object_type)
+            vendor_total, vendor_ids = run.live_total(client, stream.object_type)
         finally:
             client.close()
             calls = client.call_log.drain()
             if calls:
                 with warehouse.transaction() as tx:
                     tx.append("ops.api_calls", [call.as_row() for call in calls])
-        warehouse.ensure_raw_table(table)
-        loaded = {str(r[0]) for r in warehouse.query(f"SELECT id FROM {table} WHERE NOT is_deleted")}
+        counting = {"counting_api_calls": len(calls), "counting_seconds": round(time.monotonic() - started, 3)}
+        warehouse.ensure_raw_table(stream.raw_table)
+        loaded = {str(r[0]) for r in warehouse.query(f"SELECT id FROM {stream.raw_table} WHERE NOT is_deleted")}
         rows = completeness_problems(stream, vendor_total, vendor_ids, loaded)
         counts = {kind: _count_of(rows, kind, vendor_total, len(loaded)) for kind in KINDS}
         return outcome(
@@ -104,12 +100,5 @@ def _build(stream: StreamSpec, live_total: LiveTotal) -> AssetChecksDefinition:
             next_action=f"Run {stream.key} again; if the difference stays, materialize it with "
             "`full_refresh: true` and look at its run log for skipped pages.",
             severity=AssetCheckSeverity.ERROR,
-            extra_counts={**counts, "vendor_total": vendor_total, "loaded_live": len(loaded)},
+            extra_counts={**counts, "vendor_total": vendor_total, "loaded_live": len(loaded), **counting},
         )
-
-    return complete_against_vendor
-
-
-def completeness_checks(catalog: Catalog) -> list[AssetChecksDefinition]:
-    """One `complete_against_vendor` check per stream, counting at its system's vendor."""
-    return [_build(stream, system.live_total) for system in catalog.systems for stream in system.streams]

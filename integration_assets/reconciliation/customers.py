@@ -9,17 +9,24 @@ raw records of one canonical row through the dictionary's normalizers, so `+44 2
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetCheckSeverity, asset_check
+from dagster import AssetCheckResult, AssetCheckSeverity
 
 from integration_assets.canonical.validate import is_empty, read_record
 from integration_assets.core.evidence import mask
 from integration_assets.core.warehouse import Warehouse
 from integration_assets.mapping.dictionary import load_dictionary
 from integration_assets.mapping.schema import FieldDictionary
-from integration_assets.reconciliation.common import Ref, canonical_key, diff_row, outcome, source_refs
+from integration_assets.reconciliation.common import (
+    CrossSystemCheck,
+    Ref,
+    canonical_key,
+    diff_row,
+    outcome,
+    source_refs,
+)
 from integration_assets.systems import CATALOG
 
-__all__ = ["asset_checks", "compared_fields", "master_data_problems"]
+__all__ = ["checks", "compared_fields", "master_data_problems"]
 
 ENTITIES = ("customers", "contacts")  # canonical.customers also rebuilds canonical.contacts
 COMPARED_TYPES = frozenset({"string", "email", "phone"})  # names, emails, phones: not ids, dates or labels
@@ -100,17 +107,7 @@ def problem_kinds(dictionary: FieldDictionary) -> list[str]:
     return sorted({f"{name}_differs" for entity in ENTITIES for name in compared_fields(dictionary, entity)})
 
 
-@asset_check(
-    asset=canonical_key("customers"),
-    name="customer_master_agrees",
-    blocking=False,
-    required_resource_keys={"warehouse"},
-    description="Names of clients, and emails and phones of people, kept by a system that does not own them "
-    "(per field_dictionary.yaml) agree with the owning system's value after normalization. Values that "
-    "are personal data are shown masked.",
-)
-def customer_master_agrees(context: AssetCheckExecutionContext) -> AssetCheckResult:
-    warehouse: Warehouse = context.resources.warehouse.open()
+def customer_master_agrees(warehouse: Warehouse) -> AssetCheckResult:
     dictionary = load_dictionary()
     rows: list[dict[str, Any]] = []
     compared = 0
@@ -133,4 +130,13 @@ def customer_master_agrees(context: AssetCheckExecutionContext) -> AssetCheckRes
     )
 
 
-asset_checks = [customer_master_agrees]
+checks = [
+    CrossSystemCheck(
+        name="customer_master_agrees",
+        asset=canonical_key("customers"),
+        evaluate=customer_master_agrees,
+        description="Names of clients, and emails and phones of people, kept by a system that does not own them "
+        "(per field_dictionary.yaml) agree with the owning system's value after normalization. Values that "
+        "are personal data are shown masked.",
+    )
+]

@@ -8,12 +8,12 @@ knows. The client is known when the ticket resolves to a live canonical client.
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetCheckSeverity, asset_check
+from dagster import AssetCheckResult, AssetCheckSeverity
 
 from integration_assets.core.warehouse import Warehouse
-from integration_assets.reconciliation.common import canonical_key, diff_row, outcome, source_refs
+from integration_assets.reconciliation.common import CrossSystemCheck, canonical_key, diff_row, outcome, source_refs
 
-__all__ = ["asset_checks", "ticket_problems"]
+__all__ = ["checks", "ticket_problems"]
 
 KINDS = ("unknown_requester", "unknown_organization")
 STAFF_ROLE = "staff"
@@ -40,17 +40,7 @@ def ticket_problems(
     return rows
 
 
-@asset_check(
-    asset=canonical_key("tickets"),
-    name="tickets_known_people",
-    additional_deps=[canonical_key("customers")],
-    blocking=False,
-    required_resource_keys={"warehouse"},
-    description="Every live ticket's requester is a CRM contact (or our staff) and its organization a known "
-    "client. Lists the exact tickets.",
-)
-def tickets_known_people(context: AssetCheckExecutionContext) -> AssetCheckResult:
-    warehouse: Warehouse = context.resources.warehouse.open()
+def tickets_known_people(warehouse: Warehouse) -> AssetCheckResult:
     tickets = warehouse.records(
         "SELECT ticket_id, requester_id, customer_id, source_records FROM canonical.tickets WHERE NOT is_deleted"
     )
@@ -71,4 +61,13 @@ def tickets_known_people(context: AssetCheckExecutionContext) -> AssetCheckResul
     )
 
 
-asset_checks = [tickets_known_people]
+checks = [
+    CrossSystemCheck(
+        name="tickets_known_people",
+        asset=canonical_key("tickets"),
+        reads=(canonical_key("customers"),),
+        evaluate=tickets_known_people,
+        description="Every live ticket's requester is a CRM contact (or our staff) and its organization a known "
+        "client. Lists the exact tickets.",
+    )
+]

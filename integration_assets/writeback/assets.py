@@ -1,7 +1,9 @@
 """The write-back flows as Dagster assets (group `writeback`), each with an `outbox_drained` check.
 
 Materializing `writeback/<flow>` performs the sync: the outbox first, then this run's plan; the metadata
-reports counts by status (the UI plots them), the outbox's size and a table of per-record results. The check
+reports counts by status (the UI plots them), the outbox's size and a table of per-record results. Each flow
+follows the canonical tables it reads (`automation_condition("writeback")`): the `write_back_automation`
+sensor runs it once they changed and are usable (built, their blocking contract passed). The check
 fails while writes wait in the outbox (a destination is down), so the issue-5 check sensors alert once when
 the outage starts and send one recovery notice after the replay; `writeback.sensors.outbox_replay` requests
 the replay when the waiting writes are due.
@@ -26,7 +28,7 @@ from pydantic import Field
 
 from integration_assets.core.evidence import check_result, markdown_table
 from integration_assets.core.http import ApiClient
-from integration_assets.core.policies import STEP_RETRY
+from integration_assets.core.policies import STEP_RETRY, automation_condition
 from integration_assets.core.warehouse import Warehouse
 from integration_assets.mapping.dictionary import load_dictionary
 from integration_assets.mapping.schema import FieldDictionary
@@ -115,6 +117,7 @@ def _build_flow_asset(flow: str) -> AssetsDefinition:
         kinds={vendor, "python"},
         pool=vendor,
         retry_policy=STEP_RETRY,  # safe: every write carries its idempotency key and looks before it creates
+        automation_condition=automation_condition("writeback"),
         required_resource_keys={vendor, "warehouse"},
         tags={"system": ROLES[vendor], "vendor": vendor},
         description=f"{description}\n\nEach write is in `ops.sync_log`; writes waiting for their destination are in "

@@ -1,11 +1,12 @@
-"""The write-back slice: the three flows into the vendors, their outbox checks, the replay sensor and the
-hourly job, twenty minutes after each sync."""
+"""The write-back slice: the three flows into the vendors, their outbox checks, the replay sensor, the job, and
+the automation sensor that runs each flow once the canonical tables it reads have changed (no schedule: a
+flow follows the data it writes, not the clock)."""
 
 from __future__ import annotations
 
 from dagster import AssetSelection, Definitions
 
-from integration_assets.core.automation import job, schedule
+from integration_assets.core.automation import automation_sensor, job
 from integration_assets.core.catalog import Catalog
 from integration_assets.systems import CATALOG
 from integration_assets.writeback.assets import asset_checks, assets
@@ -15,10 +16,11 @@ __all__ = ["build_defs"]
 
 
 def build_defs(catalog: Catalog = CATALOG) -> Definitions:
+    flows = AssetSelection.assets(*assets)
     write_back = job(
         "write_back",
         "write_back",
-        AssetSelection.assets(*assets),
+        flows,
         "The write-back flows (CRM → billing, billing → CRM, CRM → support), each replaying its outbox first, with "
         "their outbox_drained checks; outbox_replay launches a flow when its waiting writes are due.",
         catalog.roles,
@@ -27,13 +29,14 @@ def build_defs(catalog: Catalog = CATALOG) -> Definitions:
         assets=assets,
         asset_checks=asset_checks,
         jobs=[write_back],
-        schedules=[
-            schedule(
-                "write_back_hourly",
-                write_back,
-                "20 * * * *",
-                "The write-back flows twenty minutes after each sync, from the canonical model it just built.",
-            )
+        sensors=[
+            *sensors,
+            automation_sensor(
+                "write_back",
+                flows,
+                "Runs each write-back flow once the canonical tables it reads have changed and are usable (built, "
+                "their contract passed, none being rebuilt), with its outbox_drained check.",
+                catalog.roles,
+            ),
         ],
-        sensors=sensors,
     )

@@ -15,7 +15,6 @@ import pytest
 import yaml
 from dagster import AssetCheckSeverity, DagsterInstance, materialize
 
-from integration_assets.canonical.assets import asset_checks as canonical_checks
 from integration_assets.canonical.assets import assets as canonical_assets
 from integration_assets.core.config import default_path
 from integration_assets.core.errors import IntegrationError
@@ -102,7 +101,7 @@ def test_health_figures_are_the_call_log_of_a_faulty_sync(sandbox: Sandbox, ware
     put_faults(sandbox, BAD_DAY)
     with DagsterInstance.ephemeral() as instance:
         synced = materialize(
-            [*SOURCES, *canonical_assets, *canonical_checks],
+            [*SOURCES, *canonical_assets],
             resources=resources(sandbox, warehouse_url),
             instance=instance,
         )

@@ -15,7 +15,7 @@ from integration_assets.core.resources import WarehouseResource
 from integration_assets.definitions import defs
 from integration_assets_tests.testing.alerts import WebhookReceiver, read_lines, write_monitoring
 from integration_assets_tests.testing.sandbox import put_faults
-from integration_assets_tests.testing.sync import SOURCES, quality_checks, resources
+from integration_assets_tests.testing.sync import SOURCES, checked_sources, resources
 from integration_sandbox.server import Sandbox
 
 # One stream drifts: the vendor renames a promised field and adds one nobody asked for.
@@ -28,7 +28,7 @@ hubspot:
       add: {hs_legal_basis: "Legitimate interest"}
 """
 NO_FAULTS = "seed: 1\n"
-DRIFT_CHECKS = [c for c in quality_checks() if {k.name for k in c.check_keys} == {"drift"}]
+WITH_DRIFT = checked_sources("drift")  # each stream with its drift check, in its own step
 FULL_REFRESH = {"ops": {a.op.name: {"config": {"full_refresh": True}} for a in SOURCES}}
 
 
@@ -59,7 +59,7 @@ def test_drift_alerts_once_and_recovers_once(
         def run_and_tick() -> dict:
             nonlocal cursor
             result = materialize(
-                [*SOURCES, *DRIFT_CHECKS],
+                WITH_DRIFT,
                 resources=resources(sandbox, warehouse_url),
                 instance=instance,
                 run_config=FULL_REFRESH,

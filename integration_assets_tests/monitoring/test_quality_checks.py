@@ -17,7 +17,7 @@ from integration_assets.monitoring.volume import judge_volume
 from integration_assets.systems import CATALOG
 from integration_assets_tests.testing import PROJECT
 from integration_assets_tests.testing.sandbox import put_faults, sandbox_records
-from integration_assets_tests.testing.sync import SOURCES, VENDOR_OF, materialized, quality_checks, resources
+from integration_assets_tests.testing.sync import SOURCES, VENDOR_OF, checked_sources, materialized, resources
 from integration_sandbox.server import Sandbox
 
 DRIFT_PROFILE = PROJECT / "data" / "faults" / "drift.yaml"
@@ -28,18 +28,12 @@ SOURCE_NAMES = {s.key for s in CATALOG.streams}
 FULL_REFRESH = {"ops": {a.op.name: {"config": {"full_refresh": True}} for a in SOURCES}}
 
 
-def checks_on(names: set[str]) -> list:
-    """The quality checks whose asset is one of `names` (asset keys as strings)."""
-    return [c for c in quality_checks() if {k.asset_key.to_user_string() for k in c.check_keys} <= names]
-
-
-RAW_CHECKS = checks_on(SOURCE_NAMES)
-CANONICAL_CHECKS = checks_on({f"canonical/{e}" for e in ("customers", "deals", "invoices", "payments", "tickets")})
+CHECKED = checked_sources("contract", "drift", "volume")  # each stream with its quality checks, in its own step
 
 
 def sync(sandbox: Sandbox, url: str, instance: DagsterInstance, *, full: bool = True):
     result = materialize(
-        [*SOURCES, *RAW_CHECKS],
+        CHECKED,
         resources=resources(sandbox, url),
         instance=instance,
         run_config=FULL_REFRESH if full else None,
@@ -190,8 +184,8 @@ def test_volume_judgement() -> None:
 
 def test_canonical_contract_blocks_corrupted_tables_and_masks_personal_data(sandbox: Sandbox, tmp_path: Path) -> None:
     url = str(tmp_path / "warehouse.duckdb")
-    contracts = [c for c in CANONICAL_CHECKS if all(k.name == "contract" for k in c.check_keys)]
-    everything = [*SOURCES, *canonical_assets, *contracts]
+    contracts = [key for asset in canonical_assets for key in asset.check_keys if key.name == "contract"]
+    everything = [*SOURCES, *canonical_assets]
     with DagsterInstance.ephemeral() as instance:
         built = materialize(everything, resources=resources(sandbox, url), instance=instance)
         assert built.success
@@ -262,10 +256,10 @@ def test_raw_contract_sample_masks_personal_data(sandbox: Sandbox, tmp_path: Pat
     record["properties"]["email"] = [email]
     response = requests.post(f"{sandbox.url(vendor)}/__sandbox__/records/{stream.object_type}", json=record, timeout=10)
     assert response.status_code < 300, response.text
-    asset = next(a for a in SOURCES if a.key == stream.asset_key)
+    asset = next(a for a in checked_sources("contract") if a.key == stream.asset_key)
     with DagsterInstance.ephemeral() as instance:
         result = materialize(
-            [asset, *checks_on({stream.key})],
+            [asset],
             resources=resources(sandbox, url),
             instance=instance,
             run_config={"ops": {asset.op.name: {"config": {"full_refresh": True}}}},

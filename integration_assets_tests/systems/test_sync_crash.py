@@ -1,21 +1,26 @@
-"""A run killed with SIGKILL in the middle of a sync, then run again, ends exactly as an uninterrupted one.
+"""SIGKILL in the middle of a sync: a killed run, run again, ends exactly as an uninterrupted one; a killed
+vendor step takes only itself down.
 
-The run goes through the `dagster` CLI with the default multiprocess executor, as a scheduled run would.
+The runs go through the `dagster` CLI with the code location's own executor (each step forked from a
+preloaded server), as a scheduled run would.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
+from dagster import DagsterInstance
 
 from integration_assets.core.warehouse import Warehouse
 from integration_assets_tests.testing.sandbox import FREE_PORTS, put_faults
@@ -53,14 +58,6 @@ def _command(tmp_path: Path) -> list[str]:
         "ops": {
             stream.key.replace("/", "__"): {"config": {"chunk_records": 150, "full_refresh": False}}
             for stream in ALL_STREAMS
-        },
-        # each step (the syncs, then their checks) forks from a server that has imported the code once
-        "execution": {
-            "config": {
-                "multiprocess": {
-                    "start_method": {"forkserver": {"preload_modules": ["integration_assets.definitions"]}}
-                }
-            }
         },
     }
     return [
@@ -105,3 +102,49 @@ def test_sigkill_mid_sync_then_rerun_gives_the_exact_result(
     assert differences(slow_sandbox, warehouse) == {}
     cursors = dict(warehouse.query("SELECT stream, value FROM ops.cursors"))
     assert set(cursors) == {stream.key for stream in ALL_STREAMS}
+
+
+def test_a_vendor_step_killed_takes_only_itself_down(dataset: Path, tmp_path: Path) -> None:
+    """Zendesk answers slowly; its first step is SIGKILLed while it runs: HubSpot and Stripe land all the same,
+    and the killed step is retried like any failed attempt."""
+    with Sandbox(dataset, ports=FREE_PORTS) as sandbox:
+        put_faults(sandbox, "seed: 2\nzendesk:\n  latency_ms: [400, 500]\n")
+        env = _environment(sandbox, str(tmp_path / "warehouse.duckdb"), tmp_path / "home")
+        command = [DAGSTER, "job", "execute", "-m", "integration_assets.definitions", "-j", "integration_sync"]
+        run = subprocess.Popen(
+            command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        lines: list[str] = []
+        killed: list[str] = []
+
+        def watch() -> None:  # the step's pid is in its log lines: "- <pid> - support__users - STEP_START"
+            for line in run.stdout:  # type: ignore[union-attr]
+                lines.append(line)
+                started = re.search(r" - (\d+) - (support__\w+) - STEP_START", line)
+                if started and not killed:
+                    time.sleep(0.2)  # inside its first slow page
+                    os.kill(int(started.group(1)), signal.SIGKILL)
+                    killed.append(started.group(2))
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        run.wait(timeout=600)
+        watcher.join(timeout=10)
+    log = "".join(lines)
+    assert killed, log[-3000:]
+    with DagsterInstance.from_config(str(tmp_path / "home")) as instance:
+        (record,) = instance.get_run_records()
+        stats = {step.step_key: step for step in instance.get_run_step_stats(record.dagster_run.run_id)}
+        crashes = [
+            entry.user_message
+            for entry in instance.all_logs(record.dagster_run.run_id)
+            if entry.step_key == killed[0] and "terminated by signal 9" in entry.user_message
+        ]
+    succeeded = {key for key, step in stats.items() if step.status.value == "SUCCESS"}
+    others = {stream.key.replace("/", "__") for stream in ALL_STREAMS if stream.role != "support"}
+    assert others <= succeeded, sorted(others - succeeded)
+    assert crashes, f"{killed[0]} was not killed while it ran"
+    # the crash is a failed attempt like any other: the step's retry policy runs it again, and it lands
+    assert stats[killed[0]].attempts == 2 and killed[0] in succeeded
+    assert {"canonical__deals", "canonical__invoices", "canonical__payments"} <= succeeded
+    assert run.returncode == 0

@@ -3,6 +3,8 @@ fast retries), and raw tables compared with the sandbox's records."""
 
 from __future__ import annotations
 
+from dagster import AssetsDefinition
+
 from integration_assets.core.resources import WarehouseResource
 from integration_assets.core.warehouse import Warehouse
 from integration_assets.systems import CATALOG
@@ -13,7 +15,7 @@ from integration_assets.systems.support.resource import ZendeskResource
 from integration_assets_tests.testing.sandbox import sandbox_records
 from integration_sandbox.server import Sandbox
 
-SOURCES = source_assets()
+SOURCES = source_assets()  # the streams alone, without their checks
 ALL_STREAMS = CATALOG.streams
 VENDOR_OF = {system.role: system.vendor for system in CATALOG.systems}
 DRILL = {"backoff_base_s": 0.01, "backoff_cap_s": 0.1, "max_attempts": 12, "read_timeout_s": 0.6}
@@ -126,15 +128,14 @@ def differences(sandbox: Sandbox, warehouse: Warehouse, streams=ALL_STREAMS) -> 
     return found
 
 
-def quality_checks() -> list:
-    """The contract, drift and volume checks of every stream, and the canonical contract checks."""
-    from integration_assets.canonical.definitions import canonical_checks
-    from integration_assets.monitoring.drift import drift_checks
-    from integration_assets.monitoring.raw_contract_check import raw_contract_checks
-    from integration_assets.monitoring.volume import volume_checks
+def checked_sources(*names: str) -> list[AssetsDefinition]:
+    """The source assets with the stream checks called `names` (every one when none is named), each run in its
+    stream's own step as in the code location."""
+    from integration_assets.monitoring.definitions import stream_checks as monitoring_checks
+    from integration_assets.reconciliation.definitions import stream_checks as reconciliation_checks
 
-    contracts = [c for c in canonical_checks if {k.name for k in c.check_keys} == {"contract"}]
-    return [*raw_contract_checks(CATALOG), *drift_checks(CATALOG), *volume_checks(CATALOG), *contracts]
+    checks = [*monitoring_checks(), *reconciliation_checks()]
+    return source_assets(CATALOG, [check for check in checks if not names or check.name in names])
 
 
 def materialized(result) -> dict[str, dict]:
@@ -146,4 +147,4 @@ def materialized(result) -> dict[str, dict]:
     return found
 
 
-__all__ = ["SOURCES", "differences", "materialized", "resources", "sandbox_env"]
+__all__ = ["SOURCES", "checked_sources", "differences", "materialized", "resources", "sandbox_env"]

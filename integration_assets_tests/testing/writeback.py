@@ -12,7 +12,6 @@ import requests
 import yaml
 from dagster import AssetSelection, DagsterInstance, materialize
 
-from integration_assets.canonical.assets import asset_checks as canonical_checks
 from integration_assets.canonical.assets import assets as canonical_assets
 from integration_assets.core.config import default_path
 from integration_assets.core.warehouse import Warehouse
@@ -23,7 +22,7 @@ from integration_assets_tests.testing.sandbox import sandbox_records
 from integration_assets_tests.testing.sync import SOURCES, materialized, resources
 from integration_sandbox.server import Sandbox
 
-EVERYTHING = [*SOURCES, *canonical_assets, *canonical_checks, *writeback_assets, *writeback_checks]
+EVERYTHING = [*SOURCES, *canonical_assets, *writeback_assets, *writeback_checks]
 HUBSPOT_HEADERS = {"Authorization": "Bearer pat-sandbox"}
 
 

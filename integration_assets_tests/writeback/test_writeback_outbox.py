@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import requests
 from dagster import (
+    AssetCheckKey,
     AssetKey,
     AssetSelection,
     DagsterInstance,
@@ -21,7 +22,6 @@ from dagster import (
 from integration_assets.core.resources import WarehouseResource
 from integration_assets.core.warehouse import Warehouse
 from integration_assets.monitoring.sensors import failed_check_alerts
-from integration_assets.reconciliation.completeness import completeness_checks
 from integration_assets.reconciliation.definitions import cross_system_checks
 from integration_assets.systems import CATALOG
 from integration_assets.writeback import outbox
@@ -29,7 +29,7 @@ from integration_assets.writeback.model import Outcome, PlannedWrite, Status
 from integration_assets.writeback.sensors import sensors as writeback_sensors
 from integration_assets_tests.testing.alerts import read_lines, write_monitoring
 from integration_assets_tests.testing.sandbox import FREE_PORTS, put_faults, sandbox_records
-from integration_assets_tests.testing.sync import resources
+from integration_assets_tests.testing.sync import SOURCES, checked_sources, resources
 from integration_assets_tests.testing.writeback import (
     EVERYTHING,
     HUBSPOT_HEADERS,
@@ -47,7 +47,11 @@ from integration_sandbox.server import Sandbox
 
 FLOW = "crm_to_billing"
 (outbox_replay,) = writeback_sensors
-reconciliation_checks = [*cross_system_checks, *completeness_checks(CATALOG)]
+COMPLETE = "complete_against_vendor"  # runs in each stream's own step
+reconciliation_checks = [
+    *(key for step in cross_system_checks for key in step.check_keys),
+    *(AssetCheckKey(stream.asset_key, COMPLETE) for stream in CATALOG.streams),
+]
 
 
 def outbox_checks(result) -> list[bool]:
@@ -129,7 +133,7 @@ def test_destination_down_then_back_delivers_each_write_once(
         # both sides agree once the sources are read again
         sync(sandbox, warehouse_url, instance)
         result = materialize(
-            [*EVERYTHING, *reconciliation_checks],
+            [*checked_sources(COMPLETE), *(a for a in EVERYTHING if a not in SOURCES), *cross_system_checks],
             selection=AssetSelection.checks(*reconciliation_checks),
             resources=resources(sandbox, warehouse_url),
             instance=instance,

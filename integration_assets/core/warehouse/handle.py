@@ -217,6 +217,22 @@ class Warehouse:
     def count(self, table: str) -> int:
         return self.query(f"SELECT count(*) FROM {validate_table(table)}")[0][0]
 
+    def has_table(self, table: str) -> bool:
+        schema, _, name = validate_table(table).replace('"', "").rpartition(".")
+        rows = self.query(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
+            [schema or "main", name],
+        )
+        return bool(rows[0][0])
+
+    def raw_version(self, table: str) -> str:
+        """Changes whenever a raw table does: every applied upsert or deletion mark stamps `loaded_at`.
+
+        The source assets report it as their data version, and the canonical layer compares it with what it
+        last built from, so an unchanged input is not rebuilt."""
+        rows, latest = self.query(f"SELECT count(*), max(loaded_at) FROM {validate_table(table)}")[0]
+        return f"{rows}@{latest.isoformat() if latest is not None else '-'}"
+
     def cursor(self, stream: str) -> str | None:
         """The committed cursor of a stream (asset key), or None before its first successful chunk."""
         rows = self.query('SELECT "value" FROM "ops"."cursors" WHERE "stream" = ?', [stream])
