@@ -242,23 +242,24 @@ def _build_canonical(entity: str, description: str) -> AssetsDefinition:
         context: AssetExecutionContext, config: CanonicalConfig
     ) -> Iterator[MaterializeResult | AssetCheckResult]:
         warehouse: Warehouse = context.resources.warehouse.open()
-        if key in context.selected_asset_keys:
-            inputs = _inputs_version(warehouse, entity, config)
-            if (
-                config.rebuild
-                or inputs != _last_built_from(context, key)
-                or not warehouse.has_table(f"canonical.{entity}")
-            ):
-                metadata = {**_build(context, entity, warehouse, config), INPUTS_VERSION: inputs, "rebuilt": True}
-            else:
-                context.log.info(f"{_key(entity)}: no input changed since its last build ({inputs}); not rebuilt")
-                metadata = {INPUTS_VERSION: inputs, "rebuilt": False}
-            yield MaterializeResult(metadata=metadata, data_version=DataVersion(inputs))
-        # judged again even when nothing was rebuilt: the newest materialization carries its verdicts, which
-        # the automation reads before anything downstream acts on the table (a blocking `contract` above all)
-        for check_key in sorted(context.selected_asset_check_keys, key=lambda k: k.name):
-            judge = evaluate_contract if check_key.name == "contract" else accounting_balances
-            yield judge(entity, warehouse)._replace(asset_key=key, check_name=check_key.name)
+        with warehouse.held():  # one connection for the step: opening DuckDB costs more than most queries
+            if key in context.selected_asset_keys:
+                inputs = _inputs_version(warehouse, entity, config)
+                if (
+                    config.rebuild
+                    or inputs != _last_built_from(context, key)
+                    or not warehouse.has_table(f"canonical.{entity}")
+                ):
+                    metadata = {**_build(context, entity, warehouse, config), INPUTS_VERSION: inputs, "rebuilt": True}
+                else:
+                    context.log.info(f"{_key(entity)}: no input changed since its last build ({inputs}); not rebuilt")
+                    metadata = {INPUTS_VERSION: inputs, "rebuilt": False}
+                yield MaterializeResult(metadata=metadata, data_version=DataVersion(inputs))
+            # judged again even when nothing was rebuilt: the newest materialization carries its verdicts, which
+            # the automation reads before anything downstream acts on the table (a blocking `contract` above all)
+            for check_key in sorted(context.selected_asset_check_keys, key=lambda k: k.name):
+                judge = evaluate_contract if check_key.name == "contract" else accounting_balances
+                yield judge(entity, warehouse)._replace(asset_key=key, check_name=check_key.name)
 
     return canonical_asset
 

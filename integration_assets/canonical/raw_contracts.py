@@ -17,7 +17,7 @@ import pandera.pandas as pa
 from pandera.errors import SchemaErrors
 
 from integration_assets.core.catalog import StreamSpec
-from integration_assets.core.payload import MISSING, path_reader
+from integration_assets.core.payload import MISSING, read_columns
 
 __all__ = ["ContractResult", "check_stream", "contract_frame", "contract_model"]
 
@@ -45,8 +45,7 @@ def contract_model(stream: StreamSpec) -> tuple[type[pa.DataFrameModel], dict[st
 def contract_frame(records: dict[str, dict], columns: dict[str, str]) -> pd.DataFrame:
     """record id -> payload as the contract frame (object columns, MISSING kept)."""
     ids = list(records)
-    payloads = [records[i] for i in ids]
-    data = {name: list(map(path_reader(path), payloads)) for name, path in columns.items()}
+    data = read_columns([records[i] for i in ids], columns)
     frame = pd.DataFrame(data, index=pd.Index(ids, name="record_id"), dtype=object)
     return frame
 

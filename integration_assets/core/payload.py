@@ -6,10 +6,10 @@ drifted shape (a key gone) is never mistaken for "no value".
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["MISSING", "path_reader", "resolve_path"]
+__all__ = ["MISSING", "read_columns", "resolve_path"]
 
 
 class _Missing:
@@ -53,21 +53,27 @@ def resolve_path(record: Any, path: str) -> Any:
     return resolve_path(value, rest) if rest else value
 
 
-def path_reader(path: str) -> Callable[[Any], Any]:
-    """`resolve_path` for one path, split once: what reads a column of many records (the contract frames)."""
-    if "[]" in path:
-        return lambda record: resolve_path(record, path)
-    keys = path.split(".")
+def read_columns(records: Sequence[Any], paths: Mapping[str, str]) -> dict[str, list[Any]]:
+    """`resolve_path` of every record for each column (name → path), as lists: what the contract frames read.
 
-    def read(record: Any) -> Any:
-        for key in keys:
-            if record is None:
-                return None
-            if not isinstance(record, dict):
-                return MISSING
-            record = record.get(key, MISSING)
-            if record is MISSING:
-                return MISSING
-        return record
-
-    return read
+    A path of two plain keys (HubSpot's `properties.email`, the usual shape) reads the outer value of every
+    record once for all its columns, in comprehensions rather than a call per value: on a stream of a few
+    hundred thousand records this is most of what building the frame costs."""
+    outer: dict[str, list[Any]] = {}
+    columns: dict[str, list[Any]] = {}
+    for name, path in paths.items():
+        keys = path.split(".")
+        if len(keys) != 2 or "[]" in path:
+            columns[name] = [resolve_path(record, path) for record in records]
+            continue
+        first, second = keys
+        if first not in outer:
+            outer[first] = [
+                record.get(first, MISSING) if type(record) is dict else (None if record is None else MISSING)
+                for record in records
+            ]
+        columns[name] = [
+            value.get(second, MISSING) if type(value) is dict else (value if value is None else MISSING)
+            for value in outer[first]
+        ]
+    return columns

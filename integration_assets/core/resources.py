@@ -20,7 +20,8 @@ class WarehouseResource(ConfigurableResource):
 
     def open(self) -> Warehouse:
         warehouse = Warehouse.from_url(self.url)
-        warehouse.ensure_ops_tables()
+        with warehouse.held():  # one connection for the few statements
+            warehouse.ensure_ops_tables()
         return warehouse
 
 

@@ -88,31 +88,36 @@ def build_source_asset(
     def source(context: AssetExecutionContext, config: SyncConfig) -> Iterator[MaterializeResult | AssetCheckResult]:
         connection = getattr(context.resources, vendor)
         warehouse = context.resources.warehouse.open()
-        selected = [c for c in checks if AssetCheckKey(stream.asset_key, c.name) in context.selected_asset_check_keys]
-        landed, watched = None, {}
-        if stream.asset_key in context.selected_asset_keys:
-            watchers = {check.name: check.watch(stream, warehouse) for check in selected}
-            watchers = {name: pair for name, pair in watchers.items() if pair is not None}
-            report, metadata = _sync(context, stream, connection, warehouse, config, [w for w, _ in watchers.values()])
-            yield MaterializeResult(
-                metadata=metadata, data_version=DataVersion(warehouse.raw_version(stream.raw_table))
-            )
-            landed = Landed(report, metadata)
-            watched = {name: gathered() for name, (_, gathered) in watchers.items()}
-        for check in selected:
-            result = check.evaluate(
-                StreamCheckRun(
-                    stream=stream,
-                    warehouse=warehouse,
-                    instance=context.instance,
-                    run_id=context.run.run_id,
-                    client=lambda: connection.client(connector=stream.connector, run_id=context.run.run_id),
-                    live_total=live_total,
-                    landed=landed,
-                    watched=watched.get(check.name),
+        with warehouse.held():  # one connection for the step: opening DuckDB costs more than most queries
+            selected = [
+                c for c in checks if AssetCheckKey(stream.asset_key, c.name) in context.selected_asset_check_keys
+            ]
+            landed, watched = None, {}
+            if stream.asset_key in context.selected_asset_keys:
+                watchers = {check.name: check.watch(stream, warehouse) for check in selected}
+                watchers = {name: pair for name, pair in watchers.items() if pair is not None}
+                report, metadata = _sync(
+                    context, stream, connection, warehouse, config, [w for w, _ in watchers.values()]
                 )
-            )
-            yield result._replace(asset_key=stream.asset_key, check_name=check.name)
+                yield MaterializeResult(
+                    metadata=metadata, data_version=DataVersion(warehouse.raw_version(stream.raw_table))
+                )
+                landed = Landed(report, metadata)
+                watched = {name: gathered() for name, (_, gathered) in watchers.items()}
+            for check in selected:
+                result = check.evaluate(
+                    StreamCheckRun(
+                        stream=stream,
+                        warehouse=warehouse,
+                        instance=context.instance,
+                        run_id=context.run.run_id,
+                        client=lambda: connection.client(connector=stream.connector, run_id=context.run.run_id),
+                        live_total=live_total,
+                        landed=landed,
+                        watched=watched.get(check.name),
+                    )
+                )
+                yield result._replace(asset_key=stream.asset_key, check_name=check.name)
 
     return source
 

@@ -44,7 +44,6 @@ from dagster import (
     SkipReason,
     sensor,
 )
-from dagster._core.instance.config import PoolGranularity
 
 from integration_assets.core.monitoring_config import Owners, check_roles, load_monitoring
 from integration_assets.core.resources import WarehouseResource
@@ -148,7 +147,7 @@ def read_pools(instance: DagsterInstance) -> list[PoolState]:
     if not storage.supports_global_concurrency_limits:
         return []
     infos = storage.get_concurrency_infos(sorted(storage.get_concurrency_keys()))
-    granularity = storage.get_pool_config().pool_granularity or PoolGranularity.OP
+    granularity = getattr(storage.get_pool_config().pool_granularity, "value", "op")  # `op` (default) or `run`
     queued_filter = RunsFilter(statuses=[DagsterRunStatus.QUEUED])
     queued = list(instance.get_run_records(filters=queued_filter, limit=QUEUED_RUNS, ascending=True))
     involved = {slot.run_id for info in infos.values() for slot in info.claimed_slots}
@@ -169,7 +168,7 @@ def read_pools(instance: DagsterInstance) -> list[PoolState]:
         needs = record.dagster_run.run_op_concurrency
         if needs is None:
             continue
-        if granularity == PoolGranularity.RUN:
+        if granularity == "run":
             blocking = [pool for pool in sorted(needs.all_pools or []) if full(pool)]
         elif needs.has_unconstrained_root_nodes or not needs.root_key_counts:
             blocking = []  # a first step needs no pool: the queue does not hold the run back for one

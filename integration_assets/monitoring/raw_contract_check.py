@@ -78,14 +78,15 @@ class _Judged:
             )
 
 
-def _remember(warehouse: Warehouse, stream: StreamSpec, seen: Sequence[str] | None, result: ContractResult) -> None:
-    """Forgets what was known of the records seen again (all of the stream's when `seen` is None) and lists
+def _remember(warehouse: Warehouse, stream: StreamSpec, forget: Iterable[str] | None, result: ContractResult) -> None:
+    """Forgets the listed records seen again (every record of the stream when `forget` is None) and lists
     those that break the contract now."""
+    forget = None if forget is None else sorted(forget)
     with warehouse.transaction() as tx:
-        if seen is None:
+        if forget is None:
             tx.execute(f"DELETE FROM {FAILURES} WHERE stream = ?", [stream.key])
-        for start in range(0, len(seen or ()), _DELETE_BATCH):
-            batch = list(seen[start : start + _DELETE_BATCH])  # type: ignore[index]
+        for start in range(0, len(forget or ()), _DELETE_BATCH):
+            batch = forget[start : start + _DELETE_BATCH]  # type: ignore[index]
             marks = ", ".join("?" for _ in batch)
             tx.execute(f"DELETE FROM {FAILURES} WHERE stream = ? AND record_id IN ({marks})", [stream.key, *batch])
         if result.failed:
@@ -94,6 +95,11 @@ def _remember(warehouse: Warehouse, stream: StreamSpec, seen: Sequence[str] | No
                 for rid, broke in result.failed.items()
             ]
             tx.append(FAILURES, rows)
+
+
+def _listed(warehouse: Warehouse, stream: StreamSpec) -> set[str]:
+    rows = warehouse.query(f"SELECT record_id FROM {FAILURES} WHERE stream = ?", [stream.key])
+    return {str(row[0]) for row in rows}
 
 
 def _still_failing(warehouse: Warehouse, stream: StreamSpec) -> set[str]:
@@ -123,12 +129,17 @@ class ContractCheck(StreamCheck):
     def watch(self, stream: StreamSpec, warehouse: Warehouse) -> tuple[ChunkWatcher, Any]:
         warehouse.ensure_table(FAILURES, FAILURE_COLUMNS)
         judged = _Judged()
+        listed = _listed(warehouse, stream)  # few: a clean stream's chunks touch the list only to add to it
 
         def on_chunk(rows: Sequence[RawRow]) -> None:
             live = {row.id: row.payload for row in rows if not row.is_deleted}
             result = check_stream(stream, live)
             judged.add(stream, live, result)
-            _remember(warehouse, stream, [row.id for row in rows], result)
+            seen_again = listed.intersection(row.id for row in rows)
+            if seen_again or result.failed:
+                _remember(warehouse, stream, seen_again, result)
+                listed.difference_update(seen_again)
+                listed.update(result.failed)
 
         return on_chunk, lambda: judged
 

@@ -130,14 +130,15 @@ def _build_flow_asset(flow: str) -> AssetsDefinition:
         warehouse: Warehouse = context.resources.warehouse.open()
         client = getattr(context.resources, vendor).client(connector=settings.connector, run_id=context.run.run_id)
         try:
-            run = run_flow(
-                build(client, load_dictionary(), settings),
-                warehouse,
-                settings,
-                settings_file,
-                run_id=context.run.run_id,
-                dry_run=dry_run,
-            )
+            with warehouse.held():  # one connection for the flow's transactions (one per write): on DuckDB,
+                run = run_flow(  # opening the file for each cost more than the write into the vendor
+                    build(client, load_dictionary(), settings),
+                    warehouse,
+                    settings,
+                    settings_file,
+                    run_id=context.run.run_id,
+                    dry_run=dry_run,
+                )
         finally:
             _flush_calls(warehouse, client)
             client.close()
