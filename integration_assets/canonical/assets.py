@@ -39,6 +39,7 @@ from integration_assets.canonical import review
 from integration_assets.canonical.build import OWN, build_entity, streams_of, table_columns
 from integration_assets.canonical.contract_check import contract_description, evaluate_contract
 from integration_assets.core.config import config_path
+from integration_assets.core.evidence import as_check
 from integration_assets.core.policies import automation_condition, freshness_policy
 from integration_assets.core.warehouse import Warehouse
 from integration_assets.mapping.dictionary import load_dictionary
@@ -93,12 +94,10 @@ def _key(entity: str) -> str:
 def _inputs_version(warehouse: Warehouse, entity: str, config: CanonicalConfig) -> str:
     """What a build of `entity` depends on: its raw tables' versions, the field dictionary, the review
     decisions and the run's settings. Equal to the last build's, the build would change nothing."""
-    for stream in streams_of(entity):
-        warehouse.ensure_raw_table(CATALOG.stream_of(*stream).raw_table)
-    parts = [
-        f"{CATALOG.stream_of(*s).raw_table}={warehouse.raw_version(CATALOG.stream_of(*s).raw_table)}"
-        for s in streams_of(entity)
-    ]
+    parts = []
+    for table in (CATALOG.stream_of(*stream).raw_table for stream in streams_of(entity)):
+        warehouse.ensure_raw_table(table)
+        parts.append(f"{table}={warehouse.raw_version(table)}")
     for name in ("field_dictionary.yaml", "review_decisions.yaml"):
         path = config_path(name)
         parts.append(f"{name}={hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else '-'}")
@@ -259,7 +258,7 @@ def _build_canonical(entity: str, description: str) -> AssetsDefinition:
             # the automation reads before anything downstream acts on the table (a blocking `contract` above all)
             for check_key in sorted(context.selected_asset_check_keys, key=lambda k: k.name):
                 judge = evaluate_contract if check_key.name == "contract" else accounting_balances
-                yield judge(entity, warehouse)._replace(asset_key=key, check_name=check_key.name)
+                yield as_check(judge(entity, warehouse), check_key)
 
     return canonical_asset
 

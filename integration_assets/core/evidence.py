@@ -23,9 +23,18 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from dagster import AssetCheckResult, AssetCheckSeverity, MetadataValue
+from dagster import AssetCheckKey, AssetCheckResult, AssetCheckSeverity, MetadataValue
 
-__all__ = ["EVIDENCE_KEYS", "MASK_KEY_ENV", "MASK_KEY_FILE", "check_result", "markdown_table", "mask", "mask_key"]
+__all__ = [
+    "EVIDENCE_KEYS",
+    "MASK_KEY_ENV",
+    "MASK_KEY_FILE",
+    "as_check",
+    "check_result",
+    "markdown_table",
+    "mask",
+    "mask_key",
+]
 
 # metadata keys every check sets; monitoring/alerts reads them back from the check evaluation
 EVIDENCE_KEYS = ("system", "summary", "next_action", "problems", "sample_ids")
@@ -137,3 +146,9 @@ def check_result(
         metadata[name] = value
     metadata.update(extra or {})
     return AssetCheckResult(passed=passed, severity=severity, description=summary, metadata=metadata)
+
+
+def as_check(result: AssetCheckResult, key: AssetCheckKey) -> AssetCheckResult:
+    """`result` as the evaluation of `key`: a step that evaluates several checks computes each result without
+    knowing which of its checks it answers, and Dagster needs to be told."""
+    return result._replace(asset_key=key.asset_key, check_name=key.name)

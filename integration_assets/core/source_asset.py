@@ -28,6 +28,7 @@ from pydantic import Field
 
 from integration_assets.core.catalog import LiveTotal, StreamSpec
 from integration_assets.core.errors import IntegrationError
+from integration_assets.core.evidence import as_check
 from integration_assets.core.policies import STEP_RETRY, automation_condition, freshness_policy
 from integration_assets.core.resources import VendorConnection
 from integration_assets.core.stream_check import ChunkWatcher, Landed, StreamCheck, StreamCheckRun
@@ -117,7 +118,7 @@ def build_source_asset(
                         watched=watched.get(check.name),
                     )
                 )
-                yield result._replace(asset_key=stream.asset_key, check_name=check.name)
+                yield as_check(result, AssetCheckKey(stream.asset_key, check.name))
 
     return source
 

@@ -55,7 +55,6 @@ class StreamCheck(ABC):
 
     name: ClassVar[str]
     blocking: ClassVar[bool] = False
-    uses_vendor: ClassVar[bool] = False  # calls the vendor itself (it then shares the stream's pool)
 
     def applies(self, stream: StreamSpec) -> bool:
         return True

@@ -26,7 +26,7 @@ from dagster import (
     multi_asset_check,
 )
 
-from integration_assets.core.evidence import check_result
+from integration_assets.core.evidence import as_check, check_result
 from integration_assets.core.monitoring_config import load_monitoring
 from integration_assets.core.payload import resolve_path
 from integration_assets.core.policies import automation_condition
@@ -180,16 +180,17 @@ def cross_system_step(checks: Sequence[CrossSystemCheck]) -> AssetChecksDefiniti
         selected = context.selected_asset_check_keys
         warehouse: Warehouse = context.resources.warehouse.open()
         errors: list[tuple[str, Exception]] = []
-        for check in checks:
-            if check.key not in selected:
-                continue
-            try:
-                result = check.evaluate(warehouse)
-            except Exception as error:  # reported after the others ran; the step still fails
-                context.log.error(f"{check.name} on {check.asset.to_user_string()} raised: {error!r}")
-                errors.append((check.name, error))
-                continue
-            yield AssetCheckResult(**{**result._asdict(), "asset_key": check.asset, "check_name": check.name})
+        with warehouse.held():  # one connection for every query of the step
+            for check in checks:
+                if check.key not in selected:
+                    continue
+                try:
+                    result = check.evaluate(warehouse)
+                except Exception as error:  # reported after the others ran; the step still fails
+                    context.log.error(f"{check.name} on {check.asset.to_user_string()} raised: {error!r}")
+                    errors.append((check.name, error))
+                    continue
+                yield as_check(result, check.key)
         if errors:
             name, first = errors[0]
             raise RuntimeError(f"cross-system check {name} failed to evaluate: {first}") from first

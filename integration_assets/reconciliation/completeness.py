@@ -65,7 +65,6 @@ class CompletenessCheck(StreamCheck):
     vendor since the sync would read as missing. It reports what its own counting cost (calls, seconds)."""
 
     name = "complete_against_vendor"
-    uses_vendor = True
 
     def description(self, stream: StreamSpec) -> str:
         return (

@@ -3,6 +3,8 @@ own history, executable alone, and automated on its own inputs."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import SimpleNamespace
 
 import pytest
@@ -60,7 +62,17 @@ def _fake(name: str, asset: str, outcome: bool | Exception, calls: list[str]) ->
     return CrossSystemCheck(name=name, asset=AssetKey(["canonical", asset]), description=name, evaluate=evaluate)
 
 
-WAREHOUSE = {"warehouse": ResourceDefinition.hardcoded_resource(SimpleNamespace(open=lambda: "the warehouse"))}
+class _Warehouse(str):
+    """Stands for the warehouse: the step holds one connection of it open and hands it to each check."""
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        yield
+
+
+WAREHOUSE = {
+    "warehouse": ResourceDefinition.hardcoded_resource(SimpleNamespace(open=lambda: _Warehouse("the warehouse")))
+}
 
 
 def test_a_check_executed_alone_is_the_only_one_evaluated() -> None:
