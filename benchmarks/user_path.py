@@ -109,11 +109,13 @@ def free_after_timeout(home: Path, since: float) -> None:
     failed and free them, so that this path's next jobs do not wait on them forever."""
     from dagster import DagsterInstance, RunsFilter
 
+    from integration_assets.core.dagster_adapter import free_pool_slots
+
     with DagsterInstance.from_config(str(home)) as instance:
         for record in instance.get_run_records(RunsFilter(created_after=datetime.fromtimestamp(since - 1, tz=UTC))):
             if not record.dagster_run.is_finished:
                 instance.report_run_failed(record.dagster_run)
-            instance.event_log_storage.free_concurrency_slots_for_run(record.dagster_run.run_id)
+            free_pool_slots(instance, record.dagster_run.run_id)
 
 
 def measure_scale(folder: Path, dataset: dict[str, Any], *, first: int, executor: str | None, timeout: float):

@@ -3,10 +3,13 @@
 Each slice (systems, canonical, reconciliation, monitoring, write-back) builds its assets, checks, jobs,
 schedules and sensors from the stream catalog; the stream checks of monitoring and reconciliation are handed
 to the source assets, so each runs in its stream's own step. `build_definitions` takes another catalog for
-tests. Runs use the executor `INTEGRATION_EXECUTOR` names (`core/executor.py`).
+tests. Runs use the executor `INTEGRATION_EXECUTOR` names (`core/executor.py`). Every asset carries a code
+reference to the file that defines it, so its page in the UI links to its source.
 """
 
-from dagster import Definitions
+import warnings
+
+from dagster import BetaWarning, Definitions, with_source_code_references
 
 from integration_assets.canonical import definitions as canonical
 from integration_assets.core.automation import automation_sensor
@@ -27,14 +30,33 @@ SYNC_AUTOMATION = (
 
 
 def build_definitions(catalog: Catalog = CATALOG) -> Definitions:
+    # Code references and schedules' owners are Dagster beta features, used knowingly: without this, each load
+    # prints one BetaWarning per asset (the UI's "Source code" link and the owners are what they are for).
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", BetaWarning)
+        return _build_definitions(catalog)
+
+
+def _build_definitions(catalog: Catalog) -> Definitions:
     stream_checks = [*monitoring.stream_checks(), *reconciliation.stream_checks()]
-    return Definitions.merge(
+    merged = Definitions.merge(
         systems.build_defs(catalog, stream_checks),
         *(slice_.build_defs(catalog) for slice_ in (canonical, reconciliation, monitoring, writeback)),
         Definitions(executor=executor_from_env()),
         Definitions(
             sensors=[automation_sensor("sync", canonical.sync_selection(catalog), SYNC_AUTOMATION, catalog.roles)]
         ),
+    )
+    return Definitions(
+        assets=with_source_code_references(list(merged.assets or [])),
+        asset_checks=merged.asset_checks,
+        schedules=merged.schedules,
+        sensors=merged.sensors,
+        jobs=merged.jobs,
+        resources=merged.resources,
+        executor=merged.executor,
+        loggers=merged.loggers,
+        metadata=merged.metadata,
     )
 
 

@@ -1,21 +1,31 @@
 """The README's first command: a dataset, the sandbox, every asset materialized, and a short report.
 
 Safe to run twice: the dataset is made once, the Dagster instance and warehouse live in the project folder.
+Dagster's own run logs (hundreds of DEBUG lines) go to `quickstart.log` in the instance folder, so the terminal
+shows one line per job as it ends and the report; `scripts/screenshots.py` starts the same pieces.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import subprocess
 import sys
-from contextlib import contextmanager
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager, redirect_stderr
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import requests
 
 from integration_sandbox.credentials import DEFAULT_CREDENTIALS
+
+if TYPE_CHECKING:
+    from dagster import LoggerDefinition
 
 PROJECT = Path(__file__).resolve().parent.parent
 SANDBOX_CREDENTIALS = DEFAULT_CREDENTIALS  # the sandbox defines them; the quickstart hands them to Dagster
@@ -23,7 +33,7 @@ DEFAULT_PORTS = {"hubspot": 8701, "stripe": 8702, "zendesk": 8703}
 
 
 @contextmanager
-def running_sandbox(data: Path, faults: str | None):
+def running_sandbox(data: Path, faults: str | None) -> Iterator[dict[str, str]]:
     """Starts `integration-sandbox serve` on free ports; yields {vendor: base URL}."""
     command = [sys.executable, "-m", "integration_sandbox.cli", "serve", "--data", str(data)]
     command += ["--hubspot-port", "0", "--stripe-port", "0", "--zendesk-port", "0"]
@@ -42,6 +52,23 @@ def running_sandbox(data: Path, faults: str | None):
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def ensure_dataset(data: Path, seed: int = 1, scale: int = 200, defect_rate: float = 0.05) -> dict:
+    """The sandbox dataset in `data`, generated on first use (the defaults are the demo dataset); its manifest."""
+    if not (data / "manifest.json").exists():
+        from integration_sandbox.generator import generate
+
+        generate(data, seed=seed, scale=scale, defect_rate=defect_rate)
+    return json.loads((data / "manifest.json").read_text())
+
+
+def use_sandbox(urls: dict[str, str]) -> None:
+    """Points this process (and the Dagster processes it starts) at the running sandbox, with its credentials."""
+    for vendor, url in urls.items():
+        os.environ[f"{vendor.upper()}_BASE_URL"] = url
+    for name, value in SANDBOX_CREDENTIALS.items():
+        os.environ.setdefault(name, value)
 
 
 def check_sandbox(urls: dict[str, str], manifest: dict) -> list[str]:
@@ -83,18 +110,17 @@ def _materializations(result) -> list[str]:
     return lines
 
 
-def _checks(result) -> list[str]:
-    """Every check's outcome: failed ones with their summary, passed ones counted by check name."""
+def _checks(result) -> tuple[list[str], list[str]]:
+    """Every check's outcome: the names of the passed ones, a line for each failed one with its summary."""
     from dagster import DagsterEventType
 
     checks = [
         e.event_specific_data for e in result.all_events if e.event_type == DagsterEventType.ASSET_CHECK_EVALUATION
     ]
-    passed: dict[str, int] = {}
-    failed = []
+    passed, failed = [], []
     for check in sorted(checks, key=lambda c: (c.asset_key.to_user_string(), c.check_name)):
         if check.passed:
-            passed[check.check_name] = passed.get(check.check_name, 0) + 1
+            passed.append(check.check_name)
             continue
         summary, ids = check.metadata.get("summary"), check.metadata.get("sample_ids")
         text = summary.value if summary is not None else (check.description or "")
@@ -102,11 +128,15 @@ def _checks(result) -> list[str]:
             text = f"{text} [{ids.value}]"
         level = "warning" if check.severity.value == "WARN" else "FAILED"
         failed.append(f"    {level}: {check.asset_key.to_user_string()} {check.check_name}: {text[:300]}")
-    lines = [f"  checks: {sum(passed.values())} passed, {len(failed)} failed"]
-    if passed:
-        names = (f"{name} x{n}" if n > 1 else name for name, n in sorted(passed.items()))
-        lines.append("    passed: " + ", ".join(names))
-    return lines + failed
+    return passed, failed
+
+
+def _passed_by_name(passed: list[str]) -> list[str]:
+    """The passed checks on one line, counted by check name (one per asset would be dozens of lines)."""
+    if not passed:
+        return []
+    names = (f"{name} x{n}" if n > 1 else name for name, n in sorted(Counter(passed).items()))
+    return ["    passed: " + ", ".join(names)]
 
 
 def _alerts(instance) -> list[str]:
@@ -115,45 +145,120 @@ def _alerts(instance) -> list[str]:
 
     from integration_assets.core.resources import WarehouseResource
     from integration_assets.monitoring.alerts import load_alerts
+    from integration_assets.monitoring.run_checks import run_check_tags
     from integration_assets.monitoring.sensors import sensors as alert_sensors
 
     warehouse = WarehouseResource(url=os.environ["WAREHOUSE_URL"])
-    for sensor in alert_sensors:
-        sensor.evaluate_tick(build_sensor_context(instance=instance, resources={"warehouse": warehouse}))
+    for sensor in [*alert_sensors, run_check_tags]:
+        tick = sensor.evaluate_tick(build_sensor_context(instance=instance, resources={"warehouse": warehouse}))
+        for event in tick.asset_events:  # `ops/alerts`, recorded as the daemon records a sensor's asset events
+            instance.report_runless_asset_event(event)
     alerts = load_alerts(warehouse.open())
     opened = [a for a in alerts if a["status"] == "open"]
     lines = [f"alerts: {len(opened)} open (sent to {Path(instance.root_directory) / 'alerts.jsonl'})"]
     for alert in opened:
-        where = f"{alert['asset']} {alert['check_name']}" if alert["asset"] else f"job {alert['job']}"
+        what = alert["check_name"] or alert["kind"]
+        where = f"{alert['asset']} {what}" if alert["asset"] else f"job {alert['job']}"
         lines.append(f"  {alert['severity']} to {alert['owner']}: {where}: {alert['summary'][:160]}")
     return lines
 
 
-def run_jobs(names: tuple[str, ...] = JOBS) -> list[str]:
-    """Runs the jobs as the UI would (recorded in the instance); returns the report lines."""
-    from dagster import DagsterEventType, DagsterInstance
+LOG_NAME = "quickstart.log"  # in the instance folder, beside the run storage it describes
+LOG_FORMAT = "%(asctime)s - %(name)s - %(levelname)s - %(message)s"  # what Dagster's console logger prints
+
+
+def file_logger(handler: logging.Handler) -> LoggerDefinition:
+    """A Dagster logger writing a run's log lines (DEBUG and up, as the console logger would) to `handler`.
+
+    The jobs run in this process, where Dagster's default console logger would print every event to the
+    terminal; the same lines, in a file, are there for whoever needs them and out of the report's way."""
+    from dagster import logger
+
+    @logger(description="The quickstart's run logs, in a file instead of the terminal.")
+    def _file_logger(_context) -> logging.Logger:
+        file_log = logging.Logger("dagster", level=logging.DEBUG)
+        file_log.addHandler(handler)
+        return file_log
+
+    return _file_logger
+
+
+def _quiet_line(line: str) -> None:
+    """The default for `progress`: nothing shown while the jobs run, the caller has the lines at the end."""
+
+
+def run_jobs(
+    names: tuple[str, ...] = JOBS,
+    log_file: Path | None = None,
+    progress: Callable[[str], None] = _quiet_line,
+    evaluate_alerts: bool = True,
+) -> list[str]:
+    """Runs the jobs as the UI would (recorded in the instance); returns the report lines.
+
+    Each line also goes to `progress` as soon as it is known: a job's lines (status, duration, checks passed and
+    failed, then the details) when the job ends. Dagster's run logs are appended to `log_file` (to the console
+    when None). Without `evaluate_alerts` the alert sensors are left to a running daemon, whose ticks the UI
+    shows (one evaluated here would not be recorded as a tick)."""
+    from dagster import DagsterEventType, DagsterInstance, Definitions
+
+    handler, run_config = None, {}
+    warnings_log = logging.getLogger("py.warnings")
+    if log_file is not None:
+        handler = logging.FileHandler(log_file, encoding="utf-8")
+        handler.setFormatter(logging.Formatter(LOG_FORMAT))
+        logging.captureWarnings(True)  # Dagster's beta and deprecation warnings go to the file too
+        warnings_log.addHandler(handler)
+        warnings_log.propagate = False
+        run_config = {"loggers": {"file": {}}}  # a logger with config replaces the console logger
 
     from integration_assets.core.resources import WarehouseResource
-    from integration_assets.definitions import defs
+    from integration_assets.definitions import defs as project_defs
 
-    lines = []
-    with DagsterInstance.get() as instance:
-        for name in names:
-            result = defs.resolve_job_def(name).execute_in_process(instance=instance, raise_on_error=False)
-            lines.append(f"{name}: run {result.run_id}: {'succeeded' if result.success else 'FAILED'}")
-            lines += _materializations(result)
-            for event in result.all_events:
-                if event.event_type == DagsterEventType.STEP_FAILURE:
-                    message = event.event_specific_data.error.message.strip()[:300]
-                    lines.append(f"  FAILED {event.step_key}: {message}")
-            lines += _checks(result)
-        lines += _alerts(instance)
+    definitions = project_defs
+    if handler is not None:
+        definitions = Definitions.merge(project_defs, Definitions(loggers={"file": file_logger(handler)}))
+    lines: list[str] = []
+
+    def report(*new: str) -> None:
+        for line in new:
+            lines.append(line)
+            progress(line)
+
+    try:
+        with DagsterInstance.get() as instance:
+            for name in names:
+                started = time.monotonic()
+                result = definitions.resolve_job_def(name).execute_in_process(
+                    run_config=run_config, instance=instance, raise_on_error=False
+                )
+                seconds = time.monotonic() - started
+                passed, failed = _checks(result)
+                status = "succeeded" if result.success else "FAILED"
+                report(f"{name}: run {result.run_id}: {status}")  # the form scripts and tests look for
+                report(f"  checks: {len(passed)} passed, {len(failed)} failed; {seconds:.1f} s")
+                report(*_materializations(result))
+                for event in result.all_events:
+                    if event.event_type == DagsterEventType.STEP_FAILURE:
+                        message = event.event_specific_data.error.message.strip()[:300]
+                        report(f"  FAILED {event.step_key}: {message}")
+                report(*_passed_by_name(passed), *failed)
+            if evaluate_alerts:
+                with ExitStack() as stack:
+                    if log_file is not None:  # the sensors' tick log (alerts opened, …): the report lists them
+                        stack.enter_context(redirect_stderr(stack.enter_context(log_file.open("a"))))
+                    alert_lines = _alerts(instance)
+                report(*alert_lines)
+    finally:
+        if handler is not None:
+            logging.captureWarnings(False)
+            warnings_log.removeHandler(handler)
+            handler.close()
     warehouse = WarehouseResource(url=os.environ["WAREHOUSE_URL"]).open()
     if warehouse.query(
         "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'ops' AND table_name = 'review_queue'"
     )[0][0]:
         open_items = warehouse.query("SELECT count(*) FROM ops.review_queue WHERE status = 'open'")[0][0]
-        lines.append(f"review queue: {open_items} open items")
+        report(f"review queue: {open_items} open items")
     return lines
 
 
@@ -242,11 +347,7 @@ def main(argv: list[str] | None = None) -> int:
     args = options.parse_args(argv)
 
     data = Path(args.data)
-    if not (data / "manifest.json").exists():
-        from integration_sandbox.generator import generate
-
-        generate(data, seed=args.seed, scale=args.scale, defect_rate=args.defect_rate)
-    manifest = json.loads((data / "manifest.json").read_text())
+    manifest = ensure_dataset(data, seed=args.seed, scale=args.scale, defect_rate=args.defect_rate)
     home = Path(os.environ.setdefault("DAGSTER_HOME", str(PROJECT / ".dagster_home")))
     os.environ.setdefault("WAREHOUSE_URL", str(PROJECT / ".warehouse" / "integration.duckdb"))
     folder = config_folder()
@@ -254,17 +355,17 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["INTEGRATION_CONFIG_DIR"] = folder
     storage = prepare_instance(home)
     write_dotenv(Path(args.dotenv), home)
+    log_file = home / LOG_NAME
+    log_file.write_text("")  # this run's logs only
 
     with running_sandbox(data, args.faults) as urls:
-        for vendor, url in urls.items():
-            os.environ[f"{vendor.upper()}_BASE_URL"] = url
-        for name, value in SANDBOX_CREDENTIALS.items():
-            os.environ.setdefault(name, value)
+        use_sandbox(urls)
         print(f"dagster instance: {storage}; warehouse: {os.environ['WAREHOUSE_URL']}")
         print(describe_configuration())
         print(f"sandbox dataset {data} (seed {manifest['seed']}, {len(manifest['defects'])} planted defects)")
         print("\n".join(check_sandbox(urls, manifest)))
-        print("\n".join(run_jobs()))
+        print(f"running {', '.join(JOBS)}; Dagster's run logs go to {log_file}", flush=True)
+        run_jobs(JOBS, log_file=log_file, progress=lambda line: print(line, flush=True))
     print(
         "\nOpen the Dagster UI (settings come from .env):\n"
         f"  .venv/bin/integration-sandbox serve --data {data} &\n"

@@ -1,10 +1,12 @@
 """The README's first command, as a user runs it: it prints every check's outcome, the planted reconciliation
-defects among the failed ones (by id), and the alerts the sensors sent."""
+defects among the failed ones (by id), and the alerts the sensors sent, in a screenful: Dagster's run logs go
+to a file."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -29,8 +31,19 @@ def test_quickstart_prints_the_checks_outcome_and_the_alerts(tmp_path: Path) -> 
     done = subprocess.run(command, cwd=PROJECT, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     out = done.stdout
+    printed = (done.stdout + done.stderr).splitlines()
+    assert len(printed) <= 60, "\n".join(printed)  # the demo dataset prints about 50 lines, this one fewer
+    log = tmp_path / "home" / quickstart.LOG_NAME
+    assert f"Dagster's run logs go to {log}" in out
+    assert " - dagster - DEBUG - " not in done.stdout + done.stderr
+    logged = log.read_text()
     for job in ("integration_sync", "reconciliation", "health"):
-        assert f"{job}: run " in out and "succeeded" in out.split(f"{job}: run ")[1].splitlines()[0], out
+        head, checks = out.split(f"{job}: run ")[1].splitlines()[:2]  # as the job ends: status, checks, duration
+        assert re.fullmatch(r"[0-9a-f-]{36}: succeeded", head), head
+        assert re.fullmatch(r"  checks: \d+ passed, \d+ failed; \d+\.\d s", checks), checks
+        assert f'RUN_START - Started execution of run for "{job}"' in logged
+        assert f'RUN_SUCCESS - Finished execution of run for "{job}"' in logged
+    assert logged.count(" - dagster - DEBUG - ") > 100  # every event the console would have shown
     assert out.count("  checks: ") == 3
     manifest = json.loads((tmp_path / "data" / "manifest.json").read_text())
     failed = [line for line in out.splitlines() if line.startswith("    FAILED: ")]

@@ -37,13 +37,20 @@ from pydantic import Field
 
 from integration_assets.canonical import review
 from integration_assets.canonical.build import OWN, build_entity, streams_of, table_columns
+from integration_assets.canonical.columns import canonical_schema, customer_360_schema, review_queue_schema
 from integration_assets.canonical.contract_check import contract_description, evaluate_contract
+from integration_assets.core.columns import storage_kind, table_metadata
 from integration_assets.core.config import config_path
 from integration_assets.core.evidence import as_check
-from integration_assets.core.policies import automation_condition, freshness_policy
+from integration_assets.core.owners import team_owners
+from integration_assets.core.policies import (
+    automation_condition,
+    freshness_metadata,
+    freshness_policy,
+    freshness_sentence,
+)
 from integration_assets.core.warehouse import Warehouse
 from integration_assets.mapping.dictionary import load_dictionary
-from integration_assets.mapping.docs import render_markdown
 from integration_assets.systems import CATALOG
 
 __all__ = ["INPUTS_VERSION", "accounting_balances", "assets"]
@@ -66,13 +73,6 @@ INPUTS_VERSION = "inputs_version"  # metadata of each build: what it was built f
 class CanonicalConfig(Config):
     default_region: str | None = Field(None, description="region for phone numbers without +country (e.g. GB)")
     rebuild: bool = Field(False, description="rebuild even when no input changed since the last build")
-
-
-def _entity_doc(entity: str) -> str:
-    page = render_markdown(load_dictionary())
-    start = page.index(f"## {entity}\n")
-    end = page.find("\n## ", start + 1)
-    return page[start : end if end > 0 else None]
 
 
 def _load_raw(warehouse: Warehouse, entity: str) -> dict:
@@ -143,8 +143,11 @@ def _build(context: AssetExecutionContext, entity: str, warehouse: Warehouse, co
         summary = review.sync_items(
             tx, built.items, found_by=_key(entity), run_id=context.run.run_id, decisions=decisions
         )
+    main = built.tables[entity]
+    deleted = int(main["is_deleted"].sum()) if len(main) else 0
     metadata: dict[str, Any] = {
-        "dagster/row_count": len(built.tables[entity]),
+        "dagster/row_count": len(main) - deleted,  # what the asset is: rows whose records are live at a source
+        "deleted_rows": deleted,  # rows kept with is_deleted = true (deleted or archived at every source)
         "review_opened": summary.opened,
         "review_still_open": summary.still_open,
         "review_resolved": summary.resolved,
@@ -166,11 +169,18 @@ def _build(context: AssetExecutionContext, entity: str, warehouse: Warehouse, co
 
 
 def accounting_balances(entity: str, warehouse: Warehouse) -> AssetCheckResult:
-    """Records in = accepted + in review, and no record both, per stream the entity owns."""
+    """Records in = accepted + in review, and no record both, per stream the entity owns.
+
+    A record that breaks the balance is listed by its vendor id (with its vendor link), so a person can open it:
+    unaccounted (read but neither accepted nor in review: the build lost it), in both, or unknown (accepted or
+    in review, yet no longer in the raw table)."""
+    from integration_assets.core.evidence import check_result, schema  # this function's evidence
+
     review.ensure_table(warehouse)
     warehouse.ensure_table(RECORD_MAP, RECORD_MAP_COLUMNS)
-    metadata: dict[str, Any] = {}
-    broken: list[str] = []
+    counts: dict[str, int] = {}
+    rows: list[dict[str, Any]] = []
+    records_in = accepted_total = in_review_total = 0
     for stream in OWN[entity]:
         source = CATALOG.stream_of(*stream)
         name = source.key.replace("/", "_")
@@ -192,19 +202,64 @@ def accounting_balances(entity: str, warehouse: Warehouse) -> AssetCheckResult:
             )
         }
         both, lost, extra = accepted & in_review, raw_ids - accepted - in_review, (accepted | in_review) - raw_ids
-        metadata.update(
+        counts.update(
             {
                 f"{name}_records_in": len(raw_ids),
                 f"{name}_accepted": len(accepted),
                 f"{name}_in_review": len(in_review),
                 f"{name}_unaccounted": len(lost),
                 f"{name}_accepted_and_in_review": len(both),
+                f"{name}_unknown": len(extra),
             }
         )
-        if both or lost or extra:
-            broken.append(f"{name}: {len(lost)} unaccounted, {len(both)} in both, {len(extra)} unknown")
-    metadata["problems"] = MetadataValue.text("; ".join(broken) or "none")
-    return AssetCheckResult(passed=not broken, severity=AssetCheckSeverity.ERROR, metadata=metadata)
+        records_in, accepted_total, in_review_total = (
+            records_in + len(raw_ids),
+            accepted_total + len(accepted),
+            in_review_total + len(in_review),
+        )
+        for problem, ids, where in (
+            ("unaccounted", lost, "in the raw table; neither accepted nor in review"),
+            ("accepted_and_in_review", both, "accepted and in the review queue"),
+            ("unknown", extra, "accepted or in review; not in the raw table"),
+        ):
+            rows += [
+                {
+                    "system": stream[0],
+                    "object_type": stream[1],
+                    "id": rid,
+                    "link": CATALOG.record_page(*stream, rid),
+                    "problem": problem,
+                    "found": where,
+                    "raw_table": source.raw_table,
+                }
+                for rid in sorted(ids)
+            ]
+    kinds = {kind: sum(1 for r in rows if r["problem"] == kind) for kind in ("unaccounted", "accepted_and_in_review")}
+    named = [f"{r['system']}/{r['object_type']}/{r['id']}" for r in rows[:5]]
+    return check_result(
+        passed=not rows,
+        system="canonical",
+        summary=f"canonical/{entity}: {records_in} raw records, each accepted ({accepted_total}) or in review "
+        f"({in_review_total}), none both."
+        if not rows
+        else f"canonical/{entity}: {len(rows)} raw records break the balance ({kinds['unaccounted']} unaccounted, "
+        f"{kinds['accepted_and_in_review']} accepted and in review, {len(rows) - sum(kinds.values())} unknown); "
+        f"records {', '.join(named)}" + (f" (+{len(rows) - len(named)} more)" if len(rows) > len(named) else "") + ".",
+        next_action=f"Rebuild canonical/{entity} (config `rebuild: true`); if the listed records stay unbalanced, "
+        "its build drops or double-books them: read the run log and the record map of those ids.",
+        records=rows,
+        columns=schema(
+            ("system", "string", "The system of the raw record (its role)."),
+            ("object_type", "string", "The vendor's object type."),
+            ("id", "string", "The vendor's id of the record."),
+            ("link", "url", "The record's page at the vendor; empty against the local sandbox."),
+            ("problem", "string", "unaccounted, accepted_and_in_review or unknown."),
+            ("found", "string", "Where the record was found."),
+            ("raw_table", "string", "The raw table the stream lands in."),
+        ),
+        counts=counts,
+        severity=AssetCheckSeverity.ERROR,
+    )
 
 
 def _build_canonical(entity: str, description: str) -> AssetsDefinition:
@@ -217,12 +272,21 @@ def _build_canonical(entity: str, description: str) -> AssetsDefinition:
                 key,
                 deps=[CATALOG.stream_of(*s).asset_key for s in streams_of(entity)],
                 group_name="canonical",
-                kinds={"python", "pandera"},
+                kinds={"python", "pandera", storage_kind()},
+                owners=team_owners(),
                 freshness_policy=freshness_policy("canonical"),
                 automation_condition=automation_condition("canonical"),
                 skippable=True,  # a check executed alone runs this step without a build
-                description=f"{description}\n\n{_entity_doc(entity)}"
-                + ("\n\n" + _entity_doc("contacts") if entity == "customers" else ""),
+                description=f"{description}\n\nOne row per record in `canonical.{entity}`; its columns are the "
+                "fields of `field_dictionary.yaml`, each naming the raw fields it is read from"
+                + (" (those of `canonical.contacts` are in `contacts_columns`)" if entity == "customers" else "")
+                + ". `dagster/row_count` counts the rows live at a source; `deleted_rows` those kept with "
+                f"`is_deleted`. {freshness_sentence('canonical')}",
+                metadata={
+                    **table_metadata(f"canonical.{entity}", canonical_schema(entity)),
+                    **({"contacts_columns": canonical_schema("contacts")} if entity == "customers" else {}),
+                    **freshness_metadata("canonical"),
+                },
             )
         ],
         check_specs=[
@@ -231,7 +295,8 @@ def _build_canonical(entity: str, description: str) -> AssetsDefinition:
                 "accounting_balances",
                 asset=key,
                 description="Every raw record the asset reads ends accepted (canonical.record_map) or in the review "
-                "queue, never both, never neither.",
+                "queue, never both, never neither, and nothing is accepted or in review that the raw tables do not "
+                "hold. Lists each record that breaks the balance, by its vendor id.",
             ),
         ],
         can_subset=True,
@@ -291,14 +356,20 @@ CUSTOMER_360_COLUMNS = {
     key=AssetKey(["canonical", "customer_360"]),
     deps=[AssetKey(["canonical", e]) for e in ("customers", "deals", "invoices", "payments", "tickets")],
     group_name="canonical",
-    kinds={"python"},
+    kinds={"python", storage_kind()},
+    owners=team_owners(),
     required_resource_keys={"warehouse"},
     freshness_policy=freshness_policy("canonical"),
     automation_condition=automation_condition("canonical"),
-    description="One row per client for dashboards. Money is kept per currency, never added across currencies: "
+    metadata={
+        **table_metadata("canonical.customer_360", customer_360_schema(CUSTOMER_360_COLUMNS)),
+        **freshness_metadata("canonical"),
+    },
+    description="One row per client for dashboards.\n\nMoney is kept per currency, never added across currencies: "
     "`revenue_paid` and `open_receivables` are JSON objects currency → integer minor units (e.g. "
     '`{"EUR": 1250000}` is EUR 12,500.00). revenue_paid = succeeded payments less refunds; open_receivables = '
-    "amount_remaining of open invoices; open_tickets = tickets open or waiting; owner = the Zendesk account owner.",
+    "amount_remaining of open invoices; open_tickets = tickets open or waiting; owner = the Zendesk account owner. "
+    f"`dagster/row_count` counts live clients; `deleted_rows` the deleted ones. {freshness_sentence('canonical')}",
 )
 def customer_360(context: AssetExecutionContext) -> MaterializeResult:
     warehouse: Warehouse = context.resources.warehouse.open()
@@ -350,9 +421,11 @@ def customer_360(context: AssetExecutionContext) -> MaterializeResult:
     frame = pd.DataFrame(rows, columns=list(CUSTOMER_360_COLUMNS))
     with warehouse.transaction() as tx:
         tx.replace_table("canonical.customer_360", CUSTOMER_360_COLUMNS, frame)
+    deleted = int(frame["is_deleted"].sum()) if len(frame) else 0
     return MaterializeResult(
         metadata={
-            "dagster/row_count": len(frame),
+            "dagster/row_count": len(frame) - deleted,
+            "deleted_rows": deleted,
             "customers_with_open_tickets": int((frame["open_tickets"] > 0).sum()) if len(frame) else 0,
             "customers_with_receivables": int(sum(1 for r in rows if r["open_receivables"])),
         }
@@ -362,15 +435,17 @@ def customer_360(context: AssetExecutionContext) -> MaterializeResult:
 @asset(
     key=AssetKey(["ops", "review_queue"]),
     deps=[AssetKey(["canonical", e]) for e in _DESCRIPTIONS],
-    group_name="canonical",
-    kinds={"python"},
+    group_name="ops",
+    kinds={"python", storage_kind()},
+    owners=team_owners(),
     required_resource_keys={"warehouse"},
     automation_condition=automation_condition("canonical"),
-    description="The review queue (`ops.review_queue`): every record that could not be accepted without a guess, "
-    "one row per (system, object type, record id, reason code), with detail, severity, next action, first and "
-    "last seen, occurrences, status (open, resolved, ignored) and resolution. Answer items in "
-    "`review_decisions.yaml`; they apply on the next run. This asset reports the queue; the canonical "
-    "assets write it.",
+    metadata=table_metadata(review.TABLE, review_queue_schema()),
+    description="Every record that could not be accepted without a guess, waiting for a person's answer.\n\n"
+    "The review queue (`ops.review_queue`): one row per (system, object type, record id, reason code), with "
+    "detail, severity, next action, first and last seen, occurrences, status (open, resolved, ignored) and "
+    "resolution. Answer items in `review_decisions.yaml`; they apply on the next run. This asset reports the "
+    "queue; the canonical assets write it.",
 )
 def review_queue(context: AssetExecutionContext) -> MaterializeResult:
     warehouse: Warehouse = context.resources.warehouse.open()

@@ -11,10 +11,11 @@ from dagster import AssetCheckResult, MetadataValue
 
 from integration_assets.canonical.contracts import failing_rows
 from integration_assets.core.contract_evidence import (
-    COLUMNS,
+    SCHEMA,
     contract_counts,
     failure_evidence,
     is_missing_index,
+    named_ids,
     plain,
 )
 from integration_assets.core.evidence import check_result
@@ -52,7 +53,7 @@ def contract_description(entity: str) -> str:
     return (
         f"Live rows of {', '.join(f'`canonical.{t}`' for t in tables)} against the canonical contract "
         "(`canonical/contracts.py`, pandera). Blocking: a table that breaks it stops the run before anything "
-        "downstream reads it."
+        "downstream reads it. Lists each failing row (id, column, check, value; personal data masked)."
     )
 
 
@@ -86,11 +87,11 @@ def evaluate_contract(entity: str, warehouse: Warehouse) -> AssetCheckResult:
         passed=not rows,
         system="canonical",
         summary=f"canonical/{entity}: {failed_records} of {checked} live rows break the canonical contract "
-        f"({len(rows)} failures)",
+        f"({len(rows)} failures){named_ids(rows)}",
         next_action=f"Find what wrote the failing rows of canonical/{entity} (a mapping bug or a manual edit), "
         "fix it and rematerialize; downstream assets wait for this check",
         records=rows,
-        columns=COLUMNS,
+        columns=SCHEMA,
         counts=counts,
         extra={"failures_by_check": MetadataValue.md(by_check)},
     )

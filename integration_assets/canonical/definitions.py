@@ -2,18 +2,17 @@
 
 `integration_sync` runs every source stream and the canonical model with the checks that belong right after
 them, each in the step that materializes its asset (contract, drift, volume, completeness on the sources;
-contract and accounting on the canonical assets). It leaves out the freshness checks (the freshness sensor
-evaluates those) and the cross-system checks (the reconciliation slice runs them).
+contract and accounting on the canonical assets). It leaves out the cross-system checks (the reconciliation
+slice runs them).
 """
 
 from __future__ import annotations
 
-from dagster import AssetCheckKey, AssetSelection, Definitions
+from dagster import AssetSelection, Definitions
 
 from integration_assets.canonical.assets import assets
 from integration_assets.core.automation import job
 from integration_assets.core.catalog import Catalog
-from integration_assets.core.policies import FRESHNESS_CHECK_NAME
 from integration_assets.systems import CATALOG
 
 __all__ = ["build_defs"]
@@ -21,9 +20,7 @@ __all__ = ["build_defs"]
 
 def sync_selection(catalog: Catalog) -> AssetSelection:
     sources = [stream.asset_key for stream in catalog.streams]
-    source_checks = AssetSelection.checks_for_assets(*sources) - AssetSelection.checks(
-        *(AssetCheckKey(key, FRESHNESS_CHECK_NAME) for key in sources)
-    )
+    source_checks = AssetSelection.checks_for_assets(*sources)
     own_checks = AssetSelection.checks(*(key for asset in assets for key in asset.check_keys))
     return AssetSelection.assets(*sources, *assets).without_checks() | source_checks | own_checks
 

@@ -28,8 +28,10 @@ from dagster import (
     define_asset_job,
 )
 
+from integration_assets.core.owners import team_owners
+
 if TYPE_CHECKING:  # the type `define_asset_job` returns (not exported by dagster itself)
-    from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
+    from integration_assets.core.dagster_adapter import UnresolvedAssetJobDefinition
 
 __all__ = [
     "AUTOMATION_INTERVAL_ENV",
@@ -68,9 +70,16 @@ def job(
     roles: Iterable[str],
     executor: ExecutorDefinition | None = None,
 ) -> UnresolvedAssetJobDefinition:
-    """A job of the flow; `executor` overrides the code location's one (`core/executor.py`) for this job."""
+    """A job of the flow; `executor` overrides the code location's one (`core/executor.py`) for this job. Its
+    owners are the team of its system, or the default team when it concerns several (`core/owners.py`)."""
+    roles = tuple(roles)
     return define_asset_job(
-        name, selection=selection, description=description, tags=flow_tags(flow, *roles), executor_def=executor
+        name,
+        selection=selection,
+        description=description,
+        tags=flow_tags(flow, *roles),
+        executor_def=executor,
+        owners=team_owners(roles[0] if len(roles) == 1 else None),
     )
 
 
@@ -86,6 +95,7 @@ def schedule(
         cron_schedule=cron,
         execution_timezone=TIMEZONE,
         description=f"{description} {SCHEDULE_REASON}{why}" if why else description,
+        owners=list(of.owners or team_owners()),  # the job's
     )
 
 

@@ -19,10 +19,16 @@ from integration_assets.core.warehouse import RawRow
 if TYPE_CHECKING:
     from integration_assets.core.http import ApiClient
 
-__all__ = ["Catalog", "Chunk", "LiveTotal", "Reader", "StreamSpec", "SystemSpec"]
+__all__ = ["Catalog", "Chunk", "LiveTotal", "Reader", "RecordPage", "StreamSpec", "SystemSpec"]
 
 # (live records at the vendor, their ids when the vendor lists them, None when it only counts)
 LiveTotal = Callable[["ApiClient", str], tuple[int, "frozenset[str] | None"]]
+# (object type, record id) -> the vendor's page of the record, None where there is none (the local sandbox)
+RecordPage = Callable[[str, object], "str | None"]
+
+
+def _no_pages(object_type: str, record_id: object) -> str | None:
+    return None
 
 
 @dataclass(frozen=True)
@@ -87,6 +93,7 @@ class SystemSpec:
     live_total: LiveTotal  # the vendor's own count of live records of an object type (completeness)
     resource: Callable[[], Any]  # the vendor connection (a Dagster resource) configured from the environment
     has_updated_at: bool = True  # its records carry a last-modified time (Stripe objects only `created`)
+    record_page: RecordPage = _no_pages  # where a person opens a record the evidence of a check names
 
     @classmethod
     def declare(
@@ -102,6 +109,7 @@ class SystemSpec:
         resource: Callable[[], Any],
         names: Mapping[str, str] | None = None,
         has_updated_at: bool = True,
+        record_page: RecordPage = _no_pages,
     ) -> SystemSpec:
         """A system and its streams, one per reader (each with an `object_type`): its contract from the contracts
         module (`MODELS` and `COLUMNS` by object type), its description; `names` renames an asset (charges:
@@ -119,7 +127,7 @@ class SystemSpec:
             )
             for reader in readers
         )
-        return cls(role, vendor, title, streams, live_total, resource, has_updated_at)
+        return cls(role, vendor, title, streams, live_total, resource, has_updated_at, record_page)
 
     def __post_init__(self) -> None:
         for stream in self.streams:
@@ -153,6 +161,11 @@ class Catalog:
 
     def streams_of(self, role: str) -> tuple[StreamSpec, ...]:
         return self._systems[role].streams
+
+    def record_page(self, role: str, object_type: str, record_id: object) -> str | None:
+        """The vendor's page of a record (a link in a check's evidence); None for a role the catalog lacks."""
+        system = self._systems.get(role)
+        return system.record_page(object_type, record_id) if system is not None else None
 
     def object_types(self) -> dict[str, tuple[str, ...]]:
         """role -> the vendor object types it is read from."""

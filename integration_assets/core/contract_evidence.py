@@ -1,5 +1,6 @@
-"""What a failed pandera contract shows as check evidence, raw or canonical alike: one row per failure case,
-personal data masked, and counts per table and column that the UI plots."""
+"""What a failed pandera contract shows as check evidence, raw or canonical alike: one row per failure case
+(the record's id, with a link to its vendor page where there is one), personal data masked, as a table of
+`SCHEMA`, and counts per table and column that the UI plots."""
 
 import re
 from collections import Counter
@@ -7,12 +8,30 @@ from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
+from dagster import TableSchema
 
-from integration_assets.core.evidence import markdown_table, mask
+from integration_assets.core.evidence import SUMMARY_IDS, first_named, markdown_table, mask, schema
 
-__all__ = ["COLUMNS", "MISSING_MARK", "contract_counts", "failure_evidence", "is_missing_index", "plain"]
+__all__ = [
+    "COLUMNS",
+    "MISSING_MARK",
+    "SCHEMA",
+    "contract_counts",
+    "failure_evidence",
+    "is_missing_index",
+    "named_ids",
+    "plain",
+]
 
-COLUMNS = ("id", "table", "column", "check", "value")
+SCHEMA: TableSchema = schema(
+    ("id", "string", "The record's id (masked when it holds personal data)."),
+    ("link", "url", "The record's page at the vendor; empty for canonical rows and the local sandbox."),
+    ("table", "string", "The table the record is in."),
+    ("column", "string", "The column that breaks the contract."),
+    ("check", "string", "The contract's check that failed."),
+    ("value", "string", "The failing value (masked when it is personal data)."),
+)
+COLUMNS = tuple(column.name for column in SCHEMA.columns)
 MISSING_MARK = "<missing>"  # raw_contracts' rendering of an absent key: not a value, never masked
 
 
@@ -30,17 +49,30 @@ def failure_evidence(
     id_of: Callable[[Any], str],
     is_pii: Callable[[str], bool],
     personal_values: Callable[[Any], set[str]],
+    link_of: Callable[[str], str | None] = lambda record_id: None,
 ) -> list[dict[str, Any]]:
     """pandera failure cases as evidence rows, masking values of personal-data columns and any value or id equal
-    to personal data of the same record (an email that a bug wrote into an id column is still an email)."""
+    to personal data of the same record (an email that a bug wrote into an id column is still an email).
+
+    `link_of` gives a record's page at its vendor; a masked id gets none (the link would show it)."""
     rows = []
     for case in cases.itertuples(index=False):
         value, record_id, personal = case.failure_case, id_of(case.index), personal_values(case.index)
         if value != MISSING_MARK and (is_pii(str(case.column)) or plain(value) in personal):
             value = mask(value)
+        link = link_of(record_id) if record_id else None
         if record_id and plain(record_id) in personal:  # the record's key itself holds personal data
-            record_id = mask(record_id)
-        rows.append({"id": record_id, "table": table, "column": case.column, "check": case.check, "value": value})
+            record_id, link = mask(record_id), None
+        rows.append(
+            {
+                "id": record_id,
+                "link": link,
+                "table": table,
+                "column": case.column,
+                "check": case.check,
+                "value": "" if value is None else str(value),
+            }
+        )
     return rows
 
 
@@ -52,6 +84,12 @@ def contract_counts(rows: list[dict[str, Any]], failed_records: int, checked: in
         counts[_metric_name(f"failures_{table}_{column}")] = n
     table_rows = [{"table": t, "column": c, "check": k, "failures": n} for (t, c, k), n in sorted(by_check.items())]
     return counts, markdown_table(table_rows, ("table", "column", "check", "failures"), limit=100)
+
+
+def named_ids(rows: list[dict[str, Any]], limit: int = SUMMARY_IDS) -> str:
+    """`; ids 12, 40, 41 (+3 more)`: the first failing records, for a summary; empty when none has an id."""
+    ids = [str(r["id"]) for r in rows if r.get("id")]
+    return f"; ids {first_named(ids, limit)}" if ids else ""
 
 
 def is_missing_index(index: Any) -> bool:

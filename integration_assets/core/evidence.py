@@ -1,9 +1,15 @@
 """The one shape of a check's evidence, so the UI, the sensors and the alerts read every check alike.
 
 Every check of this project returns `check_result(...)`: a pass or fail, a summary, the system, the next
-action, the exact records at fault as a markdown table (ids, field, one side, other side), their ids for the
-alert (`sample_ids`), and numeric counts that the UI plots. Personal data is masked with `mask` before it
-is shown: the value is replaced by a short fingerprint, so two sides can still be seen to differ.
+action, the exact records at fault (ids, field, one side, other side), their ids for the alert
+(`sample_ids`), and numeric counts that the UI plots. Personal data is masked with `mask` before it is
+shown: the value is replaced by a short fingerprint, so two sides can still be seen to differ.
+
+The records are a Dagster table (`records`, given a `TableSchema`): the UI shows it inline with typed columns,
+where a markdown table hides behind "[Show Markdown]". It keeps every record at fault up to a cap, and says
+so: `records_total` counted, `records_shown` in the table, `records_note` both and the cap in words. Each
+record id can carry a link to the vendor's page (the catalog's `record_page`), present only when the vendor's
+base URL is its real API. Checks that still pass column names get the older markdown table under the same key.
 
 The fingerprint is a keyed hash (HMAC-SHA256), so a guessed value (an email) cannot be confirmed by hashing
 it: the key comes from `INTEGRATION_MASK_KEY`, else from a random key generated once and kept in
@@ -23,21 +29,36 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from dagster import AssetCheckKey, AssetCheckResult, AssetCheckSeverity, MetadataValue
+from dagster import (
+    AssetCheckKey,
+    AssetCheckResult,
+    AssetCheckSeverity,
+    MetadataValue,
+    TableColumn,
+    TableRecord,
+    TableSchema,
+)
 
 __all__ = [
     "EVIDENCE_KEYS",
     "MASK_KEY_ENV",
     "MASK_KEY_FILE",
+    "RECORDS_KEYS",
+    "SUMMARY_IDS",
     "as_check",
     "check_result",
+    "first_named",
     "markdown_table",
     "mask",
     "mask_key",
+    "records_table",
+    "schema",
 ]
 
 # metadata keys every check sets; monitoring/alerts reads them back from the check evaluation
 EVIDENCE_KEYS = ("system", "summary", "next_action", "problems", "sample_ids")
+# what a check given a schema adds: the records table, how many were at fault, shown, and the cap
+RECORDS_KEYS = ("records", "records_total", "records_shown", "records_note")
 SAMPLE_IDS = 20
 MASK_KEY_ENV = "INTEGRATION_MASK_KEY"
 MASK_KEY_FILE = "integration_mask.key"
@@ -118,6 +139,37 @@ def markdown_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], li
     return "\n".join(lines)
 
 
+def schema(*columns: tuple[str, str] | tuple[str, str, str]) -> TableSchema:
+    """A table schema from `(name, type[, description])`: types as Dagster shows them (string, int, url, ...)."""
+    return TableSchema(columns=[TableColumn(*column) for column in columns])
+
+
+def _typed(value: Any) -> str | int | float | bool | None:
+    """A value a TableRecord takes: numbers, booleans and None as they are, anything else as its text."""
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return str(value)
+
+
+def records_table(rows: Sequence[Mapping[str, Any]], table_schema: TableSchema, limit: int) -> MetadataValue:
+    """The first `limit` rows as a Dagster table of `table_schema`'s columns (a column a row lacks is empty)."""
+    names = [column.name for column in table_schema.columns]
+    return MetadataValue.table(
+        records=[TableRecord({name: _typed(row.get(name)) for name in names}) for row in rows[:limit]],
+        schema=table_schema,
+    )
+
+
+SUMMARY_IDS = 5  # records a failing summary names; `sample_ids` and the `records` table hold more
+
+
+def first_named(names: Sequence[str], limit: int = SUMMARY_IDS) -> str:
+    """`12, 40, 41 (+3 more)`: the first records at fault, once each, for a summary."""
+    unique = list(dict.fromkeys(names))
+    more = f" (+{len(unique) - limit} more)" if len(unique) > limit else ""
+    return f"{', '.join(unique[:limit])}{more}"
+
+
 def check_result(
     *,
     passed: bool,
@@ -125,14 +177,17 @@ def check_result(
     summary: str,
     next_action: str,
     records: Sequence[Mapping[str, Any]] = (),
-    columns: Sequence[str] = ("id",),
+    columns: Sequence[str] | TableSchema = ("id",),
     counts: Mapping[str, int | float] | None = None,
     limit: int = 50,
     severity: AssetCheckSeverity = AssetCheckSeverity.ERROR,
     extra: Mapping[str, Any] | None = None,
     id_column: str = "id",
 ) -> AssetCheckResult:
-    """A check outcome with its evidence. `records` are the exact rows at fault, already masked."""
+    """A check outcome with its evidence. `records` are the exact rows at fault, already masked.
+
+    With a `TableSchema` as `columns` they are a Dagster table of at most `limit` rows (with the `RECORDS_KEYS`
+    counts); with column names, a markdown table."""
     ids: list[str] = list(dict.fromkeys(str(r[id_column]) for r in records if r.get(id_column) is not None))
     metadata: dict[str, Any] = {
         "system": MetadataValue.text(system),
@@ -140,8 +195,17 @@ def check_result(
         "next_action": MetadataValue.text(next_action if not passed else ""),
         "problems": len(records),
         "sample_ids": MetadataValue.text(", ".join(ids[:SAMPLE_IDS])),
-        "records": MetadataValue.md(markdown_table(records, columns, limit)),
     }
+    if isinstance(columns, TableSchema):
+        metadata["records"] = records_table(records, columns, limit)
+        metadata["records_total"] = len(records)
+        metadata["records_shown"] = min(len(records), limit)
+        metadata["records_note"] = MetadataValue.text(
+            f"{min(len(records), limit)} of {len(records)} records at fault shown; the table holds at most {limit}"
+            + (f", and `sample_ids` the first {SAMPLE_IDS} ids" if len(records) > limit else "")
+        )
+    else:
+        metadata["records"] = MetadataValue.md(markdown_table(records, columns, limit))
     for name, value in (counts or {}).items():
         metadata[name] = value
     metadata.update(extra or {})

@@ -14,7 +14,6 @@ from dagster import AutomationCondition, Backoff, FreshnessPolicy, Jitter, Retry
 from integration_assets.core.monitoring_config import Freshness, load_monitoring
 
 __all__ = [
-    "FRESHNESS_CHECK_NAME",
     "RECONCILIATION_CRON",
     "STEP_RETRY",
     "SYNC_CRON",
@@ -22,13 +21,14 @@ __all__ = [
     "automation_condition",
     "daily_pass",
     "follows_upstream",
+    "freshness_metadata",
     "freshness_policy",
+    "freshness_sentence",
     "freshness_windows",
 ]
 
 # A run-level retry for what the client's own retries could not absorb (a vendor down for minutes).
 STEP_RETRY = RetryPolicy(max_retries=2, delay=30, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS)
-FRESHNESS_CHECK_NAME = "freshness_check"  # the name Dagster gives every last-update freshness check
 Layer = Literal["source", "canonical"]
 AutomatedLayer = Literal["source", "canonical", "writeback", "reconciliation"]
 SYNC_CRON = "0 * * * *"  # the sources sync at the top of every hour (UTC); everything else follows their data
@@ -44,6 +44,22 @@ def freshness_policy(layer: Layer) -> FreshnessPolicy:
     """Warn, then fail, when the layer's assets have not materialized within the windows of monitoring.yaml."""
     fail, warn = freshness_windows().windows(layer)
     return FreshnessPolicy.time_window(fail_window=timedelta(minutes=fail), warn_window=timedelta(minutes=warn))
+
+
+def freshness_metadata(layer: Layer) -> dict[str, int]:
+    """The layer's windows in exact minutes, for the asset's definition metadata: the UI rounds a policy's
+    windows (90 and 120 minutes both read "2 hours"), so the minutes are stated beside it."""
+    fail, warn = freshness_windows().windows(layer)
+    return {"freshness_warn_minutes": int(warn), "freshness_fail_minutes": int(fail)}
+
+
+def freshness_sentence(layer: Layer) -> str:
+    """The windows in words, for the asset's description (the UI's rounding again)."""
+    minutes = freshness_metadata(layer)
+    return (
+        f"Freshness: warns when not materialized for {minutes['freshness_warn_minutes']} minutes, fails after "
+        f"{minutes['freshness_fail_minutes']} minutes."
+    )
 
 
 def automation_condition(layer: AutomatedLayer) -> AutomationCondition:

@@ -27,9 +27,17 @@ from dagster import (
 from pydantic import Field
 
 from integration_assets.core.catalog import LiveTotal, StreamSpec
+from integration_assets.core.columns import raw_schema, storage_kind, table_metadata
 from integration_assets.core.errors import IntegrationError
 from integration_assets.core.evidence import as_check
-from integration_assets.core.policies import STEP_RETRY, automation_condition, freshness_policy
+from integration_assets.core.owners import team_owners
+from integration_assets.core.policies import (
+    STEP_RETRY,
+    automation_condition,
+    freshness_metadata,
+    freshness_policy,
+    freshness_sentence,
+)
 from integration_assets.core.resources import VendorConnection
 from integration_assets.core.stream_check import ChunkWatcher, Landed, StreamCheck, StreamCheckRun
 from integration_assets.core.sync import SyncReport, sync_stream
@@ -41,7 +49,13 @@ class SyncConfig(Config):
     chunk_records: int = Field(5_000, description="records per transaction: bounds memory and lost work")
 
 
-def _column_schema(report: SyncReport) -> TableSchema:
+PAYLOAD_SHAPE = "payload_shape"  # materialization metadata: the payload fields and JSON types a run fetched
+
+
+def _payload_shape(report: SyncReport) -> TableSchema:
+    """What this run observed of the vendor's payload (field -> JSON types), which the drift check judges. Not
+    `dagster/column_schema`: the UI would prefer it over the declared schema, and a run that fetched nothing
+    would show no columns at all."""
     return TableSchema(
         columns=[
             TableColumn(name, " | ".join(sorted(kinds - {"null"}) or ["null"]))
@@ -50,9 +64,12 @@ def _column_schema(report: SyncReport) -> TableSchema:
     )
 
 
-def _live_rows(warehouse: Warehouse, table: str) -> int:
-    """Rows not deleted at the source: what the volume check compares run to run (the UI plots it)."""
-    return warehouse.query(f"SELECT count(*) FROM {table} WHERE NOT is_deleted")[0][0]
+def _row_counts(warehouse: Warehouse, table: str) -> tuple[int, int]:
+    """(rows live at the source, rows deleted there): the first is what the volume check compares run to run."""
+    live, deleted = warehouse.query(
+        f"SELECT count(CASE WHEN NOT is_deleted THEN 1 END), count(CASE WHEN is_deleted THEN 1 END) FROM {table}"
+    )[0]
+    return int(live), int(deleted)
 
 
 def build_source_asset(
@@ -67,8 +84,12 @@ def build_source_asset(
             AssetSpec(
                 stream.asset_key,
                 group_name=stream.role,
-                kinds={vendor, "python"},
-                description=f"{stream.description}\n\nLanded as the vendor sent it in `{table}`, incrementally.",
+                kinds={vendor, storage_kind(), "python"},
+                description=f"{stream.description}\n\nLanded as the vendor sent it in `{table}`, incrementally. "
+                "`dagster/row_count` counts the records live at the vendor; `deleted_rows` those deleted, archived "
+                f"or tombstoned there, kept with `is_deleted`. {freshness_sentence('source')}",
+                metadata={**table_metadata(table, raw_schema(stream)), **freshness_metadata("source")},
+                owners=team_owners(stream.role),
                 tags={"system": stream.role, "vendor": vendor},
                 freshness_policy=freshness_policy("source"),
                 automation_condition=automation_condition("source"),
@@ -158,10 +179,12 @@ def _sync(
         f"{report.updated} updated, {report.deleted} deleted, {calls['calls']} calls ({calls['retries']} retries)"
     )
     table = stream.raw_table
+    live, deleted = _row_counts(warehouse, table)
     return report, {
-        "dagster/row_count": warehouse.count(table),
-        "live_rows": _live_rows(warehouse, table),
-        "dagster/column_schema": _column_schema(report),
+        "dagster/row_count": live,  # what the asset is: the records live at the vendor
+        "live_rows": live,  # the volume check's history reads this key (its older runs have no other)
+        "deleted_rows": deleted,
+        PAYLOAD_SHAPE: _payload_shape(report),
         "table": table,
         "mode": report.mode,
         "cursor": report.cursor or "",

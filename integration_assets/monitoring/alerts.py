@@ -2,8 +2,9 @@
 
 A problem is identified by what failed, not by how it failed: `check:<asset>:<check>` for an asset check,
 `run:<job>` for a job, `run:<job>:<asset>` for an asset of the implicit asset job (whose runs select
-unrelated assets). Each episode of a problem (open → resolved) is one row of `ops.alerts`, written from
-the same structured evidence the check or run already carries, so the alert says what the UI says.
+unrelated assets), `freshness:<asset>` for an asset late by its freshness policy. Each episode of a problem
+(open → resolved) is one row of `ops.alerts`, written from the same structured evidence the check or run
+already carries, so the alert says what the UI says.
 
 Why it is shaped this way:
 
@@ -48,8 +49,10 @@ __all__ = [
     "apply_observations",
     "ensure_alerts_table",
     "load_alerts",
+    "open_alerts",
     "pending_notices",
     "problem_key_for_check",
+    "problem_key_for_freshness",
     "problem_key_for_job",
     "problem_key_for_job_asset",
     "redacted",
@@ -65,7 +68,7 @@ ALERTS_TABLE = "ops.alerts"
 ALERTS_COLUMNS: dict[str, str] = {
     "id": "TEXT NOT NULL",
     "problem_key": "TEXT NOT NULL",
-    "kind": "TEXT NOT NULL",  # check | run
+    "kind": "TEXT NOT NULL",  # check | run | freshness
     "family": "TEXT NOT NULL",  # which sensor watches it: drift, missing_records, …, checks, runs
     "status": "TEXT NOT NULL",  # open | resolved
     "severity": "TEXT NOT NULL",  # WARNING | CRITICAL
@@ -105,6 +108,11 @@ def problem_key_for_check(asset: str, check_name: str) -> str:
     return f"check:{asset}:{check_name}"
 
 
+def problem_key_for_freshness(asset: str) -> str:
+    """An asset late by its freshness policy (the freshness daemon's WARN and FAIL states)."""
+    return f"freshness:{asset}"
+
+
 def problem_key_for_job(job: str) -> str:
     return f"run:{job}"
 
@@ -130,7 +138,7 @@ class Observation:
     """One evaluation of a problem: failing or passing, with the evidence to alert on when failing."""
 
     problem_key: str
-    kind: Literal["check", "run"]
+    kind: Literal["check", "run", "freshness"]
     family: str
     failing: bool
     event_id: int  # event log storage id: orders observations and makes re-processing a no-op
@@ -177,6 +185,8 @@ class Alert:
     def where(self) -> str:
         if self.kind == "check":
             return f"{self.asset} · check {self.check_name}"
+        if self.kind == "freshness":
+            return f"{self.asset} · freshness"
         return f"job {self.job}" + (f" · {self.asset}" if self.asset else "")
 
     def payload(self, notice: NoticeKind) -> dict[str, Any]:
@@ -455,6 +465,17 @@ def load_alerts(warehouse: Warehouse, problem_key: str | None = None) -> list[di
     where, params = ("WHERE problem_key = ?", [problem_key]) if problem_key else ("", [])
     with warehouse.transaction() as tx:
         rows = _rows(tx, f"SELECT * FROM {ALERTS_TABLE} {where} ORDER BY opened_at, id", params)
+    for row in rows:
+        for name in ("evidence", "open_delivery", "resolved_delivery", "escalated_delivery"):
+            row[name] = _json(row[name])
+    return rows
+
+
+def open_alerts(warehouse: Warehouse) -> list[dict[str, Any]]:
+    """The open episodes of `ops.alerts`, oldest first, as `load_alerts` returns rows: what the `ops/alerts`
+    asset shows."""
+    with warehouse.transaction() as tx:
+        rows = _rows(tx, f"SELECT * FROM {ALERTS_TABLE} WHERE status = 'open' ORDER BY opened_at, id")
     for row in rows:
         for name in ("evidence", "open_delivery", "resolved_delivery", "escalated_delivery"):
             row[name] = _json(row[name])

@@ -1,26 +1,27 @@
-"""The monitoring slice: quality checks on every source stream, freshness, connector health, and the sensors
-that turn failed checks and runs into alerts (one per problem).
+"""The monitoring slice: quality checks on every source stream, connector health, the sensors that turn failed
+checks, failed runs and late assets into alerts (one per problem), the `ops/alerts` asset they report, and the
+sensor that tags each run with its failed checks.
 
-Check names are fixed (`contract`, `drift`, `volume`, `freshness_check`): the alert sensors group check
-outcomes by them. `contract`, `drift` and `volume` are stream checks: the code location hands them to the
-source assets, so they run in each stream's own step (`stream_checks`).
+Freshness is the assets' own `FreshnessPolicy` (attached by each slice), evaluated by Dagster's freshness
+daemon; `freshness_alerts` turns its state changes into alerts. Check names are fixed (`contract`, `drift`,
+`volume`): the alert sensors group check outcomes by them. All three are stream checks: the code location
+hands them to the source assets, so they run in each stream's own step (`stream_checks`).
 """
 
 from __future__ import annotations
 
 from dagster import AssetSelection, Definitions
 
-from integration_assets.canonical.assets import assets as canonical_assets
 from integration_assets.core.automation import job, schedule
 from integration_assets.core.catalog import Catalog
 from integration_assets.core.monitoring_config import check_roles, load_monitoring
 from integration_assets.core.stream_check import StreamCheck
 from integration_assets.monitoring.drift import DriftCheck
-from integration_assets.monitoring.freshness import build_freshness_checks, build_freshness_sensor
 from integration_assets.monitoring.health import build_health_asset, build_health_checks
 from integration_assets.monitoring.pools import blocked_pool_alerts
 from integration_assets.monitoring.raw_contract_check import ContractCheck
-from integration_assets.monitoring.sensors import sensors
+from integration_assets.monitoring.run_checks import run_check_tags
+from integration_assets.monitoring.sensors import ops_alerts_asset, sensors
 from integration_assets.monitoring.volume import VolumeCheck
 from integration_assets.systems import CATALOG
 
@@ -35,7 +36,6 @@ def stream_checks() -> list[StreamCheck]:
 def build_defs(catalog: Catalog = CATALOG) -> Definitions:
     check_roles(load_monitoring(), catalog.roles)  # refused at load, as every sensor tick refuses it
     health_asset = build_health_asset(catalog)
-    freshness = build_freshness_checks([stream.asset_key for stream in catalog.streams], canonical_assets)
     health = job(
         "health",
         "health",
@@ -45,11 +45,8 @@ def build_defs(catalog: Catalog = CATALOG) -> Definitions:
         catalog.roles,
     )
     return Definitions(
-        assets=[health_asset],
-        asset_checks=[
-            *build_health_checks(catalog),
-            *freshness,
-        ],
+        assets=[health_asset, ops_alerts_asset()],
+        asset_checks=build_health_checks(catalog),
         jobs=[health],
         schedules=[
             schedule(
@@ -61,5 +58,5 @@ def build_defs(catalog: Catalog = CATALOG) -> Definitions:
                 "expiry), which no data change announces.",
             )
         ],
-        sensors=[*sensors, build_freshness_sensor(freshness), blocked_pool_alerts],
+        sensors=[*sensors, blocked_pool_alerts, run_check_tags],
     )

@@ -1,10 +1,13 @@
 """Drift: the vendor's shape against the raw contract, with a readable diff.
 
-The shape is the `dagster/column_schema` each source materialization reports (payload field → JSON types of
-the records fetched that run). A promised field that is gone, or arrives with a type the contract does not
-allow, fails at ERROR: the canonical layer cannot read it. A field the contract does not know and no earlier
-shape had fails at WARN, once: the next shape already knows it. A run that fetched nothing says nothing about
-the shape, so the last shape that was observed keeps being judged.
+The shape is the `payload_shape` each source materialization reports (payload field → JSON types of the
+records fetched that run); materializations from before it had its own key reported it as their
+`dagster/column_schema`, read when `payload_shape` is absent, so the history stays comparable.
+
+A promised field that is gone, or arrives with a type the contract does not allow, fails at ERROR: the
+canonical layer cannot read it. A field the contract does not know and no earlier shape had fails at WARN,
+once: the next shape already knows it. A run that fetched nothing says nothing about the shape, so the last
+shape that was observed keeps being judged.
 """
 
 from collections.abc import Iterable, Mapping
@@ -25,12 +28,15 @@ from integration_assets.canonical.raw_contracts import contract_model
 from integration_assets.core.catalog import StreamSpec
 from integration_assets.core.evidence import check_result
 from integration_assets.core.monitoring_config import load_monitoring
+from integration_assets.core.source_asset import PAYLOAD_SHAPE
 from integration_assets.core.stream_check import StreamCheck, StreamCheckRun
 from integration_assets.monitoring.history import Materialization, materializations
 
 __all__ = ["Change", "DriftCheck", "promised_fields", "shape_changes", "shape_of"]
 
 Shape = dict[str, frozenset[str]]  # payload path → JSON types observed
+# where a materialization's shape is, newest key first: older runs reported it as their column schema
+SHAPE_KEYS = (PAYLOAD_SHAPE, "dagster/column_schema")
 
 # contract kinds (raw_contracts `promised`) → the JSON types that satisfy them
 JSON_TYPES_OF_KIND: dict[str, frozenset[str]] = {
@@ -81,11 +87,16 @@ def _types(types: Iterable[str]) -> str:
 def shape_of(materialization: Materialization) -> Shape | None:
     """The shape a materialization observed, or None when it fetched no live records (the shape is unknown:
     deletion tombstones carry no shape, so a run that fetched only those has none)."""
-    return _shape(materialization.metadata.get("dagster/column_schema"), materialization.number("fetched"))
+    return _shape(_shape_entry(materialization.metadata), materialization.number("fetched"))
+
+
+def _shape_entry(metadata: Mapping[str, Any]) -> Any:
+    """The shape's metadata entry under its current key, else under the one older runs used."""
+    return next((metadata[key] for key in SHAPE_KEYS if key in metadata), None)
 
 
 def _shape(schema: Any, fetched: float | None) -> Shape | None:
-    """The shape in a `dagster/column_schema` entry (as stored, or as the sync just reported it)."""
+    """The shape in a `payload_shape` entry (as stored, or as the sync just reported it)."""
     schema = schema.schema if isinstance(schema, TableSchemaMetadataValue) else schema
     if not isinstance(schema, TableSchema) or not fetched or not schema.columns:
         return None
@@ -157,9 +168,7 @@ class DriftCheck(StreamCheck):
         stream = run.stream
         history_runs = load_monitoring().drift.history_runs
         landed = run.landed
-        current = (
-            None if landed is None else _shape(landed.metadata.get("dagster/column_schema"), landed.report.fetched)
-        )
+        current = None if landed is None else _shape(_shape_entry(landed.metadata), landed.report.fetched)
         # the shape this run measured, judged against the earlier ones (the event log may not hold it yet)
         shapes = [(run.run_id, current)] if current is not None else []
         shapes += _known_shapes(run.instance, stream, wanted=1 + history_runs - len(shapes), skip_run=run.run_id)

@@ -26,10 +26,13 @@ from dagster import (
 )
 
 from integration_assets.core.catalog import Catalog
+from integration_assets.core.columns import storage_kind
 from integration_assets.core.evidence import check_result, markdown_table
 from integration_assets.core.monitoring_config import Health, load_monitoring
+from integration_assets.core.owners import team_owners
 from integration_assets.monitoring.credentials import credential_statuses
 from integration_assets.monitoring.metrics import (
+    HEALTH_TABLE,
     SystemHealth,
     failed_calls_since_success,
     measure,
@@ -79,10 +82,13 @@ def build_health_asset(catalog: Catalog) -> AssetsDefinition:
 
     @asset(
         key=HEALTH_KEY,
-        group_name="monitoring",
-        kinds={"python"},
+        group_name="ops",
+        kinds={"python", storage_kind()},
+        owners=team_owners(),
+        metadata={"dagster/table_name": HEALTH_TABLE},
         required_resource_keys={"warehouse"},
-        description=f"Per system ({', '.join(catalog.roles)}), over the window of `health.window_minutes` in "
+        description="How each connector is doing: its calls, latency, retries, review items and last sync.\n\n"
+        f"Per system ({', '.join(catalog.roles)}), over the window of `health.window_minutes` in "
         "monitoring.yaml: calls, success rate, p50/p95 latency, failed calls, retries and 429s from "
         "`ops.api_calls`; open review items by reason; pending outbox items; the last successful sync. Appended "
         "to `ops.integration_health` (one row per system and materialization) for dashboards.",

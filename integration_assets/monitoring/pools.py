@@ -20,10 +20,10 @@ when a holder is finished or unknown to the instance: that slot is lost until th
 `free_slots_after_run_end_seconds`) or a person frees it (README, "Runs that die"). A WARNING that turns
 CRITICAL is announced once more (`escalated`).
 
-Reads the instance's concurrency tables through `instance.event_log_storage` (`get_concurrency_keys`,
-`get_concurrency_infos`, `get_pool_config`: what the UI's concurrency page reads; Dagster 1.13 has no public
-`DagsterInstance` method for them). A tick that finds no pool over its limit, no alert of its own open and no
-notice waiting does not open the warehouse.
+Reads the instance's concurrency tables through `core/dagster_adapter.read_pool_snapshot` (what the UI's
+concurrency page reads; Dagster 1.13 has no public `DagsterInstance` method for them). A tick that finds no
+pool over its limit, no alert of its own open and no notice waiting does not open the warehouse. A tick that
+opens, escalates or resolves an alert reports the `ops/alerts` asset, as the other alert sensors do.
 """
 
 from __future__ import annotations
@@ -36,20 +36,24 @@ from datetime import UTC, datetime
 from dagster import (
     DagsterInstance,
     DagsterRunStatus,
-    DefaultSensorStatus,
     RunRecord,
     RunsFilter,
     SensorDefinition,
     SensorEvaluationContext,
+    SensorResult,
     SkipReason,
-    sensor,
 )
 
+from integration_assets.core.dagster_adapter import (
+    instance_identity,
+    read_pool_snapshot,
+    run_pool_needs,
+)
 from integration_assets.core.monitoring_config import Owners, check_roles, load_monitoring
 from integration_assets.core.resources import WarehouseResource
 from integration_assets.core.warehouse import Warehouse
 from integration_assets.monitoring.alerts import ALERTS_TABLE, Observation, apply_observations, ensure_alerts_table
-from integration_assets.monitoring.sensors import ROLES, TICK_SECONDS, instance_identity
+from integration_assets.monitoring.sensors import ROLES, alert_sensor, tick_outcome
 from integration_assets.monitoring.sinks import configured_sinks, deliver_pending
 from integration_assets.systems import CATALOG
 
@@ -143,11 +147,10 @@ def _aware(moment: datetime) -> datetime:
 
 def read_pools(instance: DagsterInstance) -> list[PoolState]:
     """Every pool the instance knows, with who holds its slots and who waits for one."""
-    storage = instance.event_log_storage
-    if not storage.supports_global_concurrency_limits:
+    snapshot = read_pool_snapshot(instance)
+    if snapshot is None:
         return []
-    infos = storage.get_concurrency_infos(sorted(storage.get_concurrency_keys()))
-    granularity = getattr(storage.get_pool_config().pool_granularity, "value", "op")  # `op` (default) or `run`
+    infos, granularity = snapshot.infos, snapshot.granularity  # granularity: `op` (default) or `run`
     queued_filter = RunsFilter(statuses=[DagsterRunStatus.QUEUED])
     queued = list(instance.get_run_records(filters=queued_filter, limit=QUEUED_RUNS, ascending=True))
     involved = {slot.run_id for info in infos.values() for slot in info.claimed_slots}
@@ -165,15 +168,15 @@ def read_pools(instance: DagsterInstance) -> list[PoolState]:
 
     queued_waits: dict[str, list[RunRef]] = {pool: [] for pool in infos}
     for record in queued:
-        needs = record.dagster_run.run_op_concurrency
+        needs = run_pool_needs(record.dagster_run)
         if needs is None:
             continue
         if granularity == "run":
-            blocking = [pool for pool in sorted(needs.all_pools or []) if full(pool)]
-        elif needs.has_unconstrained_root_nodes or not needs.root_key_counts:
+            blocking = [pool for pool in sorted(needs.all_pools) if full(pool)]
+        elif needs.unconstrained_roots or not needs.root_pools:
             blocking = []  # a first step needs no pool: the queue does not hold the run back for one
         else:
-            roots = sorted(needs.root_key_counts)
+            roots = sorted(needs.root_pools)
             blocking = roots if all(full(pool) for pool in roots) else []
         for pool in blocking:
             if pool in queued_waits:
@@ -296,7 +299,7 @@ def _cleared(problem_key: str, event_id: int, now: datetime, source: str) -> Obs
     return Observation(problem_key, "run", FAMILY, False, event_id, now, None, source)
 
 
-def _tick(context: SensorEvaluationContext, warehouse: WarehouseResource) -> SkipReason:
+def _tick(context: SensorEvaluationContext, warehouse: WarehouseResource) -> SensorResult | SkipReason:
     cursor = PoolCursor.parse(context.cursor)
     config = check_roles(load_monitoring(), ROLES)
     limit_seconds = config.pools.blocked_alert_minutes * 60
@@ -327,29 +330,23 @@ def _tick(context: SensorEvaluationContext, warehouse: WarehouseResource) -> Ski
         deadline_seconds=config.alerts.delivery_deadline_seconds,
     )
     still_open = tuple(sorted(o.problem_key for o in failing))
-    context.update_cursor(PoolCursor(still_open, delivered.still_pending > 0).dump())
-    for error in delivered.errors:
-        context.log.warning(f"alert delivery failed, retried next tick: {error}")
-    return SkipReason(
+    message = (
         f"{len(failing)} pool(s) with a run waiting longer than {_minutes(limit_seconds)} min; "
         f"{len(applied.opened)} opened, {len(applied.escalated)} escalated, {len(applied.resolved)} resolved; "
         f"{delivered.sent} notices sent, {delivered.still_pending} waiting"
     )
+    cursor_text = PoolCursor(still_open, delivered.still_pending > 0).dump()
+    return tick_outcome(context, store, applied, delivered, message, cursor_text)
 
 
 def blocked_pool_alert_sensor(name: str = "blocked_pool_alerts") -> SensorDefinition:
-    @sensor(
-        name=name,
-        description="Alerts once when a run has waited for a vendor's concurrency pool longer than "
+    return alert_sensor(
+        name,
+        "Alerts once when a run has waited for a vendor's concurrency pool longer than "
         "pools.blocked_alert_minutes (monitoring.yaml), naming the pool and the run(s) holding it; a recovery "
         "notice when nothing waits past the limit any more.",
-        minimum_interval_seconds=TICK_SECONDS,
-        default_status=DefaultSensorStatus.RUNNING,
+        _tick,
     )
-    def _sensor(context: SensorEvaluationContext, warehouse: WarehouseResource) -> SkipReason:
-        return _tick(context, warehouse)
-
-    return _sensor
 
 
 blocked_pool_alerts = blocked_pool_alert_sensor()

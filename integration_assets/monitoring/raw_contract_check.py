@@ -20,10 +20,11 @@ from dagster import AssetCheckResult, MetadataValue
 from integration_assets.canonical.raw_contracts import ContractResult, check_stream, contract_model
 from integration_assets.core.catalog import StreamSpec
 from integration_assets.core.contract_evidence import (
-    COLUMNS,
+    SCHEMA,
     contract_counts,
     failure_evidence,
     is_missing_index,
+    named_ids,
     plain,
 )
 from integration_assets.core.evidence import check_result
@@ -31,6 +32,7 @@ from integration_assets.core.payload import MISSING, resolve_path
 from integration_assets.core.stream_check import ChunkWatcher, StreamCheck, StreamCheckRun
 from integration_assets.core.warehouse import RawRow, Warehouse
 from integration_assets.mapping.dictionary import load_dictionary
+from integration_assets.systems import CATALOG
 
 __all__ = ["FAILURES", "ContractCheck"]
 
@@ -75,6 +77,7 @@ class _Judged:
                 id_of=lambda index: "" if is_missing_index(index) else str(index),
                 is_pii=pii.__contains__,
                 personal_values=lambda index: _values_at(live.get(str(index), {}), pii.values()),
+                link_of=lambda record_id: CATALOG.record_page(stream.role, stream.object_type, record_id),
             )
 
 
@@ -123,7 +126,8 @@ class ContractCheck(StreamCheck):
             f"Records of `{stream.raw_table}` against the vendor's promise in `systems/{stream.role}/contracts.py` "
             "(pandera): the records each run lands, as they land, plus those an earlier run found broken and "
             "still live; executed alone, every live record. Not blocking: the canonical layer sends violating "
-            "records to the review queue and must still run."
+            "records to the review queue and must still run. Lists each failure (record id with its vendor link, "
+            "column, check, value; personal data masked)."
         )
 
     def watch(self, stream: StreamSpec, warehouse: Warehouse) -> tuple[ChunkWatcher, Any]:
@@ -166,12 +170,13 @@ class ContractCheck(StreamCheck):
             passed=not failing,
             system=stream.role,
             summary=f"{stream.key}: {len(judged.failed)} of {scope} break the raw contract "
-            f"({len(judged.evidence)} failures)" + (f"; {earlier} found earlier still break it" if earlier else ""),
+            f"({len(judged.evidence)} failures){named_ids(judged.evidence)}"
+            + (f"; {earlier} found earlier still break it" if earlier else ""),
             next_action=f"Look at the review queue's contract_violation items of {stream.role}/"
             f"{stream.object_type}; if the vendor changed its shape on purpose, update "
             f"`systems/{stream.role}/contracts.py` (see the drift check)",
             records=judged.evidence,
-            columns=COLUMNS,
+            columns=SCHEMA,
             counts={**counts, "failed_earlier_still_live": earlier},
             extra={
                 "failures_by_check": MetadataValue.md(by_check),

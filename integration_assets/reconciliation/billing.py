@@ -14,12 +14,13 @@ from dagster import AssetCheckResult, AssetCheckSeverity
 from integration_assets.core.monitoring_config import load_monitoring
 from integration_assets.core.warehouse import Warehouse
 from integration_assets.mapping.dictionary import load_dictionary
-from integration_assets.mapping.normalize import namespaced_id
+from integration_assets.mapping.normalize import namespaced_id, vendor_id
 from integration_assets.reconciliation.common import (
     CrossSystemCheck,
     canonical_key,
     diff_row,
     live_raw,
+    money_text,
     outcome,
     raw_reference_ids,
     source_refs,
@@ -63,13 +64,16 @@ def deal_invoice_problems(
             waiting += 1
             continue
         ref = source_refs(deal["source_records"])[0]
+        amount = None if deal["amount"] is None else int(deal["amount"])
+        won = "won" if amount is None else f"won {money_text(amount, deal['currency'])}"
         rows.append(
             diff_row(
                 ref,
                 "won_deal_without_invoice",
                 "invoice_id",
-                f"won {deal['amount']} {deal['currency']}, closed {str(deal['close_date'] or '')[:10]}",
+                f"{won}, closed {str(deal['close_date'] or '')[:10]}",
                 f"no invoice after {age:g} days (grace {grace_days:g})" if age is not None else "no invoice",
+                this_minor=amount,
             )
         )
     deals = {d["deal_id"]: d for d in won_deals}
@@ -79,20 +83,31 @@ def deal_invoice_problems(
             continue
         ref = source_refs(invoice["source_records"])[0]
         deal_ref = source_refs(deal["source_records"])[0]
-        other = f"{deal_ref[0]}/{deal_ref[1]}/{deal_ref[2]}"
+        total, amount = int(invoice["total"]), None if deal["amount"] is None else int(deal["amount"])
         if invoice["currency"] != deal["currency"]:
             rows.append(
-                diff_row(ref, "invoice_currency_mismatch", "currency", invoice["currency"], deal["currency"], other)
+                diff_row(
+                    ref,
+                    "invoice_currency_mismatch",
+                    "currency",
+                    money_text(total, invoice["currency"]),
+                    deal["currency"] if amount is None else money_text(amount, deal["currency"]),
+                    deal_ref,
+                    this_minor=total,
+                    other_minor=amount,
+                )
             )
-        elif int(invoice["total"]) != int(deal["amount"]):
+        elif amount is not None and total != amount:
             rows.append(
                 diff_row(
                     ref,
                     "invoice_amount_mismatch",
-                    "total/amount (minor units)",
-                    f"{int(invoice['total'])} {invoice['currency']}",
-                    f"{int(deal['amount'])} {deal['currency']}",
-                    other,
+                    "total/amount",
+                    money_text(total, invoice["currency"]),
+                    money_text(amount, deal["currency"]),
+                    deal_ref,
+                    this_minor=total,
+                    other_minor=amount,
                 )
             )
     return rows, waiting
@@ -113,15 +128,25 @@ def invoice_payment_problems(
             continue  # a one-off charge, not meant for an invoice
         ref = source_refs(payment["source_records"])[0]
         if invoice_id not in existing_invoice_ids:
-            rows.append(diff_row(ref, "payment_for_missing_invoice", "invoice_id", invoice_id, "no such invoice"))
+            rows.append(
+                diff_row(ref, "payment_for_missing_invoice", "invoice_id", vendor_id(invoice_id), "no such invoice")
+            )
             continue
         invoice = by_id.get(invoice_id)
         if invoice is None or payment["status"] != "succeeded":
             continue  # its invoice is in review: the queue reports it
         if payment["currency"] != invoice["currency"]:
-            other = "/".join(source_refs(invoice["source_records"])[0])
             rows.append(
-                diff_row(ref, "payment_currency_mismatch", "currency", payment["currency"], invoice["currency"], other)
+                diff_row(
+                    ref,
+                    "payment_currency_mismatch",
+                    "currency",
+                    money_text(int(payment["amount"]), payment["currency"]),
+                    money_text(int(invoice["total"]), invoice["currency"]),
+                    source_refs(invoice["source_records"])[0],
+                    this_minor=int(payment["amount"]),
+                    other_minor=int(invoice["total"]),
+                )
             )
             continue
         net[invoice_id] += int(payment["amount"]) - int(payment["amount_refunded"] or 0)
@@ -135,8 +160,10 @@ def invoice_payment_problems(
                     ref,
                     "paid_invoice_short",
                     "amount_paid vs payments",
-                    f"{int(invoice['amount_paid'])} {currency} paid",
-                    f"{paid} {currency} in succeeded payments",
+                    f"{money_text(int(invoice['amount_paid']), currency)} paid",
+                    f"{money_text(paid, currency)} in succeeded payments",
+                    this_minor=int(invoice["amount_paid"]),
+                    other_minor=paid,
                 )
             )
         elif paid > int(invoice["total"]):
@@ -145,8 +172,10 @@ def invoice_payment_problems(
                     ref,
                     "invoice_overpaid",
                     "total vs payments",
-                    f"{int(invoice['total'])} {currency} total",
-                    f"{paid} {currency} in succeeded payments",
+                    f"{money_text(int(invoice['total']), currency)} total",
+                    f"{money_text(paid, currency)} in succeeded payments",
+                    this_minor=int(invoice["total"]),
+                    other_minor=paid,
                 )
             )
     return rows

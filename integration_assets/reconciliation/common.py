@@ -2,7 +2,11 @@
 the one step that runs the cross-system checks.
 
 A reconciliation row names the record a person has to open (`system`, `object_type`, `id`: the vendor's own
-id, as the sandbox manifest and the review queue name it), the problem kind, the field, and both sides.
+id, as the sandbox manifest and the review queue name it, with `link` to its page at the vendor), the problem
+kind, the field, both sides, and the record of the other side (`other_record`, with `other_link`). Money is
+shown in its currency's major units with its code ("49,250.00 USD"); the exact minor-unit figures sit in
+`this_minor` and `other_minor`. The UI shows the rows as a table (`DIFF_SCHEMA`), up to
+`reconciliation.sample_rows` of monitoring.yaml, with the total counted beside it.
 
 The cross-system checks (`billing`, `customers`, `tickets`) are each a `CrossSystemCheck`: a name, the
 canonical asset it is shown on, the other canonical tables it reads, and what it computes from the warehouse.
@@ -23,33 +27,52 @@ from dagster import (
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetKey,
+    TableSchema,
     multi_asset_check,
 )
 
-from integration_assets.core.evidence import as_check, check_result
+from integration_assets.core.evidence import as_check, check_result, first_named, schema
 from integration_assets.core.monitoring_config import load_monitoring
 from integration_assets.core.payload import resolve_path
 from integration_assets.core.policies import automation_condition
 from integration_assets.core.warehouse import Warehouse
-from integration_assets.mapping.normalize import namespaced_id
+from integration_assets.mapping.normalize import Money, currency_exponent, namespaced_id
 from integration_assets.mapping.schema import FieldDictionary
+from integration_assets.systems import CATALOG
 
 __all__ = [
     "CROSS_SYSTEM_STEP",
     "DIFF_COLUMNS",
+    "DIFF_SCHEMA",
     "CrossSystemCheck",
     "Ref",
     "canonical_key",
     "cross_system_step",
     "diff_row",
     "live_raw",
+    "money_text",
     "outcome",
     "raw_reference_ids",
+    "ref_text",
     "source_refs",
 ]
 
 CROSS_SYSTEM_STEP = "cross_system_checks"  # the step's (op's) name
-DIFF_COLUMNS = ("system", "object_type", "id", "problem", "field", "this_side", "other_side", "other_record")
+DIFF_SCHEMA: TableSchema = schema(
+    ("system", "string", "The system holding the record to open (its role: crm, billing, support)."),
+    ("object_type", "string", "The vendor's object type of the record."),
+    ("id", "string", "The vendor's own id of the record."),
+    ("link", "url", "The record's page at the vendor; empty against the local sandbox."),
+    ("problem", "string", "What is wrong."),
+    ("field", "string", "The field that disagrees."),
+    ("this_side", "string", "The record's value (money in major units with its currency)."),
+    ("other_side", "string", "The value it should agree with."),
+    ("this_minor", "int", "This side's amount in minor units (cents; yen for JPY), when it is money."),
+    ("other_minor", "int", "The other side's amount in minor units, when it is money."),
+    ("other_record", "string", "The record holding the other side (system/object_type/id)."),
+    ("other_link", "url", "The other record's page at the vendor; empty against the local sandbox."),
+)
+DIFF_COLUMNS = tuple(column.name for column in DIFF_SCHEMA.columns)
 Ref = tuple[str, str, str]  # (system, object_type, vendor id)
 
 
@@ -67,17 +90,49 @@ def source_refs(source_records: Any) -> list[Ref]:
     return refs
 
 
-def diff_row(ref: Ref, problem: str, field: str, this_side: Any, other_side: Any, other: str = "") -> dict[str, Any]:
+def ref_text(ref: Ref) -> str:
+    """`crm/deals/123`: a record as `source_records` and the summaries name it."""
+    return "/".join(ref)
+
+
+def money_text(minor: int, currency: str) -> str:
+    """`4925000, "USD"` → `49,250.00 USD`; `150000, "JPY"` → `150,000 JPY` (the currency's own decimals).
+
+    A code without an ISO-4217 minor unit is shown as the minor-unit figure it is, saying so."""
+    if currency_exponent(str(currency)) is None:
+        return f"{minor} {currency} (minor units)"
+    text = Money(int(minor), str(currency)).major_text()
+    sign, digits = ("-", text[1:]) if text.startswith("-") else ("", text)
+    whole, dot, fraction = digits.partition(".")
+    return f"{sign}{int(whole):,}{dot}{fraction} {currency}"
+
+
+def diff_row(
+    ref: Ref,
+    problem: str,
+    field: str,
+    this_side: Any,
+    other_side: Any,
+    other: Ref | None = None,
+    *,
+    this_minor: int | None = None,
+    other_minor: int | None = None,
+) -> dict[str, Any]:
+    """One row of the diff table: `other` is the record holding the other side, when one does."""
     system, object_type, record_id = ref
     return {
         "system": system,
         "object_type": object_type,
         "id": record_id,
+        "link": CATALOG.record_page(system, object_type, record_id),
         "problem": problem,
         "field": field,
         "this_side": "" if this_side is None else this_side,
         "other_side": "" if other_side is None else other_side,
-        "other_record": other,
+        "this_minor": this_minor,
+        "other_minor": other_minor,
+        "other_record": ref_text(other) if other else "",
+        "other_link": CATALOG.record_page(*other) if other else None,
     }
 
 
@@ -116,21 +171,31 @@ def outcome(
     severity: AssetCheckSeverity,
     extra_counts: Mapping[str, int | float] | None = None,
 ) -> AssetCheckResult:
-    """The check's result through `check_result`: every problem kind counted (zeros too, so plots are whole)."""
+    """The check's result through `check_result`: every problem kind counted (zeros too, so plots are whole),
+    a failing summary naming the counts and the first records, the records as the `DIFF_SCHEMA` table."""
     counts: dict[str, int | float] = {kind: sum(1 for r in rows if r["problem"] == kind) for kind in kinds}
     counts.update(extra_counts or {})
     found = ", ".join(f"{counts[k]} {k}" for k in kinds if counts[k])
     return check_result(
         passed=not rows,
         system=system,
-        summary=ok_summary if not rows else f"{summary}: {found}." if found else f"{summary}.",
+        summary=ok_summary if not rows else _failing_summary(summary, found, rows),
         next_action=next_action,
         records=rows,
-        columns=DIFF_COLUMNS,
+        columns=DIFF_SCHEMA,
         counts=counts,
         limit=load_monitoring().reconciliation.sample_rows,
         severity=severity,
     )
+
+
+def _failing_summary(summary: str, found: str, rows: Sequence[Mapping[str, Any]]) -> str:
+    """`Won deals and their invoices disagree: 2 won_deal_without_invoice; records crm/deals/7, … (+3 more).`"""
+    named = [ref_text((r["system"], r["object_type"], str(r["id"]))) for r in rows if r.get("id") is not None]
+    text = f"{summary}: {found}" if found else summary
+    if named:
+        text += f"; records {first_named(named)}"
+    return text + "."
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from dagster import AssetCheckResult, AssetCheckSeverity
 from integration_assets.core.catalog import StreamSpec
 from integration_assets.core.stream_check import StreamCheck, StreamCheckRun
 from integration_assets.reconciliation.common import outcome
+from integration_assets.systems import CATALOG
 
 __all__ = ["CompletenessCheck", "completeness_problems"]
 
@@ -25,18 +26,17 @@ def completeness_problems(
 ) -> list[dict[str, Any]]:
     """Rows for records the vendor holds that the table lacks, and live rows the vendor no longer holds.
 
-    With the vendor's ids each record is named; with a count only, one row says how many."""
+    With the vendor's ids each record is named (and linked); with a count only, one row says how many."""
     rows: list[dict[str, Any]] = []
     base = {"system": stream.role, "object_type": stream.object_type, "field": "", "other_record": ""}
+
+    def named(rid: str, problem: str, this_side: str, other_side: str) -> dict[str, Any]:
+        link = CATALOG.record_page(stream.role, stream.object_type, rid)
+        return {**base, "id": rid, "link": link, "problem": problem, "this_side": this_side, "other_side": other_side}
+
     if vendor_ids is not None:
-        for rid in sorted(vendor_ids - loaded_ids):
-            rows.append(
-                {**base, "id": rid, "problem": "missing_records", "this_side": "not loaded", "other_side": "live"}
-            )
-        for rid in sorted(loaded_ids - vendor_ids):
-            rows.append(
-                {**base, "id": rid, "problem": "extra_records", "this_side": "loaded live", "other_side": "not listed"}
-            )
+        rows += [named(rid, "missing_records", "not loaded", "live") for rid in sorted(vendor_ids - loaded_ids)]
+        rows += [named(rid, "extra_records", "loaded live", "not listed") for rid in sorted(loaded_ids - vendor_ids)]
         return rows
     difference = vendor_total - len(loaded_ids)
     if difference:

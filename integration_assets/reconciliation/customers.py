@@ -86,7 +86,7 @@ def master_data_problems(
                         f"{entity}.{name}",
                         shown(value),
                         shown(owner_value),
-                        "/".join(owner_ref),
+                        owner_ref,
                     )
                 )
     return problems

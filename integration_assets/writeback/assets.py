@@ -28,6 +28,7 @@ from pydantic import Field
 
 from integration_assets.core.evidence import check_result, markdown_table
 from integration_assets.core.http import ApiClient
+from integration_assets.core.owners import team_owners
 from integration_assets.core.policies import STEP_RETRY, automation_condition
 from integration_assets.core.warehouse import Warehouse
 from integration_assets.mapping.dictionary import load_dictionary
@@ -115,6 +116,7 @@ def _build_flow_asset(flow: str) -> AssetsDefinition:
         deps=deps,
         group_name="writeback",
         kinds={vendor, "python"},
+        owners=team_owners(ROLES[vendor]),  # the team of the system it writes into
         pool=vendor,
         retry_policy=STEP_RETRY,  # safe: every write carries its idempotency key and looks before it creates
         automation_condition=automation_condition("writeback"),

@@ -15,6 +15,8 @@ from dagster import (
     sensor,
 )
 
+from integration_assets.core.dagster_adapter import owners_in_beta
+from integration_assets.core.owners import team_owners
 from integration_assets.core.resources import WarehouseResource
 from integration_assets.writeback import outbox
 from integration_assets.writeback.assets import FLOWS, flow_key
@@ -30,14 +32,7 @@ def _due(due_at: object, now: datetime) -> bool:
     return moment.to_pydatetime() <= now
 
 
-@sensor(
-    name="outbox_replay",
-    description="Replays writes waiting in ops.outbox once they are due: requests a run of their flow's asset.",
-    minimum_interval_seconds=60,
-    default_status=DefaultSensorStatus.RUNNING,
-    asset_selection=AssetSelection.assets(*(flow_key(flow) for flow in FLOWS)),
-)
-def outbox_replay(context: SensorEvaluationContext, warehouse: WarehouseResource) -> SensorResult | SkipReason:
+def _replay_due_writes(context: SensorEvaluationContext, warehouse: WarehouseResource) -> SensorResult | SkipReason:
     opened = warehouse.open()
     outbox.ensure_table(opened)
     now = datetime.now(UTC)
@@ -56,5 +51,15 @@ def outbox_replay(context: SensorEvaluationContext, warehouse: WarehouseResource
         return SkipReason(f"{total} writes wait, none due yet" if total else "the outbox is empty")
     return SensorResult(run_requests=requests)
 
+
+with owners_in_beta():
+    outbox_replay = sensor(
+        name="outbox_replay",
+        description="Replays writes waiting in ops.outbox once they are due: requests a run of their flow's asset.",
+        minimum_interval_seconds=60,
+        default_status=DefaultSensorStatus.RUNNING,
+        asset_selection=AssetSelection.assets(*(flow_key(flow) for flow in FLOWS)),
+        owners=team_owners(),  # its flows write into every system
+    )(_replay_due_writes)
 
 sensors = [outbox_replay]

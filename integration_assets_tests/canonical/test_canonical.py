@@ -154,3 +154,30 @@ def test_raw_contract_catches_drift(sandbox: Sandbox, tmp_path: Path) -> None:
     assert not report.ok and set(report.failure_cases["column"]) >= {"email", "phone"}
     for check in result.get_asset_check_evaluations():
         assert check.passed
+
+
+def test_accounting_names_the_records_that_break_the_balance(sandbox: Sandbox, tmp_path: Path) -> None:
+    """A record the build lost is listed by its vendor id in the check's records table and named in its summary."""
+    from dagster import TableMetadataValue
+
+    from integration_assets.canonical.assets import RECORD_MAP, accounting_balances
+
+    url = str(tmp_path / "warehouse.duckdb")
+    with DagsterInstance.ephemeral() as instance:
+        result = run_all(sandbox, url, instance)
+    passed = checks_of(result)["canonical/deals"]
+    assert passed.passed and "each accepted" in passed.metadata["summary"].value
+    assert passed.metadata["records_total"].value == 0
+    warehouse = Warehouse.from_url(url)
+    lost = str(warehouse.query(f"SELECT min(record_id) FROM {RECORD_MAP} WHERE asset = 'canonical/deals'")[0][0])
+    with warehouse.transaction() as tx:
+        tx.execute(f"DELETE FROM {RECORD_MAP} WHERE asset = 'canonical/deals' AND record_id = ?", [lost])
+    failed = accounting_balances("deals", warehouse)
+    assert not failed.passed
+    table = failed.metadata["records"]
+    assert isinstance(table, TableMetadataValue)
+    assert [(r.data["system"], r.data["object_type"], r.data["id"], r.data["problem"]) for r in table.records] == [
+        ("crm", "deals", lost, "unaccounted")
+    ]
+    assert f"crm/deals/{lost}" in failed.metadata["summary"].value and failed.description
+    assert failed.metadata["sample_ids"].value == lost and failed.metadata["crm_deals_unaccounted"].value == 1

@@ -17,7 +17,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -43,6 +43,7 @@ from integration_assets.monitoring.pools import (
 from integration_assets.quickstart import prepare_instance
 from integration_assets_tests.testing import DAGSTER, POSTGRES, PROJECT
 from integration_assets_tests.testing.alerts import read_lines
+from integration_assets_tests.testing.processes import process_group, wait_for
 
 BIN = Path(sys.executable).parent
 LOCATION = "integration_assets_tests.monitoring.pool_location"
@@ -91,37 +92,10 @@ def _env(home: Path, drill: Path) -> dict[str, str]:
     return {**os.environ, "DAGSTER_HOME": str(home), "POOL_DRILL_DIR": str(drill)}
 
 
-def _wait_for(what: str, probe: Callable[[], T | None], seconds: float, every: float = 0.25) -> T:
-    """`probe()` once it is truthy; fails naming `what` after `seconds`."""
-    deadline = time.monotonic() + seconds
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {seconds:g} s")
-        time.sleep(every)
-
-
-@contextmanager
-def _process(command: list[str], cwd: Path, env: dict[str, str], log: Path) -> Iterator[subprocess.Popen]:
-    """A process in its own session, SIGKILLed with everything it started (code servers, run workers, steps)."""
-    with log.open("w") as output:
-        process = subprocess.Popen(
-            command, cwd=cwd, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        try:
-            yield process
-        finally:
-            with suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=30)
-
-
 @contextmanager
 def _daemon(tmp_path: Path, env: dict[str, str]) -> Iterator[subprocess.Popen]:
     command = [str(BIN / "dagster-daemon"), "run", "-m", LOCATION, "-d", str(PROJECT)]
-    with _process(command, tmp_path, env, tmp_path / "daemon.log") as daemon:
+    with process_group(command, tmp_path, env, tmp_path / "daemon.log") as daemon:
         yield daemon
 
 
@@ -146,7 +120,7 @@ def _execute(tmp_path: Path, env: dict[str, str], tags: dict[str, str] | None = 
     """`dagster job execute -j hold`: the run executes in this very process, outside the daemon."""
     command = [DAGSTER, "job", "execute", "-m", LOCATION, "-d", str(PROJECT), "-j", "hold"]
     command += ["--tags", json.dumps(tags)] if tags else []
-    return _process(command, tmp_path, env, tmp_path / "execute.log")
+    return process_group(command, tmp_path, env, tmp_path / "execute.log")
 
 
 def _run_id(instance: DagsterInstance, job: str) -> str:
@@ -167,9 +141,9 @@ def _holders(instance: DagsterInstance) -> set[str]:
 
 def _holding(drill: Path, instance: DagsterInstance) -> tuple[str, int, int]:
     """Once `hold_stripe` runs: its run id, its own pid and its parent's (the run worker)."""
-    marker = _wait_for("hold_stripe started", lambda: next(drill.glob("*.pid"), None), 90)
+    marker = wait_for("hold_stripe started", lambda: next(drill.glob("*.pid"), None), 90)
     run_id = marker.stem
-    step, worker = (int(part) for part in _wait_for("pid marker written", marker.read_text, 5).split())
+    step, worker = (int(part) for part in wait_for("pid marker written", marker.read_text, 5).split())
     assert _holders(instance) == {run_id}, "the step runs: it holds the pool's one slot"
     return run_id, step, worker
 
@@ -314,8 +288,8 @@ def test_a_sigkilled_run_is_failed_its_slot_freed_and_the_blocked_pool_alerts(
         ticks = SensorTicks(instance, str(tmp_path / "warehouse.duckdb"))
         try:
             launches = [_launch("hold", tmp_path, env)]
-            queued = _wait_for("the hold run queued", lambda: _run_of(instance, "hold"), 90)
-            _wait_for("the hold run started", lambda: _status(instance, queued) == DagsterRunStatus.STARTED, 60)
+            queued = wait_for("the hold run queued", lambda: _run_of(instance, "hold"), 90)
+            wait_for("the hold run started", lambda: _status(instance, queued) == DagsterRunStatus.STARTED, 60)
             launches.append(_launch("quick", tmp_path, env))  # the queue now counts the pool as taken
             holder, step_pid, worker = _holding(drill, instance)
             assert holder == queued
@@ -325,7 +299,7 @@ def test_a_sigkilled_run_is_failed_its_slot_freed_and_the_blocked_pool_alerts(
             assert _status(instance, waiter) == DagsterRunStatus.QUEUED
 
             # the waiter is held back in the queue past the limit: one alert naming the pool and the holder
-            _wait_for("the blocked-pool alert", lambda: ticks.tick() and ticks.alerts(), 60, every=1)
+            wait_for("the blocked-pool alert", lambda: ticks.tick() and ticks.alerts(), 60, every=1)
             (alert,) = ticks.alerts()
             assert alert["status"] == "open" and alert["severity"] == "WARNING" and alert["family"] == "pools"
             assert POOL in alert["summary"] and holder in alert["summary"] and waiter in alert["summary"]
@@ -339,7 +313,7 @@ def test_a_sigkilled_run_is_failed_its_slot_freed_and_the_blocked_pool_alerts(
             # SIGKILL the run worker: its code server sees the process gone and marks the run failed
             killed = time.monotonic()
             os.kill(worker, signal.SIGKILL)
-            _wait_for("the killed run marked failed", lambda: _status(instance, holder) == DagsterRunStatus.FAILURE, 30)
+            wait_for("the killed run marked failed", lambda: _status(instance, holder) == DagsterRunStatus.FAILURE, 30)
             crash = [e.message for e in instance.all_logs(holder, of_type=DagsterEventType.ENGINE_EVENT)]
             assert any("SIGKILL" in message for message in crash), crash
 
@@ -350,8 +324,8 @@ def test_a_sigkilled_run_is_failed_its_slot_freed_and_the_blocked_pool_alerts(
             assert alert["severity"] == "CRITICAL" and alert["evidence"]["held_by"][0]["status"] == "FAILURE"
 
             # the daemon frees it, dequeues the waiter, which completes: nobody lifted a finger
-            _wait_for("the daemon freed the slot", lambda: holder not in _holders(instance), free_after + 30)
-            _wait_for("the waiting run succeeded", lambda: _status(instance, waiter) == DagsterRunStatus.SUCCESS, 90)
+            wait_for("the daemon freed the slot", lambda: holder not in _holders(instance), free_after + 30)
+            wait_for("the waiting run succeeded", lambda: _status(instance, waiter) == DagsterRunStatus.SUCCESS, 90)
             recovered = time.monotonic() - killed
             assert recovered < 90, recovered
 
@@ -386,13 +360,13 @@ def test_a_run_killed_outside_the_daemon_is_failed_at_its_max_runtime_and_its_sl
         assert _status(instance, holder) == DagsterRunStatus.STARTED, "nothing saw it die"
         record = instance.get_run_record_by_id(holder)
         assert record is not None and record.start_time is not None
-        _wait_for("the dead run failed at its max runtime", lambda: instance.get_run_by_id(holder).is_finished, 40)
+        wait_for("the dead run failed at its max runtime", lambda: instance.get_run_by_id(holder).is_finished, 40)
         assert _status(instance, holder) == DagsterRunStatus.FAILURE
         said = [entry.message for entry in instance.all_logs(holder)]
         assert any("maximum runtime of 8 seconds" in message for message in said), said
         failed = instance.get_run_record_by_id(holder)
         assert failed is not None and failed.end_time is not None and failed.end_time - record.start_time >= 8
-        _wait_for("the daemon freed the slot", lambda: not _holders(instance), 30)
+        wait_for("the daemon freed the slot", lambda: not _holders(instance), 30)
 
 
 # ------------------------------------------------------------------------------------------- by hand, no daemon
@@ -424,14 +398,17 @@ def test_the_free_slots_command_frees_a_dead_runs_slot_through_the_webserver(
             return requests.get(f"{url}/server_info", timeout=2).status_code == 200
         return False
 
-    with DagsterInstance.from_config(str(home)) as instance, _process(webserver, tmp_path, env, tmp_path / "web.log"):
+    with (
+        DagsterInstance.from_config(str(home)) as instance,
+        process_group(webserver, tmp_path, env, tmp_path / "web.log"),
+    ):
         # no daemon: a `dagster job execute` killed while it holds the slot stays STARTED, holding it for ever
         with _execute(tmp_path, env) as execute:
             holder, _, _ = _holding(drill, instance)
             os.killpg(execute.pid, signal.SIGKILL)
             execute.wait(timeout=30)
         assert _status(instance, holder) == DagsterRunStatus.STARTED and _holders(instance) == {holder}
-        _wait_for(f"dagster-webserver answering at {url}", answering, 60, every=0.5)
+        wait_for(f"dagster-webserver answering at {url}", answering, 60, every=0.5)
 
         listed = _free_slots("--url", url)
         assert listed.returncode == 0, listed.stderr

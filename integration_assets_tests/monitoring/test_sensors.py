@@ -1,7 +1,8 @@
 """The alert sensors driven as Dagster drives them: materialize, evaluate a tick, pass its cursor to the next.
 
-Each test runs on a SQLite instance with a DuckDB warehouse and on a PostgreSQL instance (dagster-postgres)
-with a PostgreSQL warehouse.
+Each test runs on a SQLite instance (the default, run-sharded storage) with a DuckDB warehouse and on a
+PostgreSQL instance (dagster-postgres) with a PostgreSQL warehouse. Freshness state changes are recorded as
+the freshness daemon records them (`test_freshness_drill.py` runs the real daemon).
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from dagster import (
     AssetCheckSeverity,
     AssetKey,
     AssetMaterialization,
-    AssetSelection,
     DagsterEventType,
     DagsterInstance,
     Definitions,
@@ -31,6 +31,7 @@ from dagster import (
     materialize,
     op,
 )
+from dagster._core.definitions.freshness import FreshnessState, FreshnessStateChange
 from dagster._core.events import DagsterEvent, StepMaterializationData
 
 from integration_assets.core.evidence import check_result
@@ -39,9 +40,10 @@ from integration_assets.core.resources import WarehouseResource
 from integration_assets.core.warehouse import Warehouse
 from integration_assets.definitions import defs
 from integration_assets.monitoring.alerts import load_alerts
-from integration_assets.monitoring.freshness import build_freshness_checks
 from integration_assets.monitoring.sensors import (
     CHECK_FAMILIES,
+    FRESHNESS,
+    OPS_ALERTS,
     OTHER_CHECKS,
     RUNS,
     SENSOR_FAMILIES,
@@ -49,6 +51,7 @@ from integration_assets.monitoring.sensors import (
     failed_check_alerts,
     failed_run_alerts,
     family_of,
+    freshness_alerts,
     sensors,
 )
 from integration_assets.systems import CATALOG
@@ -140,14 +143,28 @@ def setup(
             }
 
 
-def tick(sensor: SensorDefinition, setup: dict, cursor: str | None) -> str | None:
-    """One sensor tick as the daemon runs it; returns the cursor for the next one."""
+def evaluate(sensor: SensorDefinition, setup: dict, cursor: str | None):
+    """One sensor tick as the daemon runs it: its cursor, skip message, and the asset events it reports."""
     context = build_sensor_context(
         instance=setup["instance"],
         cursor=cursor,
         resources={"warehouse": WarehouseResource(url=setup["warehouse_url"])},
     )
-    return sensor.evaluate_tick(context).cursor
+    return sensor.evaluate_tick(context)
+
+
+def tick(sensor: SensorDefinition, setup: dict, cursor: str | None) -> str | None:
+    """One sensor tick; returns the cursor for the next one."""
+    return evaluate(sensor, setup, cursor).cursor
+
+
+def ops_alerts_report(result) -> dict:
+    """The `ops/alerts` materialization a tick reported, as plain values; {} when it reported none."""
+    reported = [event for event in result.asset_events if event.asset_key == OPS_ALERTS]
+    if not reported:
+        return {}
+    (event,) = reported
+    return {name: value.value for name, value in event.metadata.items()}
 
 
 def check_once(instance: DagsterInstance, outcome: str) -> None:
@@ -160,9 +177,19 @@ def test_failed_check_alerts_once_and_recovers_once(setup: dict) -> None:
     cursor = tick(drift_alerts, setup, None)
 
     check_once(instance, "fail")
-    cursor = tick(drift_alerts, setup, cursor)
+    result = evaluate(drift_alerts, setup, cursor)
+    cursor = result.cursor
     assert [line["notice"] for line in read_lines(lines)] == ["opened"]
     assert [body["notice"] for body in receiver.bodies] == ["opened"]
+    # the tick reports the open alerts as the ops/alerts asset, and its message still says what it did
+    report = ops_alerts_report(result)
+    assert report["open_count"] == report["dagster/row_count"] == 1
+    (row,) = report["open_alerts"].records
+    assert row.data["problem"] == "check:crm/probe:schema_drift" and row.data["severity"] == "WARNING"
+    assert row.data["owner"] == "revenue-operations" and row.data["opened_at"].endswith("UTC")
+    assert "webhook:json:TEST_ALERT_HOOK" in row.data["notified"] and "(pending)" not in row.data["notified"]
+    assert {c.name for c in report["open_alerts"].schema.columns} >= {"problem", "severity", "opened_at", "owner"}
+    assert "1 opened" in result.skip_message
     opened = receiver.bodies[0]
     assert opened["severity"] == "WARNING" and opened["owner"] == "revenue-operations"
     assert opened["problem_key"] == "check:crm/probe:schema_drift" and opened["family"] == "drift"
@@ -172,16 +199,19 @@ def test_failed_check_alerts_once_and_recovers_once(setup: dict) -> None:
     for secret in ("ops.lead@example.com", "s3cr3t", "abc.def"):
         assert secret not in sent
 
-    # still failing, twice, with different evidence: silence
+    # still failing, twice, with different evidence: silence, and no new report
     check_once(instance, "fail")
     check_once(instance, "fail")
-    cursor = tick(drift_alerts, setup, cursor)
-    cursor = tick(drift_alerts, setup, cursor)
+    result = evaluate(drift_alerts, setup, cursor)
+    assert ops_alerts_report(result) == {} and "0 opened" in result.skip_message
+    cursor = tick(drift_alerts, setup, result.cursor)
     assert len(read_lines(lines)) == 1 and len(receiver.bodies) == 1
 
     before_recovery = cursor
     check_once(instance, "pass")
-    cursor = tick(drift_alerts, setup, cursor)
+    result = evaluate(drift_alerts, setup, cursor)
+    cursor = result.cursor
+    assert ops_alerts_report(result)["open_count"] == 0
     assert [line["notice"] for line in read_lines(lines)] == ["opened", "resolved"]
     assert [body["notice"] for body in receiver.bodies] == ["opened", "resolved"]
 
@@ -197,7 +227,7 @@ def test_failed_check_alerts_once_and_recovers_once(setup: dict) -> None:
 
     (row,) = load_alerts(Warehouse.from_url(setup["warehouse_url"]))
     assert row["status"] == "resolved" and row["pending"] is False
-    evaluations = instance.event_log_storage.get_logs_for_all_runs_by_log_id(
+    evaluations = instance.event_log_storage.get_logs_for_all_runs_by_log_id(  # the test may read internals
         dagster_event_type=DagsterEventType.ASSET_CHECK_EVALUATION
     )
     failing = [e for e in evaluations.values() if not e.dagster_event.asset_check_evaluation_data.passed]
@@ -255,7 +285,6 @@ def test_every_check_name_has_exactly_one_sensor() -> None:
     """Every asset check of the code location belongs to exactly one family, watched by exactly one sensor."""
     names = {key.name for key in defs.resolve_asset_graph().asset_check_keys}
     expected = {  # the known kinds of check, by name prefix → family
-        "freshness_check": "drift",
         "drift": "drift",
         "volume": "drift",
         "complete_against_vendor": "missing_records",
@@ -286,12 +315,19 @@ def test_every_check_name_has_exactly_one_sensor() -> None:
             assert family == known[0], name
         assert len(watched[family]) == 1, f"{name} ({family}) is watched by {watched[family]}"
     assert sorted(SENSOR_FAMILIES) == sorted(s.name for s in sensors)
-    assert sorted(f for fs in SENSOR_FAMILIES.values() for f in fs) == sorted([*CHECK_FAMILIES, OTHER_CHECKS, RUNS])
+    every_family = [*CHECK_FAMILIES, OTHER_CHECKS, RUNS, FRESHNESS]
+    assert sorted(f for fs in SENSOR_FAMILIES.values() for f in fs) == sorted(every_family)
     sensor_names = [s.name for s in sensors]
-    assert len(sensor_names) == len(set(sensor_names)) == len(CHECK_FAMILIES) + 2
-    assert "freshness_checks_sensor" in {s.name for s in defs.sensors}
-    freshness = {key for key in defs.resolve_asset_graph().asset_check_keys if key.name == "freshness_check"}
-    assert {key.asset_key.path[0] for key in freshness} == {*CATALOG.roles, "canonical", "ops"}
+    assert len(sensor_names) == len(set(sensor_names)) == len(CHECK_FAMILIES) + 3
+    # one freshness mechanism: the policies, judged by the freshness daemon; no last-update checks, no sensor
+    assert not any("freshness" in name for name in names)
+    assert "freshness_checks_sensor" not in {s.name for s in defs.sensors}
+    assert {s.name for s in sensors} <= {s.name for s in defs.sensors}
+    graph = defs.resolve_asset_graph()
+    with_policy = {key.path[0] for key in graph.get_all_asset_keys() if graph.get(key).freshness_policy}
+    assert {*CATALOG.roles, "canonical"} <= with_policy
+    # every sensor of the location has an owner
+    assert all(s.owners for s in defs.sensors if s.name in SENSOR_FAMILIES)
 
 
 def test_implicit_asset_job_failures_are_per_asset(setup: dict) -> None:
@@ -384,25 +420,59 @@ def _materialized_long_ago(instance: DagsterInstance, key: AssetKey, seconds_ago
     )
 
 
-def test_stale_asset_alerts_through_its_freshness_check(setup: dict) -> None:
+def _freshness_changes(instance: DagsterInstance, key: AssetKey, *states: str) -> None:
+    """State changes as the freshness daemon records them (runless events), each from the one before."""
+    for previous, state in zip(["UNKNOWN", *states], states, strict=False):
+        instance.report_runless_asset_event(
+            FreshnessStateChange(
+                key=key,
+                previous_state=FreshnessState(previous),
+                new_state=FreshnessState(state),
+                state_change_timestamp=time.time(),
+            )
+        )
+
+
+def test_stale_asset_alerts_on_freshness_state_changes(setup: dict) -> None:
+    """WARN opens a WARNING, FAIL escalates it to CRITICAL, PASS resolves it: one problem, three notices."""
     instance, receiver = setup["instance"], setup["receiver"]
-    checks = build_freshness_checks([stale_probe], [])  # the source layer's fail window of monitoring.yaml
-    fail_minutes = load_monitoring().freshness.source_fail_minutes
-    _materialized_long_ago(instance, stale_probe.key, (fail_minutes + 30) * 60)
-    cursor = tick(drift_alerts, setup, None)
+    fail_minutes, warn_minutes = load_monitoring().freshness.windows("source")
+    _materialized_long_ago(instance, stale_probe.key, (warn_minutes + 5) * 60)
+    cursor = tick(freshness_alerts, setup, None)
 
-    evaluated = materialize([stale_probe, *checks], instance=instance, selection=AssetSelection.checks(*checks))
-    (evaluation,) = evaluated.get_asset_check_evaluations()
-    assert not evaluation.passed and evaluation.check_name == "freshness_check"
-    cursor = tick(drift_alerts, setup, cursor)
+    _freshness_changes(instance, stale_probe.key, "PASS", "WARN")
+    result = evaluate(freshness_alerts, setup, cursor)
+    cursor = result.cursor
     (alert,) = receiver.bodies
-    assert alert["problem_key"] == "check:crm/stale_probe:freshness_check" and alert["family"] == "drift"
-    assert alert["summary"].startswith("crm/stale_probe: Asset is overdue for an update")
-    assert (alert["system"], alert["owner"], alert["severity"]) == ("crm", "revenue-operations", "CRITICAL")
+    assert alert["problem_key"] == "freshness:crm/stale_probe" and alert["family"] == FRESHNESS
+    assert (alert["notice"], alert["severity"]) == ("opened", "WARNING")
+    assert (alert["system"], alert["owner"]) == ("crm", "revenue-operations")
+    assert alert["where"] == "crm/stale_probe · freshness"
+    # the exact windows, in minutes, of monitoring.yaml (the UI rounds them)
+    assert f"warn after {warn_minutes} min, fail after {fail_minutes} min" in alert["summary"]
+    assert alert["evidence"]["freshness_state"] == "WARN"
+    assert alert["evidence"]["counts"]["minutes_since_update"] == pytest.approx(warn_minutes + 5, abs=1)
     assert "has not been materialized within its freshness window" in alert["next_action"]
-    assert alert["evidence"]["counts"]["minutes_since_update"] == pytest.approx(fail_minutes + 30, abs=1)
+    assert ops_alerts_report(result)["open_alerts"].records[0].data["problem"] == "freshness:crm/stale_probe"
 
-    # the asset syncs again: its freshness check passes, one recovery notice
-    materialize([stale_probe, *checks], instance=instance)
-    tick(drift_alerts, setup, cursor)
-    assert [body["notice"] for body in receiver.bodies] == ["opened", "resolved"]
+    _freshness_changes(instance, stale_probe.key, "WARN", "FAIL")
+    cursor = tick(freshness_alerts, setup, cursor)
+    assert [(b["notice"], b["severity"]) for b in receiver.bodies] == [("opened", "WARNING"), ("escalated", "CRITICAL")]
+    assert receiver.bodies[1]["evidence"]["freshness_state"] == "FAIL"
+
+    # the freshness sensor alone reads these events; the check sensors ignore them
+    for other in sensors:
+        if other.name != "freshness_alerts":
+            tick(other, setup, None)
+    assert len(receiver.bodies) == 2
+
+    # materialized again: the daemon records PASS, one recovery notice; replays change nothing
+    materialize([stale_probe], instance=instance)
+    _freshness_changes(instance, stale_probe.key, "FAIL", "PASS")
+    before = cursor
+    cursor = tick(freshness_alerts, setup, cursor)
+    tick(freshness_alerts, setup, before)
+    tick(freshness_alerts, setup, None)
+    assert [b["notice"] for b in receiver.bodies] == ["opened", "escalated", "resolved"]
+    (row,) = load_alerts(Warehouse.from_url(setup["warehouse_url"]), "freshness:crm/stale_probe")
+    assert row["status"] == "resolved" and row["kind"] == "freshness"

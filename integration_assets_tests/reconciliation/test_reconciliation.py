@@ -10,11 +10,20 @@ from pathlib import Path
 
 import pytest
 import requests
-from dagster import AssetCheckKey, AssetSelection, DagsterInstance, materialize
+from dagster import (
+    AssetCheckKey,
+    AssetKey,
+    AssetSelection,
+    DagsterInstance,
+    Definitions,
+    TableMetadataValue,
+    materialize,
+)
 
 from integration_assets.canonical.assets import assets as canonical_assets
-from integration_assets.core.evidence import EVIDENCE_KEYS, mask
+from integration_assets.core.evidence import EVIDENCE_KEYS, RECORDS_KEYS, mask
 from integration_assets.core.warehouse import Warehouse
+from integration_assets.reconciliation.common import DIFF_COLUMNS
 from integration_assets.reconciliation.definitions import cross_system_checks
 from integration_assets.systems import CATALOG
 from integration_assets_tests.testing.sandbox import FREE_PORTS, put_faults, sandbox_records
@@ -39,6 +48,7 @@ CHECK_OF_KIND = {
     "paid_invoice_short": "invoices_paid_by_payments",
     "unknown_requester": "tickets_known_people",
 }
+MONEY = re.compile(r"-?\d{1,3}(,\d{3})*(\.\d+)? [A-Z]{3}")  # 49,250.00 USD; 150,000 JPY
 PROBLEMS_OF_KIND = {  # the problem a check names for each kind of planted defect
     "won_deal_without_invoice": {"won_deal_without_invoice"},
     "invoice_amount_mismatch": {"invoice_amount_mismatch", "invoice_currency_mismatch"},
@@ -46,7 +56,6 @@ PROBLEMS_OF_KIND = {  # the problem a check names for each kind of planted defec
     "paid_invoice_short": {"paid_invoice_short"},
     "unknown_requester": {"unknown_requester"},
 }
-ROW = re.compile(r"^\| (?!system \|)(.*) \|$")
 
 
 def run_everything(sandbox: Sandbox, url: str, instance: DagsterInstance, **kwargs):
@@ -68,17 +77,28 @@ def by_name(result) -> dict[str, object]:
     return {key.split(":", 1)[1]: e for key, e in evaluations(result).items() if key.startswith("canonical/")}
 
 
-def listed(evaluation) -> list[dict[str, str]]:
-    """The records of the check's markdown diff table, as the UI shows them."""
-    columns = ["system", "object_type", "id", "problem", "field", "this_side", "other_side", "other_record"]
-    rows = []
-    for line in evaluation.metadata["records"].value.splitlines():
-        found = ROW.match(line)
-        if found:
-            cells = [c.strip() for c in re.split(r"(?<!\\)\|", found.group(1))]
-            rows.append(dict(zip(columns, cells, strict=True)))
-    assert len(rows) == evaluation.metadata["problems"].value, "the table must not be cut for these judgements"
+def listed(evaluation) -> list[dict[str, object]]:
+    """The records of the check's diff table, as the UI shows them (a Dagster table, typed columns)."""
+    table = evaluation.metadata["records"]
+    assert isinstance(table, TableMetadataValue)
+    assert [c.name for c in table.schema.columns] == list(DIFF_COLUMNS)
+    rows = [dict(record.data) for record in table.records]
+    total = evaluation.metadata["records_total"].value
+    assert total == evaluation.metadata["problems"].value == evaluation.metadata["records_shown"].value == len(rows), (
+        "the table must not be cut for these judgements"
+    )
     return rows
+
+
+def shown_text(evaluation) -> str:
+    """Everything the check's metadata shows, the table's cells included."""
+    parts = []
+    for entry in evaluation.metadata.values():
+        if isinstance(entry, TableMetadataValue):
+            parts += [str(v) for record in entry.records for v in record.data.values()]
+        else:
+            parts.append(str(entry.value))
+    return " ".join(parts)
 
 
 def refs(rows: list[dict[str, str]]) -> set[tuple[str, str, str]]:
@@ -112,6 +132,26 @@ def test_checks_list_exactly_the_planted_defects(tmp_path: Path, seed: int, scal
     assert deals.metadata["won_deal_without_invoice"].value == planted_missing
     assert all(key in c.metadata for c in checks.values() for key in EVIDENCE_KEYS)
     assert deals.severity.value == "ERROR"
+    # evidence that reads at a glance: money in major units with its currency and the minor-unit figure beside
+    # it, no vendor link against the local sandbox, a summary naming records, the ticket's requester as its own
+    # record
+    for check in checks.values():
+        if not check.passed:
+            first = listed(check)[0]
+            assert f"{first['system']}/{first['object_type']}/{first['id']}" in check.metadata["summary"].value
+    for row in listed(deals):
+        assert row["link"] is None
+        if row["problem"] == "won_deal_without_invoice":
+            assert isinstance(row["this_minor"], int)
+            assert MONEY.search(str(row["this_side"])), row
+        if row["problem"] == "invoice_amount_mismatch":
+            assert MONEY.fullmatch(str(row["this_side"])) and MONEY.fullmatch(str(row["other_side"])), row
+            assert isinstance(row["this_minor"], int) and isinstance(row["other_minor"], int)
+            assert row["other_record"].startswith("crm/deals/")
+    for row in listed(checks["tickets_known_people"]):
+        if row["problem"] == "unknown_requester" and row["other_record"]:
+            assert row["other_record"] != f"{row['system']}/{row['object_type']}/{row['id']}"
+            assert row["other_record"] not in str(row["this_side"])
     assert checks["customer_master_agrees"].severity.value == "WARN"
     # the sync was complete: every source asset's count matches its vendor's
     complete = {k: e for k, e in evaluations(result).items() if k.endswith(":complete_against_vendor")}
@@ -128,7 +168,7 @@ def test_checks_pass_on_a_clean_business(tmp_path: Path, warehouse_url: str) -> 
     found = evaluations(result)
     assert len(found) == len(CANONICAL_CHECKS) + len(COMPLETENESS)
     for key, evaluation in found.items():
-        assert evaluation.passed, (key, evaluation.metadata["summary"].value, evaluation.metadata["records"].value)
+        assert evaluation.passed, (key, evaluation.metadata["summary"].value, listed(evaluation))
         assert evaluation.metadata["problems"].value == 0
 
 
@@ -146,7 +186,7 @@ def test_customer_master_lists_the_edited_zendesk_records(sandbox: Sandbox, ware
     put_faults(sandbox, "zendesk: {incremental_lag_s: 0}")
     with DagsterInstance.ephemeral() as instance:
         first = by_name(run_everything(sandbox, warehouse_url, instance))
-        assert first["customer_master_agrees"].passed, first["customer_master_agrees"].metadata["records"].value
+        assert first["customer_master_agrees"].passed, listed(first["customer_master_agrees"])
         warehouse = Warehouse.from_url(warehouse_url)
         linked = warehouse.frame(
             "SELECT source_records FROM canonical.customers WHERE NOT is_deleted AND source_records LIKE "
@@ -186,7 +226,9 @@ def test_customer_master_lists_the_edited_zendesk_records(sandbox: Sandbox, ware
     email = by_ref[user_id]
     assert email["problem"] == "email_differs"
     assert (email["this_side"], email["other_side"]) == (mask(new_email), mask(person["email"]))
-    assert new_email not in check.metadata["records"].value
+    assert new_email not in shown_text(check)
+    assert email["other_record"].startswith("crm/contacts/")  # the owner's record, not the one at fault
+    assert email["link"] is None and email["other_link"] is None  # the local sandbox has no pages to link
     assert check.metadata["email_differs"].value == 1 and check.metadata["name_differs"].value == 1
 
 
@@ -226,3 +268,24 @@ def test_completeness_sees_records_the_raw_tables_lack(sandbox: Sandbox, warehou
     assert refs(invoices) == {("billing", "invoices", i) for i in gone_invoices}  # Stripe names them
     assert {r["problem"] for r in invoices} == {"missing_records"}
     assert all(e.passed for key, e in found.items() if key not in failing)
+
+
+def test_one_check_executes_alone_from_the_asset_graph(sandbox: Sandbox, warehouse_url: str) -> None:
+    """What the UI launches for "Execute" on one check: the implicit asset job, subset to that check and no asset.
+    The cross-system step runs, evaluates that check only, and materializes nothing."""
+    from integration_assets.definitions import defs as project
+
+    key = AssetCheckKey(AssetKey(["canonical", "deals"]), "won_deals_invoiced")
+    assert key in project.resolve_implicit_global_asset_job_def().asset_layer.asset_graph.asset_check_keys
+    with DagsterInstance.ephemeral() as instance:
+        run_everything(sandbox, warehouse_url, instance)
+        graph = Definitions(assets=EVERYTHING, resources=resources(sandbox, warehouse_url))
+        implicit = graph.resolve_implicit_global_asset_job_def()
+        job = implicit.get_subset(asset_check_selection={key}, asset_selection=set())
+        result = job.execute_in_process(instance=instance)
+    assert result.success
+    assert not result.get_asset_materialization_events()
+    (evaluation,) = result.get_asset_check_evaluations()
+    assert (evaluation.asset_key, evaluation.check_name) == (key.asset_key, key.name)
+    assert isinstance(evaluation.metadata["records"], TableMetadataValue)
+    assert all(name in evaluation.metadata for name in (*EVIDENCE_KEYS, *RECORDS_KEYS))

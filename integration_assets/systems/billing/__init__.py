@@ -5,7 +5,7 @@ Its streams, declared once for the catalog (`integration_assets.systems.CATALOG`
 from dagster import EnvVar
 
 from integration_assets.core.catalog import SystemSpec
-from integration_assets.systems.billing import contracts, streams, totals
+from integration_assets.systems.billing import contracts, links, streams, totals
 from integration_assets.systems.billing.resource import StripeResource
 
 __all__ = ["SYSTEM"]
@@ -30,5 +30,6 @@ SYSTEM = SystemSpec.declare(
     names={"charges": "payments"},
     live_total=totals.live_total,
     resource=resource_from_env,
+    record_page=links.record_page,
     has_updated_at=False,
 )

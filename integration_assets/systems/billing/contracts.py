@@ -8,6 +8,7 @@ import pandera.pandas as pa
 from pandera.typing import Series
 
 from integration_assets.core import promised  # noqa: F401  (registers the `promised` check)
+from integration_assets.core.columns import PII
 
 COLUMNS: dict[str, dict[str, str]] = {
     "customers": {
@@ -58,7 +59,7 @@ class _Strict(pa.DataFrameModel):
 
 class Customers(_Strict):
     id: Series[object] = _id("cus_")
-    email: Series[object] = pa.Field(nullable=True, promised="str|null")
+    email: Series[object] = pa.Field(nullable=True, promised="str|null", metadata=PII)
     name: Series[object] = pa.Field(nullable=True, promised="str|null")
     currency: Series[object] = pa.Field(nullable=True, promised="str|null")
     metadata: Series[object] = pa.Field(promised="dict")
@@ -89,7 +90,7 @@ class Charges(_Strict):
     created: Series[object] = pa.Field(promised="int")
     customer: Series[object] = pa.Field(nullable=True, promised="str|null")
     invoice: Series[object] = pa.Field(nullable=True, promised="str|null")
-    billing_details: Series[object] = pa.Field(promised="dict")
+    billing_details: Series[object] = pa.Field(promised="dict", metadata=PII)  # the payer's name and email
 
 
 MODELS: dict[str, type[pa.DataFrameModel]] = {"customers": Customers, "invoices": Invoices, "charges": Charges}

@@ -8,6 +8,7 @@ import pandera.pandas as pa
 from pandera.typing import Series
 
 from integration_assets.core import promised  # noqa: F401  (registers the `promised` check)
+from integration_assets.core.columns import PII
 
 COLUMNS: dict[str, dict[str, str]] = {
     "companies": {
@@ -51,7 +52,7 @@ class _HubSpotObject(pa.DataFrameModel):
 class Companies(_HubSpotObject):
     name: Series[object] = pa.Field(**_TEXT)
     domain: Series[object] = pa.Field(**_TEXT)
-    phone: Series[object] = pa.Field(**_TEXT)
+    phone: Series[object] = pa.Field(**_TEXT, metadata=PII)
     city: Series[object] = pa.Field(**_TEXT)
     industry: Series[object] = pa.Field(**_TEXT)
     createdate: Series[object] = pa.Field(**_TEXT)
@@ -59,10 +60,10 @@ class Companies(_HubSpotObject):
 
 
 class Contacts(_HubSpotObject):
-    email: Series[object] = pa.Field(**_TEXT)
-    firstname: Series[object] = pa.Field(**_TEXT)
-    lastname: Series[object] = pa.Field(**_TEXT)
-    phone: Series[object] = pa.Field(**_TEXT)
+    email: Series[object] = pa.Field(**_TEXT, metadata=PII)
+    firstname: Series[object] = pa.Field(**_TEXT, metadata=PII)
+    lastname: Series[object] = pa.Field(**_TEXT, metadata=PII)
+    phone: Series[object] = pa.Field(**_TEXT, metadata=PII)
     lifecyclestage: Series[object] = pa.Field(**_TEXT)
     createdate: Series[object] = pa.Field(**_TEXT)
     lastmodifieddate: Series[object] = pa.Field(**_TEXT)

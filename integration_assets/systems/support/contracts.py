@@ -8,6 +8,7 @@ import pandera.pandas as pa
 from pandera.typing import Series
 
 from integration_assets.core import promised  # noqa: F401  (registers the `promised` check)
+from integration_assets.core.columns import PII
 
 COLUMNS: dict[str, dict[str, str]] = {
     "organizations": {
@@ -60,13 +61,13 @@ class Organizations(_ZendeskObject):
     name: Series[object] = pa.Field(promised="str")
     external_id: Series[object] = pa.Field(nullable=True, promised="str|null")
     domain_names: Series[object] = pa.Field(promised="list")
-    organization_fields: Series[object] = pa.Field(promised="dict")
+    organization_fields: Series[object] = pa.Field(promised="dict", metadata=PII)  # holds the account owner
 
 
 class Users(_ZendeskObject):
-    name: Series[object] = pa.Field(nullable=True, promised="str|null")
-    email: Series[object] = pa.Field(nullable=True, promised="str|null")
-    phone: Series[object] = pa.Field(nullable=True, promised="str|null")
+    name: Series[object] = pa.Field(nullable=True, promised="str|null", metadata=PII)
+    email: Series[object] = pa.Field(nullable=True, promised="str|null", metadata=PII)
+    phone: Series[object] = pa.Field(nullable=True, promised="str|null", metadata=PII)
     role: Series[object] = pa.Field(promised="str")
     external_id: Series[object] = pa.Field(nullable=True, promised="str|null")
     organization_id: Series[object] = pa.Field(nullable=True, promised="int|null")
