@@ -264,12 +264,14 @@ def run_figures(home: Path, since: float, until: float) -> dict[str, Any]:
     `api_calls` (requests it made)."""
     from dagster import DagsterInstance, RunsFilter
 
+    from integration_assets.core.dagster_adapter import run_events
+
     with DagsterInstance.from_config(str(home)) as instance:
         records = instance.get_run_records(RunsFilter(created_after=_utc(since - 1)), limit=2)
         if len(records) != 1:
             return {"run_id": None, "runs_found": len(records)}
         run = records[0].dagster_run
-        events = instance.all_logs(run.run_id)
+        events = run_events(instance, run.run_id)
         status = run.status.value
     by_type: dict[str, list] = {}
     for entry in events:

@@ -109,12 +109,12 @@ def free_after_timeout(home: Path, since: float) -> None:
     failed and free them, so that this path's next jobs do not wait on them forever."""
     from dagster import DagsterInstance, RunsFilter
 
-    from integration_assets.core.dagster_adapter import free_pool_slots
+    from integration_assets.core.dagster_adapter import free_pool_slots, report_run_failed
 
     with DagsterInstance.from_config(str(home)) as instance:
         for record in instance.get_run_records(RunsFilter(created_after=datetime.fromtimestamp(since - 1, tz=UTC))):
             if not record.dagster_run.is_finished:
-                instance.report_run_failed(record.dagster_run)
+                report_run_failed(instance, record.dagster_run)
             free_pool_slots(instance, record.dagster_run.run_id)
 
 

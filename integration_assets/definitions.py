@@ -29,11 +29,18 @@ SYNC_AUTOMATION = (
 )
 
 
+# the beta features used knowingly, as their warnings name them; any other BetaWarning still shows
+KNOWN_BETA = (
+    r"(Function `with_source_code_references`|Class `(CodeReferencesMetadataValue|LocalFileCodeReference)`"
+    r"|Parameter `owners` of) "
+)
+
+
 def build_definitions(catalog: Catalog = CATALOG) -> Definitions:
     # Code references and schedules' owners are Dagster beta features, used knowingly: without this, each load
     # prints one BetaWarning per asset (the UI's "Source code" link and the owners are what they are for).
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", BetaWarning)
+        warnings.filterwarnings("ignore", KNOWN_BETA, BetaWarning)
         return _build_definitions(catalog)
 
 

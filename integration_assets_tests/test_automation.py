@@ -40,7 +40,6 @@ from dagster import (
     materialize,
     multi_asset,
 )
-from dagster._core.scheduler.instigation import InstigatorType
 
 from integration_assets.core.automation import (
     AUTOMATION_INTERVAL_ENV,
@@ -48,6 +47,7 @@ from integration_assets.core.automation import (
     automation_interval_seconds,
     flow_tags,
 )
+from integration_assets.core.dagster_adapter import InstigatorType
 from integration_assets.core.policies import automation_condition
 from integration_assets.definitions import defs
 from integration_assets.systems import CATALOG

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from integration_assets_tests.testing import PROJECT
 
-SCANNED = ("integration_assets", "integration_sandbox", "scripts", "benchmarks")
+SCANNED = ("integration_assets", "integration_sandbox", "integration_assets_tests", "scripts", "benchmarks")
 ADAPTER = Path("integration_assets/core/dagster_adapter.py")
 
 

@@ -34,7 +34,7 @@ from integration_assets import quickstart
 LOCATION = "integration_assets"  # the code location's name, as in the project's workspace.yaml
 REPOSITORY = "__repository__"  # what Dagster names the repository of a `Definitions` object
 VIEWPORT = {"width": 1400, "height": 900}
-ALERT_SENSOR = "failed_check_alerts"  # the sensor that opens the reconciliation checks' alerts
+ALERT_SENSOR = "missing_record_alerts"  # the sensor that opens the reconciliation checks' alerts
 
 
 def ensure_tools() -> str:
@@ -154,15 +154,9 @@ class Shot:
 
 
 def shots(server: Webserver) -> list[Shot]:
-    """The README's four pictures; the open alerts fall back to the alert sensor's page until `ops/alerts`
-    (the asset the alert sensors report to) exists."""
+    """The README's four pictures."""
     groups = sorted(server.groups())
     expanded = ",".join(f"global@global:{group}" for group in groups)  # the UI's "Expand all groups", as a URL
-    alerts = (
-        Shot("open_alerts", "/assets/ops/alerts", "text=Metadata", top="text=Metadata")
-        if "ops/alerts" in server.asset_keys()
-        else Shot("open_alerts", f"/locations/{REPOSITORY}@{LOCATION}/sensors/{ALERT_SENSOR}", "text=Cursor")
-    )
     return [
         Shot("asset_lineage", f"/asset-groups?expanded={quote(expanded)}", "text=customer_360", fit_graph=True),
         Shot("canonical_columns", "/assets/canonical/customers", "text=Description", top="text=Columns"),
@@ -171,7 +165,7 @@ def shots(server: Webserver) -> list[Shot]:
             "/assets/canonical/deals?view=checks&checkDetail=won_deals_invoiced",
             "text=Latest execution",
         ),
-        alerts,
+        Shot("open_alerts", "/assets/ops/alerts", "text=Metadata", top="text=Metadata"),
     ]
 
 
@@ -295,8 +289,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"a tick of {ALERT_SENSOR}",
                     lambda: any(t["status"] in ("SUCCESS", "SKIPPED") for t in server.sensor_ticks(ALERT_SENSOR)),
                 )
-                if "ops/alerts" in server.asset_keys():
-                    server.wait_until("ops/alerts reported", lambda: server.materialized("ops/alerts"))
+                server.wait_until("ops/alerts reported", lambda: server.materialized("ops/alerts"))
                 for path in take(server, browser_path, Path(args.out), shots(server)):
                     print(path)
     finally:

@@ -41,7 +41,8 @@ from integration_assets.canonical.columns import canonical_schema, customer_360_
 from integration_assets.canonical.contract_check import contract_description, evaluate_contract
 from integration_assets.core.columns import storage_kind, table_metadata
 from integration_assets.core.config import config_path
-from integration_assets.core.evidence import as_check
+from integration_assets.core.evidence import as_check, check_result, first_named, schema
+from integration_assets.core.monitoring_config import load_monitoring
 from integration_assets.core.owners import team_owners
 from integration_assets.core.policies import (
     automation_condition,
@@ -154,8 +155,10 @@ def _build(context: AssetExecutionContext, entity: str, warehouse: Warehouse, co
         "review_ignored": summary.ignored,
     }
     for table, frame in built.tables.items():
-        if table != entity:
-            metadata[f"{table}_row_count"] = len(frame)
+        if table != entity:  # `canonical.contacts` of customers: counted like the entity's own table
+            other_deleted = int(frame["is_deleted"].sum()) if len(frame) else 0
+            metadata[f"{table}_row_count"] = len(frame) - other_deleted
+            metadata[f"{table}_deleted_rows"] = other_deleted
     for stream in OWN[entity]:
         name = CATALOG.stream_of(*stream).key.replace("/", "_")
         metadata[f"{name}_records_in"] = built.records_in[stream]
@@ -174,8 +177,6 @@ def accounting_balances(entity: str, warehouse: Warehouse) -> AssetCheckResult:
     A record that breaks the balance is listed by its vendor id (with its vendor link), so a person can open it:
     unaccounted (read but neither accepted nor in review: the build lost it), in both, or unknown (accepted or
     in review, yet no longer in the raw table)."""
-    from integration_assets.core.evidence import check_result, schema  # this function's evidence
-
     review.ensure_table(warehouse)
     warehouse.ensure_table(RECORD_MAP, RECORD_MAP_COLUMNS)
     counts: dict[str, int] = {}
@@ -235,7 +236,7 @@ def accounting_balances(entity: str, warehouse: Warehouse) -> AssetCheckResult:
                 for rid in sorted(ids)
             ]
     kinds = {kind: sum(1 for r in rows if r["problem"] == kind) for kind in ("unaccounted", "accepted_and_in_review")}
-    named = [f"{r['system']}/{r['object_type']}/{r['id']}" for r in rows[:5]]
+    named = first_named([f"{r['system']}/{r['object_type']}/{r['id']}" for r in rows])
     return check_result(
         passed=not rows,
         system="canonical",
@@ -244,7 +245,7 @@ def accounting_balances(entity: str, warehouse: Warehouse) -> AssetCheckResult:
         if not rows
         else f"canonical/{entity}: {len(rows)} raw records break the balance ({kinds['unaccounted']} unaccounted, "
         f"{kinds['accepted_and_in_review']} accepted and in review, {len(rows) - sum(kinds.values())} unknown); "
-        f"records {', '.join(named)}" + (f" (+{len(rows) - len(named)} more)" if len(rows) > len(named) else "") + ".",
+        f"records {named}.",
         next_action=f"Rebuild canonical/{entity} (config `rebuild: true`); if the listed records stay unbalanced, "
         "its build drops or double-books them: read the run log and the record map of those ids.",
         records=rows,
@@ -258,6 +259,7 @@ def accounting_balances(entity: str, warehouse: Warehouse) -> AssetCheckResult:
             ("raw_table", "string", "The raw table the stream lands in."),
         ),
         counts=counts,
+        limit=load_monitoring().reconciliation.sample_rows,
         severity=AssetCheckSeverity.ERROR,
     )
 

@@ -19,6 +19,7 @@ from integration_assets.core.contract_evidence import (
     plain,
 )
 from integration_assets.core.evidence import check_result
+from integration_assets.core.monitoring_config import load_monitoring
 from integration_assets.core.warehouse import Warehouse
 from integration_assets.mapping.dictionary import load_dictionary
 
@@ -92,6 +93,7 @@ def evaluate_contract(entity: str, warehouse: Warehouse) -> AssetCheckResult:
         "fix it and rematerialize; downstream assets wait for this check",
         records=rows,
         columns=SCHEMA,
+        limit=load_monitoring().reconciliation.sample_rows,
         counts=counts,
         extra={"failures_by_check": MetadataValue.md(by_check)},
     )

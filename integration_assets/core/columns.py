@@ -6,8 +6,8 @@ contracts (types, nullability, uniqueness, checks, a personal-data tag) and, for
 dictionary (`canonical/columns.py` builds those on the helpers here). What a run observed of a vendor's payload
 is reported under `payload_shape` instead (`source_asset.py`), where the drift check reads it.
 
-The storage kind is read from `WAREHOUSE_URL` the way `Warehouse.from_url` reads it, when the code location
-loads: the same environment the warehouse resource is configured from.
+The storage kind is read from `WAREHOUSE_URL` with the test `Warehouse.from_url` uses (`is_postgres_url`), when
+the code location loads: the same environment the warehouse resource is configured from.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from dagster import TableColumn, TableColumnConstraints, TableSchema
 
-from integration_assets.core.warehouse import RAW_COLUMNS
+from integration_assets.core.warehouse import RAW_COLUMNS, is_postgres_url
 
 if TYPE_CHECKING:
     from integration_assets.core.catalog import StreamSpec
@@ -55,8 +55,7 @@ RAW_COLUMN_DESCRIPTIONS: dict[str, str] = {
 
 def storage_kind(environ: Mapping[str, str] = os.environ) -> Literal["duckdb", "postgres"]:
     """The warehouse's engine as a Dagster kind: `postgres` for a `postgresql://` WAREHOUSE_URL, else `duckdb`."""
-    url = environ.get("WAREHOUSE_URL", "").strip()
-    return "postgres" if url.startswith(("postgresql://", "postgres://")) else "duckdb"
+    return "postgres" if is_postgres_url(environ.get("WAREHOUSE_URL", "").strip()) else "duckdb"
 
 
 def table_metadata(table: str, schema: TableSchema) -> dict[str, Any]:

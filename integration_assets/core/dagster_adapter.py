@@ -43,11 +43,19 @@ from dagster import (
 # waits for: public constants naming the implicit asset job and the job `materialize()` runs as
 from dagster._core.definitions.assets.job.asset_job import IMPLICIT_ASSET_JOB_NAME
 
+# The types the drills forge events and read sensor states with, as Dagster's daemons record them.
+# waits for: public freshness state types (the freshness daemon's `FreshnessStateChange` events)
+from dagster._core.definitions.freshness import FreshnessState, FreshnessStateChange
+
 # waits for: a public name of the type `define_asset_job` returns
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
 # waits for: a public `EventRecordsFilter` helper telling which events a run-sharded storage mirrors instance-wide
-from dagster._core.events import ASSET_EVENTS
+# waits for: a public way to record a past materialization (a stale asset, in a drill)
+from dagster._core.events import ASSET_EVENTS, DagsterEvent, StepMaterializationData
+
+# waits for: a public enum for `instance.all_instigator_state(instigator_type=...)`
+from dagster._core.scheduler.instigation import InstigatorType
 
 # waits for: a public error type on `DagsterEvent.step_failure_data.error` / `job_failure_data.error`
 from dagster._utils.error import SerializableErrorInfo
@@ -55,10 +63,15 @@ from dagster._utils.error import SerializableErrorInfo
 __all__ = [
     "EPHEMERAL_JOB_NAME",
     "IMPLICIT_ASSET_JOB_NAME",
+    "DagsterEvent",
     "EventPosition",
+    "FreshnessState",
+    "FreshnessStateChange",
+    "InstigatorType",
     "PoolNeeds",
     "PoolSnapshot",
     "SerializableErrorInfo",
+    "StepMaterializationData",
     "UnresolvedAssetJobDefinition",
     "add_run_tags",
     "execution_plan_snapshot",
@@ -68,6 +81,7 @@ __all__ = [
     "owners_in_beta",
     "read_events_after",
     "read_pool_snapshot",
+    "report_run_failed",
     "run_events",
     "run_pool_needs",
 ]
@@ -210,8 +224,10 @@ def _read_run_sharded(
     return found, EventPosition(storage_id=-1, timestamp=newest, recent=recent), False
 
 
-def run_events(instance: DagsterInstance, run_id: str, event_type: DagsterEventType) -> list[EventLogEntry]:
-    """One run's events of one type, in order.
+def run_events(
+    instance: DagsterInstance, run_id: str, event_type: DagsterEventType | None = None
+) -> list[EventLogEntry]:
+    """One run's events of one type (all of them for None), in order.
 
     waits for: a public per-run event read (`EventRecordsFilter` has no run id; `all_logs` is internal)."""
     return list(instance.all_logs(run_id, of_type=event_type))
@@ -262,6 +278,13 @@ def free_pool_slots(instance: DagsterInstance, run_id: str) -> None:
     waits for: a public `DagsterInstance` method (1.13 has only `event_log_storage.free_concurrency_slots_for_run`
     and the webserver's `freeConcurrencySlotsForRun` mutation)."""
     instance.event_log_storage.free_concurrency_slots_for_run(run_id)
+
+
+def report_run_failed(instance: DagsterInstance, run: DagsterRun) -> None:
+    """Marks a run that no process runs any more (killed at a timeout) failed, as run monitoring would.
+
+    waits for: a public `DagsterInstance.report_run_failed` (1.13 has it unmarked)."""
+    instance.report_run_failed(run)
 
 
 @dataclass(frozen=True)

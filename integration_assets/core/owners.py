@@ -1,7 +1,10 @@
 """Who owns what, as Dagster shows it: the teams of `monitoring.yaml`'s `owners`, the same teams alerts name.
 
-Dagster takes owners as `team:<name>` (or an e-mail address); every asset, job, sensor and schedule is
-declared with the team of the system it concerns, or the default team when it concerns several.
+Dagster takes owners as `team:<name>` (or an e-mail address); every asset, job, schedule and sensor is
+declared with the team of the system it concerns, or the default team when it concerns several. Two kinds take
+no owners in Dagster 1.13 and show none: asset checks (the UI shows their asset's) and the automation
+condition sensors (`sync_automation`, `write_back_automation`, `reconciliation_automation`).
+The UI reads owners when the code location loads: reload it after editing `owners`; alerts read them each tick.
 """
 
 from __future__ import annotations

@@ -8,8 +8,10 @@ already carries, so the alert says what the UI says.
 
 Why it is shaped this way:
 
-- Every observation carries the event log storage id it came from and the identity of the Dagster instance
-  whose storage assigned it (`event_source`). A problem remembers the last id it applied (`last_event_id`),
+- Every observation carries an id ordering the instance's events (the event log storage id; on run-sharded
+  SQLite, which numbers events per run, the event's time in microseconds: see
+  `core/dagster_adapter.read_events_after`) and the identity of the Dagster instance it was read from
+  (`event_source`). A problem remembers the last id it applied (`last_event_id`),
   so processing the same evaluation twice (a sensor tick that crashed after writing and before saving its
   cursor) changes nothing. Ids are compared only within one instance: a reset instance, or a switch from
   SQLite to PostgreSQL, numbers its events afresh, so across instances the evaluation's time decides
@@ -40,16 +42,17 @@ from integration_assets.core.warehouse import Transaction, Warehouse, column_def
 
 __all__ = [
     "ALERTS_COLUMNS",
+    "ALERTS_COLUMN_DESCRIPTIONS",
     "ALERTS_TABLE",
     "Alert",
     "Applied",
     "Notice",
     "Observation",
     "Severity",
+    "alert_of",
     "apply_observations",
     "ensure_alerts_table",
     "load_alerts",
-    "open_alerts",
     "pending_notices",
     "problem_key_for_check",
     "problem_key_for_freshness",
@@ -94,6 +97,38 @@ ALERTS_COLUMNS: dict[str, str] = {
     "escalated_at": "TIMESTAMPTZ",  # the latest rise of severity (WARNING → CRITICAL) while open
     "escalated_run_id": "TEXT",
     "escalated_delivery": "JSON",
+}
+# What each column holds, as the `ops/alerts` asset's column schema shows it.
+ALERTS_COLUMN_DESCRIPTIONS: dict[str, str] = {
+    "id": "The episode's id (one row per episode of a problem: open → resolved).",
+    "problem_key": "What failed: check:<asset>:<check>, run:<job>, run:<job>:<asset>, freshness:<asset>.",
+    "kind": "check, run or freshness.",
+    "family": "Which alert sensor watches it: drift, missing_records, connector_health, traffic, checks, runs, "
+    "freshness.",
+    "status": "open or resolved.",
+    "severity": "WARNING or CRITICAL (the current one while open).",
+    "system": "The system concerned (a catalog role), if one.",
+    "asset": "The asset concerned, if one.",
+    "check_name": "The asset check, for a check problem.",
+    "job": "The job, for a run problem.",
+    "summary": "What the alert says (redacted).",
+    "evidence": "The check's or run's structured evidence: counts, sample ids, run id (redacted).",
+    "next_action": "What to do about it.",
+    "owner": "The team told (monitoring.yaml owners).",
+    "opened_at": "When the problem was first seen failing.",
+    "resolved_at": "When it was first seen passing again.",
+    "last_seen_at": "The time of the latest evaluation applied.",
+    "opened_run_id": "The run whose evaluation opened it.",
+    "resolved_run_id": "The run whose evaluation resolved it.",
+    "last_event_id": "The id of the latest event applied (re-processing it changes nothing).",
+    "open_delivery": "The opening notice's state per sink: pending, delivered, dropped.",
+    "resolved_delivery": "The recovery notice's state per sink.",
+    "pending": "Some notice of the episode still waits for a sink.",
+    "event_source": "The Dagster instance last_event_id was read from.",
+    "escalated_at": "When its severity last rose (WARNING → CRITICAL) while open.",
+    "escalated_run_id": "The run whose evaluation escalated it.",
+    "escalated_delivery": "The escalation notice's state per sink (superseded: the sink still owed the opening, "
+    "which carries the escalated evidence).",
 }
 ADDED_COLUMNS = ("event_source", "escalated_at", "escalated_run_id", "escalated_delivery")
 _DELIVERY_COLUMNS: dict[str, str] = {
@@ -141,10 +176,12 @@ class Observation:
     kind: Literal["check", "run", "freshness"]
     family: str
     failing: bool
-    event_id: int  # event log storage id: orders observations and makes re-processing a no-op
+    # orders observations and makes re-processing a no-op: the event log storage id, or on run-sharded SQLite
+    # the event's time in microseconds (core/dagster_adapter.read_events_after)
+    event_id: int
     at: datetime
     run_id: str | None
-    source: str = ""  # the instance whose event storage assigned event_id (ids of two instances don't compare)
+    source: str = ""  # the instance event_id was read from (ids of two instances don't compare)
     severity: Severity = "CRITICAL"
     system: str | None = None
     asset: str | None = None
@@ -245,7 +282,8 @@ def _json(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str) else value
 
 
-def _alert(row: Mapping[str, Any]) -> Alert:
+def alert_of(row: Mapping[str, Any]) -> Alert:
+    """A row of `ops.alerts` (as `load_alerts` returns it) as the `Alert` it stores."""
     names = Alert.__dataclass_fields__
     return Alert(**{name: (_json(row[name]) if name == "evidence" else row.get(name)) for name in names})
 
@@ -354,7 +392,7 @@ def _update_open(
         ],
     )
     return replace(
-        _alert(episode),
+        alert_of(episode),
         severity=observation.severity,
         summary=summary,
         evidence=evidence,
@@ -420,7 +458,7 @@ def _resolve(tx: Transaction, episode: Mapping[str, Any], observation: Observati
             episode["id"],
         ],
     )
-    return replace(_alert(episode), status="resolved", resolved_at=observation.at, resolved_run_id=observation.run_id)
+    return replace(alert_of(episode), status="resolved", resolved_at=observation.at, resolved_run_id=observation.run_id)
 
 
 def _has_pending(delivery: Mapping[str, Any] | None) -> bool:
@@ -438,7 +476,7 @@ def pending_notices(warehouse: Warehouse, families: Sequence[str] | None = None)
         rows = _rows(tx, f"SELECT * FROM {ALERTS_TABLE} {where} ORDER BY opened_at, id", params)
     notices: list[Notice] = []
     for row in rows:
-        alert = _alert(row)
+        alert = alert_of(row)
         for kind, column in _DELIVERY_COLUMNS.items():
             delivery = _json(row.get(column))
             if _has_pending(delivery):
@@ -460,22 +498,17 @@ def save_delivery(warehouse: Warehouse, notice: Notice, delivery: Mapping[str, M
         )
 
 
-def load_alerts(warehouse: Warehouse, problem_key: str | None = None) -> list[dict[str, Any]]:
-    """Rows of `ops.alerts` (all, or one problem's episodes), oldest first: for tests and operators."""
-    where, params = ("WHERE problem_key = ?", [problem_key]) if problem_key else ("", [])
+def load_alerts(
+    warehouse: Warehouse, problem_key: str | None = None, *, status: Status | None = None
+) -> list[dict[str, Any]]:
+    """Rows of `ops.alerts` (all, one problem's episodes, and/or those of one `status`), oldest first, JSON
+    columns decoded: for the `ops/alerts` asset (`status="open"`), tests and operators."""
+    conditions = [(column, value) for column, value in (("problem_key", problem_key), ("status", status)) if value]
+    where = ("WHERE " + " AND ".join(f"{column} = ?" for column, _ in conditions)) if conditions else ""
     with warehouse.transaction() as tx:
-        rows = _rows(tx, f"SELECT * FROM {ALERTS_TABLE} {where} ORDER BY opened_at, id", params)
-    for row in rows:
-        for name in ("evidence", "open_delivery", "resolved_delivery", "escalated_delivery"):
-            row[name] = _json(row[name])
-    return rows
-
-
-def open_alerts(warehouse: Warehouse) -> list[dict[str, Any]]:
-    """The open episodes of `ops.alerts`, oldest first, as `load_alerts` returns rows: what the `ops/alerts`
-    asset shows."""
-    with warehouse.transaction() as tx:
-        rows = _rows(tx, f"SELECT * FROM {ALERTS_TABLE} WHERE status = 'open' ORDER BY opened_at, id")
+        rows = _rows(
+            tx, f"SELECT * FROM {ALERTS_TABLE} {where} ORDER BY opened_at, id", [value for _, value in conditions]
+        )
     for row in rows:
         for name in ("evidence", "open_delivery", "resolved_delivery", "escalated_delivery"):
             row[name] = _json(row[name])

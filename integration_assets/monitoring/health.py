@@ -21,17 +21,19 @@ from dagster import (
     DagsterInstance,
     MaterializeResult,
     MetadataValue,
+    TableSchema,
     asset,
     asset_check,
 )
 
 from integration_assets.core.catalog import Catalog
-from integration_assets.core.columns import storage_kind
+from integration_assets.core.columns import sql_columns, storage_kind, table_metadata
 from integration_assets.core.evidence import check_result, markdown_table
 from integration_assets.core.monitoring_config import Health, load_monitoring
 from integration_assets.core.owners import team_owners
 from integration_assets.monitoring.credentials import credential_statuses
 from integration_assets.monitoring.metrics import (
+    HEALTH_COLUMNS,
     HEALTH_TABLE,
     SystemHealth,
     failed_calls_since_success,
@@ -44,6 +46,23 @@ __all__ = ["HEALTH_KEY", "build_health_asset", "build_health_checks", "last_succ
 
 HEALTH_KEY = AssetKey(["ops", "integration_health"])
 EVIDENCE_COLUMNS = ("id", "value", "threshold", "verdict")
+HEALTH_COLUMN_DESCRIPTIONS = {
+    "measured_at": "When this row was measured (the materialization).",
+    "system": "The system's role (crm, billing, support).",
+    "window_minutes": "The window the call figures cover (health.window_minutes).",
+    "calls": "HTTP attempts in the window (ops.api_calls).",
+    "failed_calls": "Attempts that failed (an error status or no answer).",
+    "success_rate": "Share of attempts that succeeded; empty without calls.",
+    "latency_p50_ms": "Median latency of the attempts, in milliseconds.",
+    "latency_p95_ms": "95th percentile latency of the attempts, in milliseconds.",
+    "retries": "Attempts that were retries of an earlier one.",
+    "rate_limited": "Attempts the vendor answered with 429.",
+    "previous_window_calls": "Attempts in the window before (the traffic check compares them).",
+    "consecutive_failures": "Attempts failing in a row up to now (the downtime check).",
+    "last_successful_sync_at": "The oldest of the system's streams' latest materializations.",
+    "review_open": "Open review items of the system; by reason in review_open_by_reason.",
+    "outbox_pending": "Write-backs into the system waiting in ops.outbox.",
+}
 
 
 def last_successful_syncs(instance: DagsterInstance, catalog: Catalog) -> dict[str, datetime | None]:
@@ -51,8 +70,8 @@ def last_successful_syncs(instance: DagsterInstance, catalog: Catalog) -> dict[s
     found: dict[str, datetime | None] = {}
     for role in catalog.roles:
         keys = [stream.asset_key for stream in catalog.streams_of(role)]
-        latest = instance.get_latest_materialization_events(keys)
-        stamps = [event.timestamp for event in latest.values() if event is not None]
+        latest = [instance.get_latest_materialization_event(key) for key in keys]
+        stamps = [event.timestamp for event in latest if event is not None]
         complete = len(stamps) == len(keys) and stamps
         found[role] = datetime.fromtimestamp(min(stamps), UTC) if complete else None
     return found
@@ -85,7 +104,7 @@ def build_health_asset(catalog: Catalog) -> AssetsDefinition:
         group_name="ops",
         kinds={"python", storage_kind()},
         owners=team_owners(),
-        metadata={"dagster/table_name": HEALTH_TABLE},
+        metadata=table_metadata(HEALTH_TABLE, TableSchema(sql_columns(HEALTH_COLUMNS, HEALTH_COLUMN_DESCRIPTIONS))),
         required_resource_keys={"warehouse"},
         description="How each connector is doing: its calls, latency, retries, review items and last sync.\n\n"
         f"Per system ({', '.join(catalog.roles)}), over the window of `health.window_minutes` in "

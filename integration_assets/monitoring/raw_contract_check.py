@@ -28,6 +28,7 @@ from integration_assets.core.contract_evidence import (
     plain,
 )
 from integration_assets.core.evidence import check_result
+from integration_assets.core.monitoring_config import load_monitoring
 from integration_assets.core.payload import MISSING, resolve_path
 from integration_assets.core.stream_check import ChunkWatcher, StreamCheck, StreamCheckRun
 from integration_assets.core.warehouse import RawRow, Warehouse
@@ -177,6 +178,7 @@ class ContractCheck(StreamCheck):
             f"`systems/{stream.role}/contracts.py` (see the drift check)",
             records=judged.evidence,
             columns=SCHEMA,
+            limit=load_monitoring().reconciliation.sample_rows,
             counts={**counts, "failed_earlier_still_live": earlier},
             extra={
                 "failures_by_check": MetadataValue.md(by_check),

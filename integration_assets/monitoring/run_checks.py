@@ -22,7 +22,6 @@ from dagster import (
     DagsterEventType,
     DagsterInstance,
     DefaultSensorStatus,
-    RunStatusChangeRecordsFilter,
     SensorDefinition,
     SensorEvaluationContext,
     SkipReason,
@@ -31,6 +30,7 @@ from dagster import (
 
 from integration_assets.core.dagster_adapter import add_run_tags, owners_in_beta, run_events
 from integration_assets.core.owners import team_owners
+from integration_assets.monitoring.sensors import ended_records_after
 
 __all__ = [
     "CHECKS_TAG",
@@ -65,19 +65,11 @@ def check_tags(instance: DagsterInstance, run_id: str) -> dict[str, str]:
 def tag_finished_runs(instance: DagsterInstance, after: int) -> tuple[dict[str, Mapping[str, str]], int]:
     """Tags every run that ended after the storage id `after`; returns the tags set per run and the new cursor.
 
-    One query per end status; when a page is full, the cursor stops at its last event so no run that ended
-    before it with another status is skipped."""
-    results = [
-        instance.fetch_run_status_changes(
-            RunStatusChangeRecordsFilter(event_type=kind, after_storage_id=after), limit=PAGE, ascending=True
-        )
-        for kind in ENDED
-    ]
-    records = [record for result in results for record in result.records]
-    full = [result.records[-1].storage_id for result in results if result.has_more and result.records]
-    bound = min(full) if full else max((record.storage_id for record in records), default=after)
+    Reads them as the run alerts do (`monitoring/sensors.ended_records_after`): when a page of one end status
+    is full, the cursor stops at its last event so no run that ended before it with another status is skipped."""
+    records, bound = ended_records_after(instance, ENDED, after, PAGE)
     tagged: dict[str, Mapping[str, str]] = {}
-    for record in sorted((r for r in records if r.storage_id <= bound), key=lambda r: r.storage_id):
+    for record in records:
         run_id = record.event_log_entry.run_id
         tags = check_tags(instance, run_id)
         if tags:

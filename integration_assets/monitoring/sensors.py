@@ -1,24 +1,27 @@
 """Sensors that turn failed asset checks, failed runs and stale assets into alerts, once per problem.
 
-Each sensor reads the instance's event log after its cursor, through `core/dagster_adapter.read_events_after`
-(the public `get_event_records` with the cursor the instance's storage needs), so it works the same on
-SQLite and PostgreSQL instances and never reads an evaluation twice in normal operation. Per problem, the
-newest evaluation read decides: failing opens an alert (if none is open), passing resolves the open one. A
-failure and its recovery read in the same tick therefore send nothing, by design: the problem is already
-over, and the Dagster UI keeps both evaluations (see monitoring/alerts.py). A failing evaluation of an open
-problem that raises its severity (WARNING → CRITICAL) sends one `escalated` notice.
+Each sensor reads the instance's event log after its cursor, so it works the same on SQLite and PostgreSQL
+instances and never reads an evaluation twice in normal operation: the check and freshness sensors through
+`core/dagster_adapter.read_events_after` (the public `get_event_records` with the cursor the instance's
+storage needs), `failed_run_alerts` through the public `fetch_run_status_changes` (`ended_records_after`),
+whose storage ids are instance-wide on every storage. Per problem, the newest evaluation read decides:
+failing opens an alert (if none is open), passing resolves the open one. A failure and its recovery read in
+the same tick therefore send nothing, by design: the problem is already over, and the Dagster UI keeps both
+evaluations (see monitoring/alerts.py). A failing evaluation of an open problem that raises its severity
+(WARNING → CRITICAL) sends one `escalated` notice.
 
 Observations carry the identity of the instance they were read from (its run storage id), so a reset
 instance or a switch from SQLite to PostgreSQL, which numbers its events afresh, is told apart from a replay.
 
 Check sensors are split by family (drift, missing records, connector health, traffic) so each shows up
 on its own in the UI with its own ticks; `family_of` assigns every check name to exactly one family, and
-`failed_check_alerts` takes the checks no family claims (today the contract checks and
-`accounting_balances`), so no check alerts twice. One sensor handles both failures and successes of runs,
-in event order, so a recovery is never processed before the failure it clears. A job's runs are one
-problem, except the implicit asset job (`__ASSET_JOB`, every materialization launched from the UI, and
-`materialize()`): its runs select unrelated assets, so a failed run is a problem per asset it failed to
-materialize (`run:__ASSET_JOB:<asset>`), and a successful run clears only the assets it materialized.
+`failed_check_alerts` takes the checks no family claims (today the `contract` checks of the raw and
+canonical assets, `accounting_balances`, and the write-back assets' `outbox_drained`), so no check alerts
+twice. One sensor handles both failures and successes of runs, in event order, so a recovery is never
+processed before the failure it clears. A job's runs are one problem, except the implicit asset job
+(`__ASSET_JOB`, every materialization launched from the UI, and `materialize()`): its runs select unrelated
+assets, so a failed run is a problem per asset it failed to materialize (`run:__ASSET_JOB:<asset>`), and a
+successful run clears only the assets it materialized.
 
 Freshness has one mechanism: the assets' `FreshnessPolicy` (warn and fail windows of monitoring.yaml),
 evaluated by Dagster's freshness daemon, which records a `FRESHNESS_STATE_CHANGE` event whenever an asset's
@@ -70,6 +73,7 @@ from dagster import (
     sensor,
 )
 
+from integration_assets.core.columns import sql_columns, storage_kind, table_metadata
 from integration_assets.core.dagster_adapter import (
     EPHEMERAL_JOB_NAME,
     IMPLICIT_ASSET_JOB_NAME,
@@ -88,12 +92,16 @@ from integration_assets.core.policies import freshness_windows
 from integration_assets.core.resources import WarehouseResource
 from integration_assets.core.warehouse import Warehouse
 from integration_assets.monitoring.alerts import (
+    ALERTS_COLUMN_DESCRIPTIONS,
+    ALERTS_COLUMNS,
+    ALERTS_TABLE,
     Alert,
     Applied,
     Observation,
+    alert_of,
     apply_observations,
     ensure_alerts_table,
-    open_alerts,
+    load_alerts,
     problem_key_for_check,
     problem_key_for_freshness,
     problem_key_for_job,
@@ -111,6 +119,7 @@ __all__ = [
     "SENSOR_FAMILIES",
     "alert_sensor",
     "check_alert_sensor",
+    "ended_records_after",
     "family_of",
     "freshness_alert_sensor",
     "freshness_observation",
@@ -144,7 +153,8 @@ OPS_ALERTS = AssetKey(["ops", "alerts"])
 OPEN_ALERTS_SHOWN = 200  # rows of the open-alerts table; `open_count` counts them all
 
 
-# The next action of a failed check that names none (Dagster's own checks); `{asset}` and `{check}` are filled.
+# The next action of a failed check whose evidence names none (every check of the project names its own, through
+# core/evidence.check_result; a check added without it gets these); `{asset}` and `{check}` are filled.
 DEFAULT_NEXT_ACTIONS: dict[str, str] = {
     "drift": "Open asset {asset} in the Dagster UI, read check {check}: compare the vendor's fields and volume "
     "with the raw contract and the last runs.",
@@ -535,30 +545,35 @@ def run_observations(
     return [observation(problem_key_for_job(job), f"Run of {job}", [])]
 
 
-def read_run_observations(
-    instance: DagsterInstance, after: EventPosition, owners: Owners
-) -> tuple[list[Observation], EventPosition]:
-    """Run failures and successes after the cursor, in event order, and the new cursor.
+def ended_records_after(
+    instance: DagsterInstance, kinds: Sequence[DagsterEventType], after: int, page: int
+) -> tuple[list[EventLogRecord], int]:
+    """Run status changes of `kinds` (run success, failure, …) after the storage id `after`, oldest first, and
+    the new cursor.
 
-    Failures and successes are two queries (`fetch_run_status_changes`, whose storage ids are instance-wide
-    on every storage); when one page is full, the cursor stops at its last event so nothing of the other
-    kind before it is skipped, and nothing after it is read twice.
-    """
-    kinds = (DagsterEventType.RUN_FAILURE, DagsterEventType.RUN_SUCCESS)
+    One query per kind (`fetch_run_status_changes`, whose storage ids are instance-wide on every storage), at
+    most `page` records each; when one page is full, the cursor stops at its last event, so nothing of another
+    kind before it is skipped and nothing after it is read twice."""
     results = [
         instance.fetch_run_status_changes(
-            RunStatusChangeRecordsFilter(event_type=kind, after_storage_id=after.storage_id),
-            limit=PAGE,
-            ascending=True,
+            RunStatusChangeRecordsFilter(event_type=kind, after_storage_id=after), limit=page, ascending=True
         )
         for kind in kinds
     ]
     records = [record for result in results for record in result.records]
     full = [result.records[-1].storage_id for result in results if result.has_more and result.records]
-    bound = min(full) if full else max((record.storage_id for record in records), default=after.storage_id)
-    kept = sorted((r for r in records if r.storage_id <= bound), key=lambda r: r.storage_id)
+    bound = min(full) if full else max((record.storage_id for record in records), default=after)
+    return sorted((r for r in records if r.storage_id <= bound), key=lambda r: r.storage_id), bound
+
+
+def read_run_observations(
+    instance: DagsterInstance, after: EventPosition, owners: Owners
+) -> tuple[list[Observation], EventPosition]:
+    """Run failures and successes after the cursor, in event order, and the new cursor (`ended_records_after`)."""
+    kinds = (DagsterEventType.RUN_FAILURE, DagsterEventType.RUN_SUCCESS)
+    records, bound = ended_records_after(instance, kinds, after.storage_id, PAGE)
     source = instance_identity(instance)
-    observations = [o for record in kept for o in run_observations(record, instance, owners, source)]
+    observations = [o for record in records for o in run_observations(record, instance, owners, source)]
     return observations, EventPosition(storage_id=bound)
 
 
@@ -586,13 +601,17 @@ def ops_alerts_asset() -> AssetSpec:
     return AssetSpec(
         key=OPS_ALERTS,
         group_name="ops",
+        kinds={storage_kind()},
         owners=team_owners(),
         description="The alerts open right now, one row per problem, as the alert sensors last reported them.\n\n"
         "Each alert sensor reports this asset whenever one of its ticks opens, escalates or resolves an alert "
         "(or delivers a notice): metadata `open_alerts` is the table of every open alert of `ops.alerts` "
         "(problem, severity, system, since when, summary, owner, the sinks told), `open_count` how many. The "
         "sensors' tick logs (Automation → sensor → tick → logs) name each alert that changed.",
-        metadata={"dagster/table_name": "ops.alerts"},
+        metadata=table_metadata(
+            ALERTS_TABLE,
+            TableSchema(columns=sql_columns(ALERTS_COLUMNS, ALERTS_COLUMN_DESCRIPTIONS, unique=["id"])),
+        ),
     )
 
 
@@ -604,33 +623,31 @@ def _when(moment: Any) -> str:
 
 
 def _notified(row: Mapping[str, Any]) -> str:
-    """Sinks that received the alert's latest notice (escalation, else opening); pending ones marked."""
-    delivery = row.get("escalated_delivery") or row.get("open_delivery") or {}
+    """Per sink, the state of the alert's latest notice to it: the escalation, else the opening (also where
+    the escalation is `superseded`: that sink still owed the opening, which carries the escalated evidence);
+    pending ones marked."""
+    opening = row.get("open_delivery") or {}
+    escalation = row.get("escalated_delivery") or {}
     parts = []
-    for name, state in sorted(delivery.items()):
+    for name in sorted(set(opening) | set(escalation)):
+        state = escalation.get(name)
+        if state is None or state.get("status") == "superseded":
+            state = opening.get(name) or state or {}
         status = state.get("status")
         parts.append(name if status == "delivered" else f"{name} ({status})")
     return ", ".join(parts) or "no sink configured"
 
 
-def _where(row: Mapping[str, Any]) -> str:
-    if row["kind"] == "check":
-        return f"{row['asset']} · check {row['check_name']}"
-    if row["kind"] == "freshness":
-        return f"{row['asset']} · freshness"
-    return f"job {row['job']}" + (f" · {row['asset']}" if row.get("asset") else "")
-
-
 def open_alerts_materialization(store: Warehouse) -> AssetMaterialization:
     """The `ops/alerts` report: every open alert as a table, oldest first, and how many."""
-    rows = open_alerts(store)
+    rows = load_alerts(store, status="open")
     records = [
         TableRecord(
             {
                 "problem": row["problem_key"],
                 "severity": row["severity"],
                 "system": row.get("system") or "",
-                "where": _where(row),
+                "where": alert_of(row).where,
                 "opened_at": _when(row["opened_at"]),
                 "escalated_at": _when(row.get("escalated_at")),
                 "summary": row["summary"],
@@ -813,7 +830,8 @@ failed_check_alerts = check_alert_sensor(
     "failed_check_alerts",
     [OTHER_CHECKS],
     "Alerts on the failed asset checks no other alert sensor watches: the contract checks of the raw and "
-    "canonical assets, accounting_balances, and any new check whose name matches no family; once per problem.",
+    "canonical assets, accounting_balances of the canonical assets, outbox_drained of the write-back assets, "
+    "and any new check whose name matches no family; once per problem.",
 )
 failed_run_alerts = run_alert_sensor()
 freshness_alerts = freshness_alert_sensor()

@@ -13,8 +13,7 @@ from dagster import AssetCheckResult, AssetCheckSeverity
 
 from integration_assets.core.catalog import StreamSpec
 from integration_assets.core.stream_check import StreamCheck, StreamCheckRun
-from integration_assets.reconciliation.common import outcome
-from integration_assets.systems import CATALOG
+from integration_assets.reconciliation.common import diff_row, outcome
 
 __all__ = ["CompletenessCheck", "completeness_problems"]
 
@@ -31,8 +30,7 @@ def completeness_problems(
     base = {"system": stream.role, "object_type": stream.object_type, "field": "", "other_record": ""}
 
     def named(rid: str, problem: str, this_side: str, other_side: str) -> dict[str, Any]:
-        link = CATALOG.record_page(stream.role, stream.object_type, rid)
-        return {**base, "id": rid, "link": link, "problem": problem, "this_side": this_side, "other_side": other_side}
+        return diff_row((stream.role, stream.object_type, rid), problem, "", this_side, other_side)
 
     if vendor_ids is not None:
         rows += [named(rid, "missing_records", "not loaded", "live") for rid in sorted(vendor_ids - loaded_ids)]

@@ -53,7 +53,10 @@ def test_record_page_follows_the_configured_base_url(monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("STRIPE_BASE_URL", "http://127.0.0.1:8702")
     assert CATALOG.record_page("billing", "invoices", "in_1") is None
     monkeypatch.setenv("STRIPE_BASE_URL", "https://api.stripe.com")
+    monkeypatch.setenv("STRIPE_API_KEY", "sk_live_x")
     assert CATALOG.record_page("billing", "invoices", "in_1") == "https://dashboard.stripe.com/invoices/in_1"
+    monkeypatch.setenv("STRIPE_API_KEY", "rk_test_x")  # a test-mode key's records are on the /test/ pages
+    assert CATALOG.record_page("billing", "invoices", "in_1") == "https://dashboard.stripe.com/test/invoices/in_1"
     monkeypatch.setenv("ZENDESK_BASE_URL", "https://acme.zendesk.com")
     ticket, user = ("support", "tickets", "5"), ("support", "users", "8")
     row = diff_row(ticket, "unknown_requester", "requester_id", "x", "y", user)

@@ -21,7 +21,7 @@ SQL given to `query`, `frame` and `Transaction.execute` uses `?` placeholders on
 to `%s` for psycopg2, outside string literals), so callers write one dialect-neutral statement.
 """
 
-from integration_assets.core.warehouse.handle import NestedAccessError, Warehouse
+from integration_assets.core.warehouse.handle import NestedAccessError, Warehouse, is_postgres_url
 from integration_assets.core.warehouse.handle import _exclusive as _exclusive  # benchmarks' prototypes use it
 from integration_assets.core.warehouse.rows import RawRow, UnstorablePayload, UpsertResult, payload_text
 from integration_assets.core.warehouse.sql import Backend, InvalidIdentifier, column_definitions, validate_table
@@ -42,6 +42,7 @@ __all__ = [
     "UpsertResult",
     "Warehouse",
     "column_definitions",
+    "is_postgres_url",
     "payload_text",
     "validate_table",
 ]

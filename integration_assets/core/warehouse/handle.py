@@ -51,6 +51,14 @@ def _redacted(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
+POSTGRES_URL_PREFIXES = ("postgresql://", "postgres://")
+
+
+def is_postgres_url(url: str) -> bool:
+    """Whether a WAREHOUSE_URL names PostgreSQL (`postgresql://…`, `postgres://…`); anything else is DuckDB."""
+    return url.startswith(POSTGRES_URL_PREFIXES)
+
+
 class Warehouse:
     """A handle on one warehouse; holds no connection, so it is cheap, picklable and process-safe."""
 
@@ -63,7 +71,7 @@ class Warehouse:
     @classmethod
     def from_url(cls, url: str) -> Warehouse:
         """`postgresql://…` or `postgres://…` opens PostgreSQL; anything else is a DuckDB file path."""
-        if url.startswith(("postgresql://", "postgres://")):
+        if is_postgres_url(url):
             return cls("postgres", url)
         if url.startswith("duckdb:///"):
             url = url.removeprefix("duckdb://")
