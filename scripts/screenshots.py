@@ -159,13 +159,13 @@ def shots(server: Webserver) -> list[Shot]:
     expanded = ",".join(f"global@global:{group}" for group in groups)  # the UI's "Expand all groups", as a URL
     return [
         Shot("asset_lineage", f"/asset-groups?expanded={quote(expanded)}", "text=customer_360", fit_graph=True),
-        Shot("canonical_columns", "/assets/canonical/customers", "text=Description", top="text=Columns"),
+        Shot("canonical_columns", "/assets/canonical/customers", "text=Description", top='text="Columns"'),
         Shot(
             "failed_reconciliation_check",
             "/assets/canonical/deals?view=checks&checkDetail=won_deals_invoiced",
             "text=Latest execution",
         ),
-        Shot("open_alerts", "/assets/ops/alerts", "text=Metadata", top="text=Metadata"),
+        Shot("open_alerts", "/assets/ops/alerts", "text=Metadata", top='text="Metadata"'),
     ]
 
 

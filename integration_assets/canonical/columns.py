@@ -53,7 +53,7 @@ _REVIEW_QUEUE = {
     "first_seen": "When a run first found it.",
     "last_seen": "When a run last found it.",
     "occurrences": "How many runs found it.",
-    "found_by": "The asset that found it (`canonical/customers`, `writeback/<flow>`, …).",
+    "found_by": "The asset that found it (`canonical/customers`, `writeback/` and its flow, …).",
     "run_id": "The Dagster run that last found it.",
 }
 

@@ -101,7 +101,7 @@ ALERTS_COLUMNS: dict[str, str] = {
 # What each column holds, as the `ops/alerts` asset's column schema shows it.
 ALERTS_COLUMN_DESCRIPTIONS: dict[str, str] = {
     "id": "The episode's id (one row per episode of a problem: open → resolved).",
-    "problem_key": "What failed: check:<asset>:<check>, run:<job>, run:<job>:<asset>, freshness:<asset>.",
+    "problem_key": "What failed: check:ASSET:CHECK, run:JOB, run:JOB:ASSET or freshness:ASSET.",
     "kind": "check, run or freshness.",
     "family": "Which alert sensor watches it: drift, missing_records, connector_health, traffic, checks, runs, "
     "freshness.",
