@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from integration_assets_tests.testing import fresh_postgres_database
 from integration_assets_tests.testing.sandbox import FREE_PORTS
 from integration_sandbox.generator import generate
 from integration_sandbox.server import Sandbox
@@ -44,27 +45,11 @@ def sandbox(dataset: Path) -> Iterator[Sandbox]:
         yield running
 
 
-POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
-
-
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     """A fresh, empty PostgreSQL database on the local server, dropped afterwards."""
-    import uuid
-
-    import psycopg2
-
-    name = f"ia_test_{uuid.uuid4().hex[:12]}"
-    admin = psycopg2.connect(POSTGRES_ADMIN_URL)
-    admin.autocommit = True
-    with admin.cursor() as cursor:
-        cursor.execute(f"CREATE DATABASE {name}")
-    try:
-        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with admin.cursor() as cursor:
-            cursor.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        admin.close()
+    with fresh_postgres_database() as url:
+        yield url
 
 
 @pytest.fixture(params=["duckdb", "postgres"])

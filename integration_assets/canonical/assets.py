@@ -172,21 +172,28 @@ def _build(context: AssetExecutionContext, entity: str, warehouse: Warehouse, co
 
 
 def accounting_balances(entity: str, warehouse: Warehouse) -> AssetCheckResult:
-    """Records in = accepted + in review, and no record both, per stream the entity owns.
+    """Records in = accepted + in review + deleted and not built, and no record both, per stream the entity owns.
+
+    A record deleted at the source is accounted for by the raw table's own mark (`is_deleted`): the build
+    accepts it as deleted (its row kept with `is_deleted`, or mapped to no row when nothing live is left to
+    place it), and one the build no longer carries is what a deletion means, not a loss. Nobody can fix a
+    record the vendor no longer shows, so a deletion must never fail the balance nor page anyone.
 
     A record that breaks the balance is listed by its vendor id (with its vendor link), so a person can open it:
-    unaccounted (read but neither accepted nor in review: the build lost it), in both, or unknown (accepted or
-    in review, yet no longer in the raw table)."""
+    unaccounted (live, read but neither accepted nor in review: the build lost it), in both, or unknown
+    (accepted or in review, yet no longer in the raw table)."""
     review.ensure_table(warehouse)
     warehouse.ensure_table(RECORD_MAP, RECORD_MAP_COLUMNS)
     counts: dict[str, int] = {}
     rows: list[dict[str, Any]] = []
-    records_in = accepted_total = in_review_total = 0
+    records_in = accepted_total = in_review_total = deleted_total = dropped_total = 0
     for stream in OWN[entity]:
         source = CATALOG.stream_of(*stream)
         name = source.key.replace("/", "_")
         warehouse.ensure_raw_table(source.raw_table)
-        raw_ids = {str(r[0]) for r in warehouse.query(f"SELECT id FROM {source.raw_table}")}
+        raw = warehouse.query(f"SELECT id, is_deleted FROM {source.raw_table}")
+        raw_ids = {str(r[0]) for r in raw}
+        gone = {str(r[0]) for r in raw if r[1]}  # deleted or archived at the source
         accepted = {
             str(r[0])
             for r in warehouse.query(
@@ -202,12 +209,17 @@ def accounting_balances(entity: str, warehouse: Warehouse) -> AssetCheckResult:
                 [_key(entity), *stream],
             )
         }
-        both, lost, extra = accepted & in_review, raw_ids - accepted - in_review, (accepted | in_review) - raw_ids
+        dropped = gone - accepted - in_review  # deleted at the source and no longer built: accounted as deleted
+        both, lost = accepted & in_review, raw_ids - accepted - in_review - dropped
+        extra = (accepted | in_review) - raw_ids
         counts.update(
             {
                 f"{name}_records_in": len(raw_ids),
                 f"{name}_accepted": len(accepted),
                 f"{name}_in_review": len(in_review),
+                f"{name}_deleted": len(gone),  # accepted as deleted, in review, or dropped
+                f"{name}_accepted_deleted": len(accepted & gone),
+                f"{name}_deleted_dropped": len(dropped),
                 f"{name}_unaccounted": len(lost),
                 f"{name}_accepted_and_in_review": len(both),
                 f"{name}_unknown": len(extra),
@@ -218,8 +230,9 @@ def accounting_balances(entity: str, warehouse: Warehouse) -> AssetCheckResult:
             accepted_total + len(accepted),
             in_review_total + len(in_review),
         )
+        deleted_total, dropped_total = deleted_total + len(gone), dropped_total + len(dropped)
         for problem, ids, where in (
-            ("unaccounted", lost, "in the raw table; neither accepted nor in review"),
+            ("unaccounted", lost, "in the raw table, live; neither accepted nor in review"),
             ("accepted_and_in_review", both, "accepted and in the review queue"),
             ("unknown", extra, "accepted or in review; not in the raw table"),
         ):
@@ -240,8 +253,9 @@ def accounting_balances(entity: str, warehouse: Warehouse) -> AssetCheckResult:
     return check_result(
         passed=not rows,
         system="canonical",
-        summary=f"canonical/{entity}: {records_in} raw records, each accepted ({accepted_total}) or in review "
-        f"({in_review_total}), none both."
+        summary=f"canonical/{entity}: {records_in} raw records, each accepted ({accepted_total}), in review "
+        f"({in_review_total}) or deleted at the source and no longer built ({dropped_total}), none both; "
+        f"{deleted_total} of them deleted at the source."
         if not rows
         else f"canonical/{entity}: {len(rows)} raw records break the balance ({kinds['unaccounted']} unaccounted, "
         f"{kinds['accepted_and_in_review']} accepted and in review, {len(rows) - sum(kinds.values())} unknown); "
@@ -447,7 +461,8 @@ def customer_360(context: AssetExecutionContext) -> MaterializeResult:
     "The review queue (`ops.review_queue`): one row per (system, object type, record id, reason code), with "
     "detail, severity, next action, first and last seen, occurrences, status (open, resolved, ignored) and "
     "resolution. Answer items in `review_decisions.yaml`; they apply on the next run. This asset reports the "
-    "queue; the canonical assets write it.",
+    "queue; the canonical assets write it, and so do the source syncs for the records they cannot store at all "
+    "(found_by the stream, e.g. `crm/contacts`; their escaped raw content is in `ops.quarantine`).",
 )
 def review_queue(context: AssetExecutionContext) -> MaterializeResult:
     warehouse: Warehouse = context.resources.warehouse.open()
@@ -462,6 +477,8 @@ def review_queue(context: AssetExecutionContext) -> MaterializeResult:
     }
     for reason, count in open_items["reason_code"].value_counts().sort_index().items():
         metadata[f"open_{reason}"] = int(count)
+    # records the syncs could not store (not in any raw table): found by a stream, not by a canonical asset
+    metadata["open_quarantined"] = int((~open_items["found_by"].astype(str).str.startswith("canonical/")).sum())
     preview = open_items[["system", "object_type", "record_id", "reason_code", "next_action"]].head(50)
     lines = ["| " + " | ".join(preview.columns) + " |", "|" + "---|" * len(preview.columns)]
     lines += [

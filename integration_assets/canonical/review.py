@@ -1,13 +1,16 @@
 """The review queue: every record that cannot be accepted without a guess, with why and what to do.
 
 One row per (system, object type, record id, reason). Running again never duplicates an item: it counts
-another occurrence. An item whose cause is gone (the source record was fixed, or a person decided in
+another occurrence. The canonical assets write the items of the records they cannot accept (found_by
+`canonical/<entity>`); the source syncs write those of the records they cannot even store (found_by the
+stream's key, reason `unstorable_payload`, `payload_too_large`, `refused_by_database` or `malformed_record`,
+see `core/quarantine.py`). An item whose cause is gone (the source record was fixed, or a person decided in
 `review_decisions.yaml`, found by `core/config.py`) resolves itself; an ignored item stays ignored.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,28 +19,19 @@ from typing import Any
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from integration_assets.core.config import load_config
+from integration_assets.core.config import Problem, load_config, parse_yaml
+from integration_assets.core.quarantine import NEXT_ACTIONS as QUARANTINE_NEXT_ACTIONS
+from integration_assets.core.quarantine import REVIEW_COLUMNS, REVIEW_KEY, REVIEW_TABLE
 from integration_assets.core.warehouse import Transaction, Warehouse
-from integration_assets.mapping.schema import VENDORS
+from integration_assets.mapping.dictionary import load_dictionary
+from integration_assets.mapping.normalize import REASON_CODES as NORMALIZER_REASON_CODES
+from integration_assets.mapping.schema import SYSTEM_OBJECT_TYPES, VENDORS
 
-TABLE = "ops.review_queue"
-COLUMNS = {
-    "system": "TEXT NOT NULL",
-    "object_type": "TEXT NOT NULL",
-    "record_id": "TEXT NOT NULL",
-    "reason_code": "TEXT NOT NULL",
-    "detail": "TEXT",
-    "severity": "TEXT",
-    "next_action": "TEXT",
-    "status": "TEXT NOT NULL",
-    "resolution": "TEXT",
-    "first_seen": "TIMESTAMPTZ",
-    "last_seen": "TIMESTAMPTZ",
-    "occurrences": "INTEGER",
-    "found_by": "TEXT",
-    "run_id": "TEXT",
-}
-KEY = ("system", "object_type", "record_id", "reason_code")
+# Declared in core, which writes it too: the sync queues the records it cannot store (`core/quarantine.py`,
+# found_by the stream's asset key) in the transaction of their chunk, and core may not import this layer.
+TABLE = REVIEW_TABLE
+COLUMNS = REVIEW_COLUMNS
+KEY = REVIEW_KEY
 
 NEXT_ACTIONS = {
     "missing_required_field": "fill in {field} on {object_type} {record_id} in {vendor}",
@@ -128,7 +122,103 @@ class Decisions(BaseModel):
 
 def load_decisions(path: str | Path | None = None) -> Decisions:
     """The review decisions in force (`path` for a test's own file); read again when the file changes."""
-    return load_config("review_decisions.yaml", Decisions, path)
+    return load_config("review_decisions.yaml", parse_decisions, path)
+
+
+# Every reason code the review queue holds: the canonical layer's (its next actions, the normalizers', the
+# format and merge rules', the placement ones), the sync's quarantine (core/quarantine.py) and write-back's
+# (writeback/review.py, a higher floor, names them). The dictionary's identity rules add their own
+# (`known_reason_codes`). A new code belongs here.
+# Reasons about whose record it is: only an `owner` decision answers them, never `keep`.
+PLACEMENT_REASONS = frozenset(
+    {
+        "ambiguous_owner",
+        "unknown_external_id",
+        "no_owner",
+        "ambiguous_person",
+        "ambiguous_reference",
+        "unresolved_reference",
+    }
+)
+REASON_CODES: frozenset[str] = frozenset(
+    {
+        *NEXT_ACTIONS,
+        *NORMALIZER_REASON_CODES,
+        *QUARANTINE_NEXT_ACTIONS,
+        *PLACEMENT_REASONS,
+        "invalid_format",
+        "conflicting_values",
+        "mixed_currencies",
+        "write_rejected",
+        "write_contract_violation",
+        "write_conflict",
+    }
+)
+
+
+def known_reason_codes() -> frozenset[str]:
+    """`REASON_CODES` and those the field dictionary's identity rules define (an operator may add one)."""
+    dictionary = load_dictionary()
+    return REASON_CODES | {code for identity in dictionary.identity.values() for code in identity.review}
+
+
+def parse_decisions(text: str, source: str) -> Decisions:
+    """Parses and checks review_decisions.yaml; `source` names it in errors (file, line and entry)."""
+    return parse_yaml(text, Decisions, source, check=check_decisions)
+
+
+def check_decisions(decisions: Decisions) -> Iterator[Problem]:
+    """What the schema cannot say of one decision, or of one against another.
+
+    Each of these used to pass without a word and then do nothing, or something else than meant: a decision
+    with no action, `keep` with `ignore` (which wins is an accident of the code), a misspelled reason code
+    (matches no item, so the item stays open), or two decisions for one item (the first silently wins)."""
+    codes = known_reason_codes() if decisions.decisions else REASON_CODES  # no dictionary read for none
+    first: dict[tuple[str, str, str, str], int] = {}
+    for index, decision in enumerate(decisions.decisions):
+        at: tuple[Any, ...] = ("decisions", index)
+        actions = [
+            name
+            for name, given in (
+                ("owner", decision.owner is not None),
+                ("keep", decision.keep),
+                ("ignore", decision.ignore),
+            )
+            if given
+        ]
+        if not actions:
+            yield at, "no action: say one of owner: crm:<company id>, keep: true, ignore: true"
+        elif len(actions) > 1:
+            yield (*at, actions[1]), f"contradictory: {' and '.join(actions)} together; a decision says one of them"
+        if decision.owner is not None:
+            system, _, record = decision.owner.partition(":")
+            if system not in VENDORS or not record or record != record.strip():
+                yield (*at, "owner"), f"owner {decision.owner!r} is not <system>:<record id> (e.g. crm:10000012)"
+        object_types = SYSTEM_OBJECT_TYPES.get(decision.system, ())
+        if decision.object_type not in object_types:
+            known = ", ".join(object_types)
+            yield (
+                (*at, "object_type"),
+                f"unknown object type {decision.object_type!r} of {decision.system}; one of {known}",
+            )
+        if decision.reason_code not in codes:
+            yield (
+                (*at, "reason_code"),
+                (
+                    f"unknown reason code {decision.reason_code!r} (it would match no review item); "
+                    f"one of {', '.join(sorted(codes))}"
+                ),
+            )
+        if decision.key in first:
+            yield (
+                at,
+                (
+                    f"a second decision for {'/'.join(decision.key)} (the first is decisions.{first[decision.key]}): "
+                    "one decision per item"
+                ),
+            )
+        else:
+            first[decision.key] = index
 
 
 @dataclass(frozen=True)

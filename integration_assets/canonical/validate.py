@@ -29,6 +29,7 @@ from integration_assets.mapping.normalize import (
     normalize_label,
     normalize_money,
     normalize_phone,
+    strip_bidi_controls,
 )
 from integration_assets.mapping.schema import FieldDictionary, FieldSpec, Source
 
@@ -189,7 +190,7 @@ def _read(
     elif kind == "string":
         if not isinstance(raw, str):
             return EMPTY, Problem("contract_violation", name, f"{name} must be text, got {type(raw).__name__}.")
-        found = raw.strip()
+        found = strip_bidi_controls(raw)[0].strip()  # text must not display as something it is not
     elif kind == "boolean":
         if not isinstance(raw, bool):
             return EMPTY, Problem("contract_violation", name, f"{name} must be true/false, got {raw!r}.")

@@ -17,6 +17,7 @@ from dagster import AssetKey
 from integration_assets.core.warehouse import RawRow
 
 if TYPE_CHECKING:
+    from integration_assets.core.access import RouteTable
     from integration_assets.core.http import ApiClient
 
 __all__ = ["Catalog", "Chunk", "LiveTotal", "Reader", "RecordPage", "StreamSpec", "SystemSpec"]
@@ -94,6 +95,9 @@ class SystemSpec:
     resource: Callable[[], Any]  # the vendor connection (a Dagster resource) configured from the environment
     has_updated_at: bool = True  # its records carry a last-modified time (Stripe objects only `created`)
     record_page: RecordPage = _no_pages  # where a person opens a record the evidence of a check names
+    # the vendor's endpoints and what each does (`systems/<role>/routes.py`): the HTTP client enforces the access
+    # policy on these, so a system without a table can send nothing
+    routes: RouteTable | None = None
 
     @classmethod
     def declare(
@@ -110,6 +114,7 @@ class SystemSpec:
         names: Mapping[str, str] | None = None,
         has_updated_at: bool = True,
         record_page: RecordPage = _no_pages,
+        routes: RouteTable | None = None,
     ) -> SystemSpec:
         """A system and its streams, one per reader (each with an `object_type`): its contract from the contracts
         module (`MODELS` and `COLUMNS` by object type), its description; `names` renames an asset (charges:
@@ -127,12 +132,18 @@ class SystemSpec:
             )
             for reader in readers
         )
-        return cls(role, vendor, title, streams, live_total, resource, has_updated_at, record_page)
+        return cls(role, vendor, title, streams, live_total, resource, has_updated_at, record_page, routes)
 
     def __post_init__(self) -> None:
         for stream in self.streams:
             if (stream.role, stream.vendor) != (self.role, self.vendor):
                 raise ValueError(f"{stream.key}: declared under {self.role} ({self.vendor}) with another system")
+        if self.routes is not None:
+            if self.routes.system != self.role:
+                raise ValueError(f"{self.role}: its route table is {self.routes.system}'s")
+            unrouted = [s.key for s in self.streams if s.object_type not in {r.object_type for r in self.routes.routes}]
+            if unrouted:
+                raise ValueError(f"{', '.join(unrouted)}: no route of {self.role}'s table reads that object type")
 
 
 class Catalog:
@@ -166,6 +177,11 @@ class Catalog:
         """The vendor's page of a record (a link in a check's evidence); None for a role the catalog lacks."""
         system = self._systems.get(role)
         return system.record_page(object_type, record_id) if system is not None else None
+
+    def routes(self, role: str) -> RouteTable | None:
+        """The route table of a system: what each of its vendor's endpoints does, for the access policy."""
+        system = self._systems.get(role)
+        return system.routes if system is not None else None
 
     def object_types(self) -> dict[str, tuple[str, ...]]:
         """role -> the vendor object types it is read from."""

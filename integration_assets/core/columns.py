@@ -54,8 +54,11 @@ RAW_COLUMN_DESCRIPTIONS: dict[str, str] = {
 
 
 def storage_kind(environ: Mapping[str, str] = os.environ) -> Literal["duckdb", "postgres"]:
-    """The warehouse's engine as a Dagster kind: `postgres` for a `postgresql://` WAREHOUSE_URL, else `duckdb`."""
-    return "postgres" if is_postgres_url(environ.get("WAREHOUSE_URL", "").strip()) else "duckdb"
+    """The warehouse's engine as a Dagster kind: `postgres` for a PostgreSQL WAREHOUSE_URL, else `duckdb`.
+
+    Only a label, read while definitions load: a malformed value is refused when the warehouse resource
+    starts, not here, and is not trimmed into shape here either (the resource would refuse what this accepts)."""
+    return "postgres" if is_postgres_url(environ.get("WAREHOUSE_URL", "")) else "duckdb"
 
 
 def table_metadata(table: str, schema: TableSchema) -> dict[str, Any]:

@@ -3,12 +3,18 @@
 The same value feeds the call log, the review queue, check metadata and alerts. Each vendor maps its
 (status, error body) pairs to a category with a small table of `ErrorRule`s, the way Airbyte's response
 actions do.
+
+A retryable failure's rule may say "none: retried ..." (the client acts, not a person), but an error that is
+raised has outlasted every retry: by then "none" is wrong. So a retryable error always carries what a person
+does about it (`after_retries`): look at the vendor's status, and know when the next scheduled run will try.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -57,6 +63,11 @@ class IntegrationError(Exception):
     severity: Severity = Severity.ERROR
     attempts: int = 1
     details: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # Interim attempts that succeed on retry are never shown; the one that is raised reaches a person.
+        if self.retryable and self.next_action.startswith(RETRIED_BY_CLIENT):
+            self.next_action = after_retries(self.category, self.next_action)
 
     @property
     def retryable(self) -> bool:
@@ -108,6 +119,50 @@ class ErrorRule:
 
 def _as_tuple(value: Any) -> tuple:
     return tuple(value) if isinstance(value, (list, tuple, set, frozenset)) else (value,)
+
+
+RETRIED_BY_CLIENT = "none:"  # an action the client takes itself (pacing, retrying): nothing for a person yet
+_MINUTELY_HOURLY = re.compile(r"^(\d{1,2}) \* \* \* \*$")  # "M * * * *": every hour at minute M
+
+
+def next_scheduled_sync(now: datetime | None = None) -> str:
+    """When the sync automation (`core.policies.SYNC_CRON`, UTC) next starts the sources, in words.
+
+    An hourly cron gets its next start time; any other is named as it is written."""
+    from integration_assets.core.policies import SYNC_CRON  # policies imports Dagster: not at import time
+
+    hourly = _MINUTELY_HOURLY.match(SYNC_CRON)
+    if hourly is None:
+        return f"on the sync schedule `{SYNC_CRON}` (UTC)"
+    minute = int(hourly.group(1))
+    now = (now or datetime.now(UTC)).astimezone(UTC)
+    start = now.replace(minute=minute, second=0, microsecond=0)
+    if start <= now:
+        start += timedelta(hours=1)
+    return f"at {start:%H:%M} UTC (hourly, `{SYNC_CRON}`)"
+
+
+def after_retries(category: Category, hint: str = "", now: datetime | None = None) -> str:
+    """What a person does about a retryable failure that outlasted every retry of the call and of the step.
+
+    `hint` is the rule's own advice ("none: paced and retried; if it persists, lower the request budget"):
+    its "none: ..." clause is dropped, any other clause kept. Nothing is to be fixed in this project when the
+    vendor is down: the sources resume from their cursors, and writes wait in the outbox."""
+    kept = [
+        clause.strip()
+        for clause in hint.split(";")
+        if clause.strip() and not clause.strip().startswith(RETRIED_BY_CLIENT) and "status" not in clause
+    ]
+    if category == Category.RATE_LIMITED:
+        first = "the vendor's rate limit outlasted every retry: check the vendor's status page and whether another "
+        first += "client spends the same quota"
+    else:
+        first = "the vendor failed every retry: check the vendor's status page for an outage"
+    then = (
+        f"nothing to fix here once it is back: the next scheduled sync starts {next_scheduled_sync(now)} and "
+        "resumes from the cursors (writes wait in ops.outbox), or run the job by hand then"
+    )
+    return "; ".join([first, *kept, then])
 
 
 # What holds for every vendor unless its own table says otherwise.

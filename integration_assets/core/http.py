@@ -5,6 +5,12 @@ jitter, bounded in attempts and total time; `Retry-After` and the vendor's rate 
 pacing; a scope guard that stops a call outside the access policy before it is sent; and a call log entry
 for every attempt. Certificates are always verified: there is no switch to turn that off.
 
+The scope guard judges the request, not its caller: the URL is built first (every path parameter
+percent-encoded, one whole segment), then its method and path are looked up in the vendor's route table, and
+the object type and operation found there are what the policy is asked about. A request that matches no route,
+or whose caller declared something else than the route does, is refused before anything is sent. A base URL
+must be `https` unless its host is this machine, as a token must not cross a network in clear.
+
 The vendor's own shape (auth, error bodies, rate headers) comes from a `Vendor` in `systems/<role>/`.
 """
 
@@ -21,14 +27,16 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from ipaddress import ip_address
 from typing import Any, Protocol
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import orjson
 import requests
 from requests.adapters import HTTPAdapter
 
-from integration_assets.core.access import AccessPolicy, Operation
+from integration_assets.core.access import AccessPolicy, Operation, Route, RouteTable, unsafe_segment
+from integration_assets.core.credentials import ConnectorCredentials
 from integration_assets.core.errors import (
     Category,
     ErrorRule,
@@ -39,6 +47,16 @@ from integration_assets.core.errors import (
 )
 from integration_assets.core.pacing import RequestBudget
 from integration_assets.core.redact import redact
+
+
+def _json(content: bytes) -> Any:
+    """The answer's JSON. orjson refuses a whole page holding one escaped lone surrogate (`"\\ud800"`), which is
+    valid JSON; Python's parser reads it, so the page lands and only that record is quarantined (its text
+    cannot be stored). Anything else that is not JSON raises ValueError."""
+    try:
+        return orjson.loads(content)
+    except orjson.JSONDecodeError:
+        return json.loads(content)
 
 
 @dataclass(frozen=True)
@@ -87,6 +105,8 @@ class Vendor(Protocol):
     system: str
     name: str
     request_id_header: str
+    base_url_variable: str  # the setting its base URL comes from, named in a refusal
+    routes: RouteTable  # its endpoints and what each does: the access policy is enforced on these
     error_rules: tuple[ErrorRule, ...]
 
     def parse_error(self, status: int, body: Any) -> tuple[str | None, str, dict[str, Any]]:
@@ -163,6 +183,45 @@ def latency_percentiles(latencies: Iterable[float]) -> tuple[float, float] | Non
     return round(cuts[49], 1), round(cuts[94], 1)
 
 
+LOOPBACK_HOSTS = ("localhost",)
+
+
+def is_loopback(host: str) -> bool:
+    """127.0.0.0/8, ::1 or localhost: a request that never leaves this machine."""
+    if host.lower() in LOOPBACK_HOSTS:
+        return True
+    try:
+        return ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_base_url(url: str, variable: str) -> str:
+    """The vendor base URL without its trailing slash; raises ValueError, naming `variable`, for one that would
+    send a token in clear (`http` to another machine) or is not a plain `scheme://host[:port][/path]`."""
+    value = url.strip() if isinstance(url, str) else ""
+    accepted = "https://host[:port][/path] (http:// only for 127.0.0.1, ::1 or localhost)"
+    shown = repr(value) if "@" not in value else "the value (it holds an '@': masked)"
+    if value != url:
+        raise ValueError(f"{variable}: the base URL has stray whitespace; expected {accepted}")
+    try:
+        parts = urlsplit(value)
+        host, port = parts.hostname or "", parts.port
+    except ValueError as error:
+        raise ValueError(f"{variable}: {shown} is not a URL ({error}); expected {accepted}") from None
+    del port  # parsed only to refuse a malformed one
+    if parts.scheme not in ("https", "http") or not host:
+        raise ValueError(f"{variable}: {shown} is not a base URL; expected {accepted}")
+    if parts.username or parts.password or parts.query or parts.fragment:
+        raise ValueError(f"{variable}: the base URL must carry no credentials, query or fragment; expected {accepted}")
+    if parts.scheme == "http" and not is_loopback(host):
+        raise ValueError(
+            f"{variable}: {shown} uses http to {host}, which would send the credential in clear; use https "
+            "(http is accepted only for 127.0.0.1, ::1 or localhost)"
+        )
+    return value.rstrip("/")
+
+
 @dataclass(frozen=True)
 class ApiResponse:
     status: int
@@ -188,7 +247,7 @@ class ApiClient:
         self,
         vendor: Vendor,
         base_url: str,
-        credential: Credential,
+        credential: Credential | ConnectorCredentials,
         *,
         connector: str,
         policy: AccessPolicy,
@@ -200,8 +259,12 @@ class ApiClient:
         rng: random.Random | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
+        if isinstance(credential, ConnectorCredentials):
+            credential = credential.for_connector(connector)
         self.vendor, self.credential, self.connector, self.policy = vendor, credential, connector, policy
-        self.base_url = base_url.rstrip("/")
+        self.base_url = check_base_url(base_url, getattr(vendor, "base_url_variable", f"{vendor.name} base URL"))
+        # No table, no requests: a vendor that does not say what its endpoints do cannot be policed.
+        self.routes: RouteTable = getattr(vendor, "routes", None) or RouteTable(vendor.system, ())
         self.budget = budget or RequestBudget(None)
         self.retry, self.timeouts = retry, timeouts
         self.call_log = call_log if call_log is not None else CallLog()
@@ -241,14 +304,21 @@ class ApiClient:
     ) -> ApiResponse:
         """Sends `method template` (or a `url` the vendor gave, on the same host) and returns the JSON.
 
-        `idempotent` says whether a retry after a lost response is safe; by default reads are, writes not.
+        `operation` and `object_type` are the caller's expectation, checked against the route the request
+        matches; the policy is asked about the route's. `idempotent` says whether a retry after a lost response
+        is safe; by default reads are, writes not.
         """
-        endpoint = f"{method} {template}"
-        resource = Resource(self.vendor.system, endpoint, object_type, record_id)
-        self.policy.check(self.connector, self.vendor.system, object_type, operation, endpoint)
+        method = method.upper()
+        declared = Resource(self.vendor.system, f"{method} {template}", object_type, record_id)
+        target = self._target(template, path_params, url, declared)
+        route = self._route(method, target, operation, object_type, declared)
+        endpoint = f"{method} {route.template}"
+        resource = Resource(self.vendor.system, endpoint, route.object_type, record_id)
+        self.policy.check(self.connector, self.vendor.system, route.object_type, route.operation, endpoint)
+        operation = route.operation
         request = _Outgoing(
             method=method,
-            url=self._target(template, path_params, url, resource),
+            url=target,
             endpoint=endpoint,
             resource=resource,
             params=params,
@@ -334,8 +404,8 @@ class ApiClient:
         if response.status_code >= 300:
             return self._vendor_error(response, resource, attempt, request_id), response
         try:
-            body = orjson.loads(response.content) if response.content else None
-        except orjson.JSONDecodeError:
+            body = _json(response.content) if response.content else None
+        except ValueError:
             malformed = IntegrationError(
                 category=Category.TRANSIENT,
                 message=f"the answer is not valid JSON ({len(response.content)} bytes)",
@@ -350,9 +420,22 @@ class ApiClient:
         return ApiResponse(response.status_code, body, response.headers)
 
     # -- the pieces ------------------------------------------------------------------------------------
-    def _target(self, template: str, path_params, url: str | None, resource: Resource) -> str:
+    def _target(self, template: str, path_params: Mapping[str, Any] | None, url: str | None, resource: Resource) -> str:
+        """The URL to send: the template with each path parameter percent-encoded into one segment."""
         if url is None:
-            return self.base_url + template.format(**(path_params or {}))
+            encoded: dict[str, str] = {}
+            for name, value in (path_params or {}).items():
+                text = str(value)
+                if not text or unsafe_segment(text):
+                    raise IntegrationError(
+                        category=Category.PERMISSION_DENIED,
+                        message=f"path parameter {name}={text[:80]!r} is not an identifier: blocked before sending",
+                        resource=resource,
+                        next_action="look at the record this value came from: an id never holds '/', '..' or "
+                        "control characters",
+                    )
+                encoded[name] = quote(text, safe="")
+            return self.base_url + template.format(**encoded)
         given, base = urlsplit(url), urlsplit(self.base_url)
         if (given.scheme, given.netloc) != (base.scheme, base.netloc):
             raise IntegrationError(
@@ -362,6 +445,30 @@ class ApiClient:
                 next_action="check the base URL setting; pagination links must stay on the vendor's host",
             )
         return url
+
+    def _route(self, method: str, target: str, operation: Operation, object_type: str, declared: Resource) -> Route:
+        """The route the request matches, by the path it will really have; refused when there is none, or when
+        the caller expected something else (a PATCH declared a read, a contact path declared a deal)."""
+        path, base_path = urlsplit(target).path, urlsplit(self.base_url).path
+        route = self.routes.match(method, path[len(base_path) :]) if path.startswith(base_path + "/") else None
+        if route is None:
+            raise IntegrationError(
+                category=Category.PERMISSION_DENIED,
+                message=f"{method} {declared.endpoint.split(' ', 1)[1]} matches no {self.vendor.name} route: "
+                "blocked before sending",
+                resource=declared,
+                next_action=f"add the endpoint, with what it does, to systems/{self.vendor.system}/routes.py if "
+                "the vendor really has it",
+            )
+        if (route.operation, route.object_type) != (Operation(operation), object_type):
+            raise IntegrationError(
+                category=Category.PERMISSION_DENIED,
+                message=f"{method} {route.template} does {route.operation} {route.object_type}, but the caller "
+                f"declared {operation} {object_type}: blocked before sending",
+                resource=Resource(self.vendor.system, f"{method} {route.template}", route.object_type),
+                next_action="fix the caller: the route decides what a request does",
+            )
+        return route
 
     def _refresh_if_due(self) -> None:
         expires_at = self.credential.expires_at

@@ -102,6 +102,8 @@ class Alerts(_Strict):
     delivery_timeout_seconds: float = Field(gt=0)
     # bound on one sensor tick's delivery, all sinks together: well inside Dagster's 60 s sensor timeout
     delivery_deadline_seconds: float = Field(default=40, gt=0, le=50)
+    # hosts a webhook may post to ("hooks.slack.com", or "*.example.com" for its subdomains); loopback always may
+    webhook_hosts: list[str] = Field(default_factory=list)
 
 
 class Pools(_Strict):

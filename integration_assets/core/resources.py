@@ -4,19 +4,28 @@ from __future__ import annotations
 
 import random
 
-from dagster import ConfigurableResource
+from dagster import ConfigurableResource, InitResourceContext
 from pydantic import Field
 
 from integration_assets.core.access import load_policy
 from integration_assets.core.http import ApiClient, Credential, RetryPolicy, Timeouts, Vendor
 from integration_assets.core.pacing import RequestBudget
 from integration_assets.core.warehouse import Warehouse
+from integration_assets.core.warehouse.handle import parse_warehouse_url
 
 
 class WarehouseResource(ConfigurableResource):
     """DuckDB file path (the default) or a `postgresql://` URL; the tables are the same on both."""
 
-    url: str = Field(description="WAREHOUSE_URL: a DuckDB file path, or postgresql://…")
+    url: str = Field(
+        description="WAREHOUSE_URL: a DuckDB file path (or duckdb:///path), or postgresql://… (postgres://…, "
+        "postgresql+psycopg2://…); anything else is refused when the resource starts"
+    )
+
+    def setup_for_execution(self, context: InitResourceContext) -> None:
+        """Refuses a malformed WAREHOUSE_URL before any step runs: read loosely, a mistyped PostgreSQL URL
+        became a new local DuckDB file, and runs "succeeded" there while the real warehouse went stale."""
+        parse_warehouse_url(self.url)
 
     def open(self) -> Warehouse:
         warehouse = Warehouse.from_url(self.url)

@@ -178,6 +178,13 @@ def _sync(
         f"{stream.key}: {report.mode} sync, {report.fetched} fetched, {report.inserted} new, "
         f"{report.updated} updated, {report.deleted} deleted, {calls['calls']} calls ({calls['retries']} retries)"
     )
+    if report.quarantined:  # a warning, not a failure: the rest landed; the contract check carries the verdict
+        reasons = ", ".join(f"{count} {code}" for code, count in sorted(report.quarantine_reasons.items()))
+        context.log.warning(
+            f"{stream.key}: {report.quarantined} records not stored, quarantined for review ({reasons}); ids "
+            f"{', '.join(report.quarantined_ids[:10])}. Their review items are in ops.review_queue (found_by "
+            f"{stream.key}), their escaped raw content in ops.quarantine."
+        )
     table = stream.raw_table
     live, deleted = _row_counts(warehouse, table)
     return report, {
@@ -194,6 +201,8 @@ def _sync(
         "unchanged": report.unchanged,
         "stale_skipped": report.stale,
         "deleted": report.deleted,
+        "quarantined": report.quarantined,  # not stored: in ops.review_queue and ops.quarantine instead
+        "quarantine_resolved": report.resolved,
         "pages": report.pages,
         "api_calls": calls["calls"],
         "failed_calls": calls["failed"],

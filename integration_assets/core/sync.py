@@ -3,6 +3,11 @@
 Each chunk's rows, the cursor that covers them and the call log of the requests that fetched them commit in
 one transaction, so a run killed at any point resumes from a cursor that never runs ahead of stored data.
 Memory stays bounded by the chunk, whatever the size of the backfill.
+
+A record that cannot be stored (a NUL character, invalid Unicode, over the size limit, a value the database
+refuses, a record its row builder could not read) is quarantined in that same transaction (`core/quarantine.py`)
+while the rest of its chunk and the cursor commit: one bad record is a review item and a warning, never a
+step failure retried on a deterministic error, nor a stream stopped until someone edits the record.
 """
 
 from __future__ import annotations
@@ -15,9 +20,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
+from integration_assets.core import quarantine
 from integration_assets.core.catalog import Chunk, StreamSpec
 from integration_assets.core.http import ApiClient
-from integration_assets.core.warehouse import RawRow, Warehouse
+from integration_assets.core.warehouse import RawRow, UpsertResult, Warehouse
+from integration_assets.core.warehouse.rows import REFUSED_BY_DATABASE, Rejected, reject, screen
+from integration_assets.core.warehouse.transaction import VALUE_REFUSED
 
 T = TypeVar("T")
 _DONE = object()
@@ -105,6 +113,10 @@ class SyncReport:
     cursor: str | None = None
     chunks: int = 0
     fields: dict[str, set[str]] = field(default_factory=dict)  # observed payload fields and their JSON types
+    quarantined: int = 0  # records not stored, queued for review instead (`core/quarantine.py`)
+    quarantine_reasons: dict[str, int] = field(default_factory=dict)  # reason code → records
+    quarantined_ids: list[str] = field(default_factory=list)  # the first few, for the run log
+    resolved: int = 0  # records quarantined earlier that this run stored at last
 
 
 FIELD_SAMPLE = 200  # rows per chunk whose fields are observed: a vendor's shape is the same for all its records
@@ -155,28 +167,113 @@ def sync_stream(
     return report
 
 
+def _first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [""])[0][:160]
+
+
+class _Probe(Exception):
+    """Ends a probing transaction: it only asks whether the database takes some rows, and always rolls back."""
+
+
+def _refused(warehouse: Warehouse, table: str, rows: list[RawRow], run_id: str) -> list[RawRow]:
+    """The rows the database refuses, found by halving: a chunk of 5,000 with one bad record costs about 25
+    rolled-back probes. Rows refused only together (none alone) are not a record's fault: none returned."""
+
+    def refused(part: list[RawRow]) -> bool:
+        try:
+            with warehouse.transaction() as tx:
+                tx.upsert_raw(table, part, run_id)
+                raise _Probe
+        except _Probe:
+            return False
+        except VALUE_REFUSED:
+            return True
+
+    def search(part: list[RawRow]) -> list[RawRow]:
+        if not part or not refused(part):
+            return []
+        if len(part) == 1:
+            return part
+        middle = len(part) // 2
+        return search(part[:middle]) + search(part[middle:])
+
+    return search(rows)
+
+
+def _commit(
+    warehouse: Warehouse,
+    stream: StreamSpec,
+    table: str,
+    chunk: Chunk,
+    rows: list[RawRow],
+    rejected: list[Rejected],
+    calls: list,
+    listed: set[str],
+    quarantined: dict[str, int],
+    run_id: str,
+) -> tuple[UpsertResult, int, int]:
+    """One chunk's transaction: its storable rows, its quarantined records, its cursor and its calls together.
+    Returns what the upsert did, the rows marked deleted by a complete listing, and the records resolved."""
+    deleted = 0
+    with warehouse.transaction() as tx:
+        result = tx.upsert_raw(table, rows, run_id)
+        if chunk.complete_listing:
+            deleted = tx.mark_missing_deleted(table, listed, run_id)
+        quarantine.record(tx, stream, rejected, run_id)
+        fixed = quarantine.resolve(tx, stream, rows, dict(quarantined), run_id) if quarantined else set()
+        if chunk.cursor is not None:
+            tx.set_cursor(stream.key, chunk.cursor, run_id)
+        tx.append("ops.api_calls", [call.as_row() for call in calls])
+    for record_id in fixed:  # committed: forget them for the chunks that follow
+        quarantined.pop(record_id, None)
+    quarantined.update({item.id: item.version or 0 for item in rejected})  # a later chunk may bring a fixed version
+    return result, deleted, len(fixed)
+
+
 def _store(chunks, stream, client, warehouse, table, run_id, listed, report, watchers) -> None:
-    """Commits each chunk with its cursor and the calls that fetched it."""
+    """Commits each chunk with its cursor and the calls that fetched it; quarantines what cannot be stored."""
+    quarantine.ensure_tables(warehouse)
+    quarantined = quarantine.quarantined_versions(warehouse, stream)
     for chunk in chunks:
-        for row in [row for row in chunk.rows if not row.is_deleted][:FIELD_SAMPLE]:  # a tombstone has no shape
+        screened = screen(chunk.rows)
+        rows, rejected = screened.rows, screened.rejected
+        for row in [row for row in rows if not row.is_deleted][:FIELD_SAMPLE]:  # a tombstone has no shape
             observe_fields(row.payload, report.fields)
-        listed.update(row.id for row in chunk.rows)
-        with warehouse.transaction() as tx:
-            result = tx.upsert_raw(table, chunk.rows, run_id)
-            if chunk.complete_listing:
-                report.deleted += tx.mark_missing_deleted(table, listed, run_id)
-            if chunk.cursor is not None:
-                tx.set_cursor(stream.key, chunk.cursor, run_id)
-            tx.append("ops.api_calls", [call.as_row() for call in client.call_log.drain()])
+        # a quarantined record is still at the source: a complete listing must not mark its stored version deleted
+        listed.update(row.id for row in chunk.rows if isinstance(row.id, str) and row.id)
+        calls = client.call_log.drain()  # kept out of the transaction: a refused chunk is written again
+        try:
+            result, deleted, fixed = _commit(
+                warehouse, stream, table, chunk, rows, rejected, calls, listed, quarantined, run_id
+            )
+        except VALUE_REFUSED as error:
+            refused = _refused(warehouse, table, rows, run_id)
+            if not refused:
+                raise
+            rows = [row for row in rows if not any(row is bad for bad in refused)]
+            rejected = rejected + [
+                # the first line only: the database's DETAIL and CONTEXT lines quote the value (personal data)
+                reject(row, REFUSED_BY_DATABASE, f"{type(error).__name__}: {_first_line(error)}")
+                for row in refused
+            ]
+            result, deleted, fixed = _commit(
+                warehouse, stream, table, chunk, rows, rejected, calls, listed, quarantined, run_id
+            )
+        report.deleted += deleted
+        report.resolved += fixed
+        report.quarantined += len(rejected)
+        for item in rejected:
+            report.quarantine_reasons[item.reason_code] = report.quarantine_reasons.get(item.reason_code, 0) + 1
+        report.quarantined_ids += [item.id for item in rejected][: max(0, 20 - len(report.quarantined_ids))]
         report.fetched += len(chunk.rows)
         report.inserted += result.inserted
         report.updated += result.updated
         report.unchanged += result.unchanged
         report.stale += result.stale
-        report.deleted += sum(1 for row in chunk.rows if row.is_deleted)
+        report.deleted += sum(1 for row in rows if row.is_deleted)
         report.pages += chunk.pages
         report.chunks += 1
         if chunk.cursor is not None:
             report.cursor = chunk.cursor
         for watcher in watchers:
-            watcher(chunk.rows)
+            watcher(rows)

@@ -15,14 +15,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pydantic
-import yaml
-
-from integration_assets.core.config import ConfigError, describe, load_config
+from integration_assets.core.config import ConfigError, Problem, load_config, parse_yaml
 from integration_assets.mapping.schema import (
     DESTINATION_PATTERN,
     FALLBACK_KEYS,
@@ -37,8 +33,6 @@ from integration_assets.mapping.schema import (
 
 __all__ = ["ConfigError", "load_dictionary", "parse_dictionary"]
 
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when built with it: same result, faster
-
 
 def load_dictionary(path: str | Path | None = None) -> FieldDictionary:
     """The field dictionary in force (or the file at `path`), validated; read again when the file changes."""
@@ -46,85 +40,14 @@ def load_dictionary(path: str | Path | None = None) -> FieldDictionary:
 
 
 def parse_dictionary(text: str, source: str = "<field dictionary>") -> FieldDictionary:
-    """Parses and validates dictionary YAML; `source` names the text in error messages. Not cached."""
-    loader = _Loader(text)
-    try:
-        root = loader.get_single_node()  # one parse: the node tree gives the lines and the data
-        data = loader.construct_document(root) if root is not None else None
-    except yaml.YAMLError as exc:
-        raise ConfigError(_syntax_error(exc, text, source)) from None
-    finally:
-        loader.dispose()
-    problems = list(_duplicate_keys(root, ()))
-    if not problems:
-        try:
-            dictionary = FieldDictionary.model_validate(data if data is not None else {})
-        except pydantic.ValidationError as exc:
-            problems = [(tuple(e["loc"]), e["msg"]) for e in exc.errors()]
-        else:
-            problems = list(_cross_check(dictionary))
-    if problems:
-        raise ConfigError("\n".join(describe(root, loc, msg, source) for loc, msg in problems))
-    return dictionary
+    """Parses and validates dictionary YAML; `source` names the text in error messages. Not cached.
 
-
-def _syntax_error(exc: yaml.YAMLError, text: str, source: str) -> str:
-    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-    if mark is None:
-        return f"{source}: (document): not valid YAML: {exc}"
-    line = mark.line + 1
-    context, problem = getattr(exc, "context", None), getattr(exc, "problem", None)
-    context_mark = getattr(exc, "context_mark", None)
-    if context and context_mark is not None and context_mark.line + 1 != line:
-        context = f"{context} (started at line {context_mark.line + 1})"
-    message = " ".join(str(part) for part in (context, problem) if part) or str(exc)
-    return f"{source}:{line}: {_entry_at(text, line)}: not valid YAML: {message}"
-
-
-def _entry_at(text: str, line: int) -> str:
-    """The dotted key path of the last mapping key at or before `line` (best effort, by indentation)."""
-    stack: list[tuple[int, str]] = []
-    key = re.compile(r"^(\s*)(?:-\s+)?([^\s#:'\"][^:#]*?|'[^']*'|\"[^\"]*\"):(?:\s|$)")
-    for number, content in enumerate(text.splitlines()[:line], start=1):
-        found = key.match(content)
-        if not found or number > line:
-            continue
-        indent = len(found.group(1))
-        while stack and stack[-1][0] >= indent:
-            stack.pop()
-        stack.append((indent, found.group(2).strip("'\"")))
-    return ".".join(name for _, name in stack) or "(top level)"
-
-
-def _duplicate_keys(node: yaml.Node | None, location: tuple[Any, ...]) -> Iterator[tuple[tuple[Any, ...], str]]:
-    """YAML silently keeps the last of two equal keys; in a dictionary that would drop a field unseen."""
-    if isinstance(node, yaml.MappingNode):
-        seen: set[str] = set()
-        for key_node, value_node in node.value:
-            name = str(key_node.value)
-            if name in seen:
-                yield (*location, _KeyLine(key_node.start_mark.line + 1, name)), f"duplicate key {name!r}"
-            seen.add(name)
-            yield from _duplicate_keys(value_node, (*location, name))
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            yield from _duplicate_keys(item, (*location, index))
-
-
-@dataclass(frozen=True)
-class _KeyLine:
-    """A location step that already knows its line (a duplicate key cannot be found by name)."""
-
-    line: int
-    name: str
-
-    def __str__(self) -> str:
-        return self.name
+    The shared loader (`core/config.py`) refuses syntax errors and duplicate keys, as for every file; the
+    cross-checks run only on a dictionary that follows its schema."""
+    return parse_yaml(text, FieldDictionary, source, check=_cross_check)
 
 
 # ---------------------------------------------------------------------------------------- cross-checks
-
-Problem = tuple[tuple[Any, ...], str]
 
 
 def _one_of(values: Iterable[str]) -> str:

@@ -15,6 +15,9 @@ One maintained library per job:
   HRK) and it answers 2 for a code it does not know, which would turn "xyz" into a silent guess.
 * Dates: `datetime.fromisoformat` behind a strict pattern, because on its own it accepts any separator
   character and silently truncates fractions finer than a microsecond.
+* Names: bidirectional-control characters (U+202A to U+202E, U+2066 to U+2069, U+200E/U+200F) are removed and
+  counted: in a name they only serve to make it display as something else ("Trojan Source" reordering, a
+  right-to-left override that shows `gpj.exe` as `exe.jpg`), and whoever stores the name can flag the count.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from email_validator import EmailNotValidError, validate_email
 from integration_assets.systems import CATALOG
 
 __all__ = [
+    "BIDI_CONTROLS",
     "REASON_CODES",
     "SYSTEMS",
     "Money",
@@ -46,7 +50,9 @@ __all__ = [
     "normalize_instant",
     "normalize_label",
     "normalize_money",
+    "normalize_name",
     "normalize_phone",
+    "strip_bidi_controls",
 ]
 
 REASON_CODES: frozenset[str] = frozenset(
@@ -467,3 +473,27 @@ def normalize_label(value: object, mapping: Mapping[str, str]) -> str | Rejected
         return mapping[key]
     known = ", ".join(repr(label) for label in sorted(mapping))
     return Rejected("unknown_status_label", f"Label {value!r} is not a known label; known labels: {known}.")
+
+
+# --------------------------------------------------------------------------------------------------- names
+
+# The embeddings, overrides and isolates (U+202A to U+202E, U+2066 to U+2069) and the two marks (U+200E, U+200F).
+BIDI_CONTROLS: frozenset[str] = frozenset("\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+_BIDI = re.compile("[" + "".join(sorted(BIDI_CONTROLS)) + "]")
+
+
+def strip_bidi_controls(text: str) -> tuple[str, int]:
+    """`text` without its bidirectional-control characters, and how many there were (0: unchanged), so the
+    caller can flag a record whose name was made to display as something it is not."""
+    cleaned, removed = _BIDI.subn("", text)
+    return cleaned, removed
+
+
+def normalize_name(value: str) -> str | None:
+    """A person's or an organization's name: bidi controls removed, then trimmed; None when nothing is left.
+
+    Nothing else is changed (case, inner spacing and every other character are the vendor's): a name is not
+    ours to correct, only to keep from lying about how it reads. Count what was removed with
+    `strip_bidi_controls` to flag it."""
+    cleaned, _ = strip_bidi_controls(value)
+    return cleaned.strip() or None

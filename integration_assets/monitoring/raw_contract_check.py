@@ -9,15 +9,20 @@ and records the ids that break the contract in `ops.raw_contract_failures`, repl
 records it saw again. The verdict counts every live record still on that list, so a record that broke the
 contract in an earlier run keeps the check failing until it is fixed or deleted. Executed alone (from the
 UI), the check validates every live row of the table and rewrites the list.
+
+It also reports the stream's records in quarantine (`core/quarantine.py`: not stored at all, because no backend
+can store them as sent): they fail the check at WARN severity when nothing else does, since the rest of the
+stream landed and the canonical layer must still run; their next action says where they are and what to do.
 """
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from dagster import AssetCheckResult, MetadataValue
+from dagster import AssetCheckResult, AssetCheckSeverity, MetadataValue
 
 from integration_assets.canonical.raw_contracts import ContractResult, check_stream, contract_model
+from integration_assets.core import quarantine
 from integration_assets.core.catalog import StreamSpec
 from integration_assets.core.contract_evidence import (
     SCHEMA,
@@ -167,19 +172,59 @@ class ContractCheck(StreamCheck):
         failing = _still_failing(warehouse, stream)
         earlier = len(failing - judged.failed)
         counts, by_check = contract_counts(judged.evidence, len(failing), judged.checked)
-        return check_result(
-            passed=not failing,
-            system=stream.role,
-            summary=f"{stream.key}: {len(judged.failed)} of {scope} break the raw contract "
+        held = quarantine.open_items(warehouse, stream)
+        reasons = {item["reason_code"]: 0 for item in held}
+        for item in held:
+            reasons[item["reason_code"]] += 1
+        summary = (
+            f"{stream.key}: {len(judged.failed)} of {scope} break the raw contract "
             f"({len(judged.evidence)} failures){named_ids(judged.evidence)}"
-            + (f"; {earlier} found earlier still break it" if earlier else ""),
-            next_action=f"Look at the review queue's contract_violation items of {stream.role}/"
-            f"{stream.object_type}; if the vendor changed its shape on purpose, update "
-            f"`systems/{stream.role}/contracts.py` (see the drift check)",
-            records=judged.evidence,
+            + (f"; {earlier} found earlier still break it" if earlier else "")
+        )
+        next_action = (
+            f"Look at the review queue's contract_violation items of {stream.role}/{stream.object_type}; if the "
+            f"vendor changed its shape on purpose, update `systems/{stream.role}/contracts.py` (see the drift check)"
+        )
+        if held:
+            quarantined_ids = [str(item["record_id"]) for item in held]
+            summary += (
+                f"; {len(held)} records not stored, in quarantine "
+                f"({', '.join(f'{n} {code}' for code, n in sorted(reasons.items()))}): "
+                f"{', '.join(quarantined_ids[:5])}{', …' if len(held) > 5 else ''}"
+            )
+            quarantine_action = (
+                f"Open the review queue's items found by {stream.key} (their raw content, escaped, is in "
+                f"ops.quarantine) and correct those records at the vendor; the next sync stores them and resolves "
+                "the items. The rest of the stream landed."
+            )
+            next_action = quarantine_action if not failing else f"{next_action}. {quarantine_action}"
+        evidence = judged.evidence + [
+            {
+                "id": str(item["record_id"]),
+                "link": CATALOG.record_page(stream.role, stream.object_type, item["record_id"]) or "",
+                "table": quarantine.QUARANTINE_TABLE,
+                "column": "(whole record)",
+                "check": item["reason_code"],
+                "value": f"not stored ({int(item['raw_bytes'] or 0):,} bytes escaped)",  # content: ops.quarantine
+            }
+            for item in held
+        ]
+        return check_result(
+            passed=not failing and not held,
+            system=stream.role,
+            summary=summary,
+            next_action=next_action,
+            records=evidence,
             columns=SCHEMA,
             limit=load_monitoring().reconciliation.sample_rows,
-            counts={**counts, "failed_earlier_still_live": earlier},
+            counts={
+                **counts,
+                "failed_earlier_still_live": earlier,
+                "quarantined_open": len(held),
+                **{f"quarantined_{code}": n for code, n in sorted(reasons.items())},
+            },
+            # a quarantined record alone is a warning: the stream landed and the canonical layer must still run
+            severity=AssetCheckSeverity.ERROR if failing else AssetCheckSeverity.WARN,
             extra={
                 "failures_by_check": MetadataValue.md(by_check),
                 "earlier_failing_ids": MetadataValue.text(", ".join(sorted(failing - judged.failed)[:20])),

@@ -12,6 +12,11 @@ beyond an overall deadline (`alerts.delivery_deadline_seconds`, 40 s by default)
 
 A webhook URL may carry its secret in the path (Slack's `/services/T…/B…/…`) or the query (`?token=`):
 every error stored or logged has the URL's path and query masked, in whole and piece by piece.
+
+A webhook posts only to a host `alerts.webhook_hosts` lists (loopback always, for tests), over https unless
+loopback, and never follows a redirect: an alert carries ids and evidence, and a mistyped or hijacked URL must
+not turn it into a request to an internal admin route. A refused or redirected post is a delivery error that
+names the host or the redirect's target.
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ from urllib.parse import unquote, urlsplit
 
 import requests
 
+from integration_assets.core.credentials import redirect_target
+from integration_assets.core.http import is_loopback
 from integration_assets.core.monitoring_config import JsonLinesSink, MonitoringConfig, WebhookSink, load_monitoring
 from integration_assets.core.redact import redact
 from integration_assets.core.warehouse import Warehouse
@@ -114,23 +121,58 @@ class Webhook:
     url: str = field(repr=False)
     label: str
     format: Literal["json", "slack"] = "json"
+    allowed_hosts: tuple[str, ...] = ()  # alerts.webhook_hosts; loopback is always allowed
 
     @property
     def name(self) -> str:
         return f"webhook:{self.label}"
 
+    def refusal(self) -> str | None:
+        """Why this URL must not be posted to, or None: a host outside the allow-list, or http off this machine."""
+        parts = urlsplit(self.url)
+        host = (parts.hostname or "").lower()
+        if parts.scheme not in ("http", "https") or not host:
+            return f"the webhook URL ({parts.scheme}://{parts.netloc}) is not an http(s) URL with a host"
+        if is_loopback(host):
+            return None
+        if not host_allowed(host, self.allowed_hosts):
+            return (
+                f"webhook host {host} is not in alerts.webhook_hosts of monitoring.yaml: not sent "
+                f"(allowed: {', '.join(self.allowed_hosts) or 'none but loopback'})"
+            )
+        if parts.scheme != "https":
+            return f"webhook host {host} is not loopback: https is required, not {parts.scheme}"
+        return None
+
     def send(self, payload: Mapping[str, Any], timeout: float) -> None:
+        refused = self.refusal()
+        if refused is not None:
+            raise SinkError(refused)
         body = slack_message(payload) if self.format == "slack" else payload
         try:
-            response = requests.post(self.url, json=body, timeout=timeout)
+            response = requests.post(self.url, json=body, timeout=timeout, allow_redirects=False)
         except requests.RequestException as error:
             raise SinkError(self.scrub(f"{type(error).__name__}: {error}")[:300]) from error
+        if response.is_redirect or 300 <= response.status_code < 400:
+            target = self.scrub(redirect_target(response))
+            raise SinkError(f"HTTP {response.status_code}: the webhook redirected to {target}; not followed")
         if response.status_code >= 300:
             raise SinkError(self.scrub(f"HTTP {response.status_code}: {response.text[:200]}"))
 
     def scrub(self, text: str) -> str:
         """Text safe to store and log: the URL's path and query (where its secret lives) masked."""
         return mask_url(text, self.url)
+
+
+def host_allowed(host: str, allowed: Sequence[str]) -> bool:
+    """`host` is listed, or is a subdomain of a `*.domain` entry (not the bare domain: list it too)."""
+    host = host.lower().rstrip(".")
+    for entry in (a.strip().lower().rstrip(".") for a in allowed):
+        if entry.startswith("*.") and host.endswith(entry[1:]) and len(host) > len(entry) - 1:
+            return True
+        if host == entry:
+            return True
+    return False
 
 
 def configured_sinks(config: MonitoringConfig | None = None) -> list[Sink]:
@@ -143,7 +185,8 @@ def configured_sinks(config: MonitoringConfig | None = None) -> list[Sink]:
             sinks.append(JsonLinesFile(base / sink.path))
         elif isinstance(sink, WebhookSink) and (url := sink.resolved_url()):
             label = sink.url_env or hashlib.sha256(url.encode()).hexdigest()[:10]
-            sinks.append(Webhook(url=url, label=f"{sink.format}:{label}", format=sink.format))
+            hosts = tuple(config.alerts.webhook_hosts)
+            sinks.append(Webhook(url=url, label=f"{sink.format}:{label}", format=sink.format, allowed_hosts=hosts))
     return sinks
 
 

@@ -10,6 +10,10 @@ the flow's access grant is blocked before it is sent; any other error fails that
 is settled (sync log and outbox, one small transaction) as soon as it is known, so a crash later in the run
 loses nothing already applied; then the review queue is brought up to date. A dry run reads and decides,
 and records nothing.
+
+A create whose every keyed write the vendor answered as a replay of another run's request (two runs
+delivering the same plan at once) made nothing: the sync log says `idempotent_replay`, not a second
+"created". Not so for a write from the outbox: its earlier attempt, whose outcome was never logged, made it.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import pandera.pandas as pa
 
 from integration_assets.core.errors import Category, IntegrationError, Resource
 from integration_assets.core.redact import redact
+from integration_assets.core.replays import Replays, watching_replays
 from integration_assets.core.warehouse import Warehouse
 from integration_assets.writeback import outbox, sync_log
 from integration_assets.writeback.breaker import CircuitBreaker
@@ -69,12 +74,23 @@ class FlowRun:
     outcomes: list[Outcome] = field(default_factory=list)
     circuit_opened: bool = False
     pending_after: int = 0
+    idempotent_replays: set[str] = field(default_factory=set)  # keys of creates the vendor answered as replays
 
     def counts(self) -> dict[str, int]:
-        return {str(s): sum(1 for o in self.outcomes if o.status == s) for s in Status}
+        """Outcomes per status as the sync log keeps them: a create the vendor replayed is not a creation."""
+        counts = {str(s): 0 for s in Status} | {sync_log.IDEMPOTENT_REPLAY: 0}
+        for o in self.outcomes:
+            counts[sync_log.logged_status(o, self.idempotent_replays)] += 1
+        return counts
 
 
-def _attempt(flow: Flow, write: PlannedWrite, breaker: CircuitBreaker, *, dry_run: bool) -> Outcome:
+def _attempt(flow: Flow, write: PlannedWrite, breaker: CircuitBreaker, *, dry_run: bool) -> tuple[Outcome, Replays]:
+    """The write's outcome, and which of its keyed writes the vendor answered as replays of another request."""
+    with watching_replays() as replays:
+        return _deliver(flow, write, breaker, dry_run=dry_run), replays
+
+
+def _deliver(flow: Flow, write: PlannedWrite, breaker: CircuitBreaker, *, dry_run: bool) -> Outcome:
     try:
         outcome = flow.deliver(write, dry_run=dry_run)
     except IntegrationError as error:
@@ -113,9 +129,9 @@ class _Ledger:
     base_s: float
     cap_s: float
 
-    def record(self, outcome: Outcome, item: outbox.OutboxItem | None) -> None:
+    def record(self, outcome: Outcome, item: outbox.OutboxItem | None, replays: set[str]) -> None:
         with self.warehouse.transaction() as tx:
-            sync_log.append_outcomes(tx, [outcome], self.run_id)
+            sync_log.append_outcomes(tx, [outcome], self.run_id, idempotent_replays=replays)
             if item is None:
                 if outcome.status == Status.QUEUED and not outbox.queue(
                     tx, outcome, run_id=self.run_id, base_s=self.base_s, cap_s=self.cap_s
@@ -162,6 +178,7 @@ def run_flow(
     waiting_groups: set[str] = set()
     for write in plan:
         item = waiting.get(write.idempotency_key)
+        replays = Replays()
         if not settings.behaviour.allows(write.operation):
             why = f"behaviour {settings.behaviour} does not {write.operation}"
             outcome = Outcome(write, Status.SKIPPED, detail=why)
@@ -169,12 +186,18 @@ def run_flow(
             why = f"payload breaks its contract: {broken[write.idempotency_key]}"
             outcome = Outcome(write, Status.INVALID, detail=why)
         elif dry_run:
-            outcome = _attempt(flow, write, breaker, dry_run=True)
+            outcome, _ = _attempt(flow, write, breaker, dry_run=True)
         elif write.group in waiting_groups or breaker.is_open(flow.system):
             why = "circuit open" if breaker.is_open(flow.system) else "an earlier write of its group waits"
             outcome = Outcome(write, Status.QUEUED, detail=f"{why}: waiting in the outbox")
         else:
-            outcome = _attempt(flow, write, breaker, dry_run=False)
+            outcome, replays = _attempt(flow, write, breaker, dry_run=False)
+        if outcome.status == Status.CREATED and replays.only_replays and item is None:
+            run.idempotent_replays.add(write.idempotency_key)
+            outcome.detail = (
+                f"{outcome.detail}; the vendor replayed the answer to an earlier request with this idempotency key "
+                "(another run's): nothing new was made"
+            )
         if item is not None:
             outcome.attempt, outcome.replayed = item.attempts + 1, True
             if outcome.status == Status.QUEUED:
@@ -182,7 +205,7 @@ def run_flow(
         if outcome.status == Status.QUEUED:
             waiting_groups.add(write.group)
         if not dry_run:
-            ledger.record(outcome, item)
+            ledger.record(outcome, item, run.idempotent_replays)
         run.outcomes.append(outcome)
     run.circuit_opened = breaker.is_open(flow.system)
     if not dry_run:

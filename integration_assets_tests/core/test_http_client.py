@@ -9,9 +9,11 @@ import threading
 
 import pytest
 import requests
+from dagster import build_init_resource_context
 
 from integration_assets.core.access import Operation, load_policy
 from integration_assets.core.errors import Category, IntegrationError
+from integration_assets.core.http import check_base_url
 from integration_assets.core.pacing import RequestBudget
 from integration_assets.systems.billing.resource import StripeResource
 from integration_assets.systems.crm.resource import HubSpotResource
@@ -48,7 +50,7 @@ def test_transient_faults_are_retried_and_every_attempt_is_logged(sandbox: Sandb
     assert faults > 0
     assert len(logged) == served["requests"] == 30 + faults
     assert sum(1 for c in logged if c.error_category == "transient") == faults
-    assert all(c.run_id == "r1" and c.endpoint == CONTACTS and c.system == "crm" for c in logged)
+    assert all(c.run_id == "r1" and c.endpoint == "/crm/v3/objects/contacts" and c.system == "crm" for c in logged)
     assert {c.attempt for c in logged} > {1}
 
 
@@ -177,3 +179,143 @@ def test_certificates_are_always_verified(tmp_path) -> None:
         assert "certificate" in raised.value.message
     finally:
         server.shutdown()
+
+
+# ------------------------------------------------------------------------------------------ base URLs
+
+
+@pytest.mark.parametrize(
+    ("resource", "variable"),
+    [
+        (lambda url: HubSpotResource(base_url=url, access_token="pat-x"), "HUBSPOT_BASE_URL"),
+        (lambda url: StripeResource(base_url=url, api_key="sk_test_x"), "STRIPE_BASE_URL"),
+        (lambda url: ZendeskResource(base_url=url, email="a@b.test", api_token="t"), "ZENDESK_BASE_URL"),
+    ],
+)
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("http://api.hubapi.com", "in clear"),
+        ("http://10.0.0.7:8701", "in clear"),
+        ("ftp://api.hubapi.com", "not a base URL"),
+        ("api.hubapi.com", "not a base URL"),
+        (" https://api.hubapi.com", "whitespace"),
+        ("https://user:pw@api.hubapi.com", "no credentials"),
+    ],
+)
+def test_an_unsafe_base_url_is_refused_at_resource_init(resource, variable, url, problem) -> None:
+    """`https` unless the host is this machine: a token must not cross a network in clear."""
+    connection = resource(url)
+    with pytest.raises(ValueError, match=problem) as raised:
+        connection.setup_for_execution(build_init_resource_context())
+    assert variable in str(raised.value) and "user:pw" not in str(raised.value)
+    with pytest.raises(ValueError, match=variable):
+        connection.client("crm_source")
+
+
+@pytest.mark.parametrize(
+    ("url", "normalized"),
+    [
+        ("https://api.hubapi.com/", "https://api.hubapi.com"),
+        ("https://proxy.example/hubspot//", "https://proxy.example/hubspot"),
+        ("http://127.0.0.1:8701/", "http://127.0.0.1:8701"),
+        ("http://localhost:8701", "http://localhost:8701"),
+        ("http://[::1]:8701", "http://[::1]:8701"),
+        ("http://127.9.9.9", "http://127.9.9.9"),
+    ],
+)
+def test_https_and_loopback_base_urls_are_accepted_without_trailing_slash(url: str, normalized: str) -> None:
+    assert check_base_url(url, "HUBSPOT_BASE_URL") == normalized
+    connection = HubSpotResource(base_url=url, access_token="pat-x")
+    connection.setup_for_execution(build_init_resource_context())
+    assert connection.client("crm_source").base_url == normalized
+
+
+def test_a_base_url_with_a_path_prefix_is_routed_below_it(sandbox: Sandbox) -> None:
+    """A proxy prefix is not part of the vendor's route: the table is matched below it."""
+    client = hubspot(sandbox).client("crm_source")
+    client.base_url += "/prefix"
+    with pytest.raises(IntegrationError) as raised:  # the sandbox has no such prefix: its 404 proves it was sent
+        list_contacts(client, limit=1)
+    assert raised.value.category == Category.NOT_FOUND
+
+
+# ------------------------------------------------------------------------------------------ OAuth refresh
+
+
+class _Redirecting(http.server.BaseHTTPRequestHandler):
+    hits: list[str] = []
+
+    def do_POST(self) -> None:
+        type(self).hits.append(self.path)
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.send_response(307)
+        self.send_header("Location", "http://169.254.169.254/latest/meta-data?token=abc")
+        self.end_headers()
+
+    do_GET = do_POST
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def test_the_oauth_token_refresh_does_not_follow_a_redirect() -> None:
+    server = http.server.HTTPServer(("127.0.0.1", 0), _Redirecting)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    _Redirecting.hits = []
+    try:
+        connection = HubSpotResource(
+            base_url=f"http://127.0.0.1:{server.server_address[1]}",
+            oauth_refresh_token="refresh-secret",
+            oauth_client_id="client",
+            oauth_client_secret="client-secret",
+            max_attempts=1,
+        )
+        with pytest.raises(IntegrationError) as raised:
+            list_contacts(connection.client("crm_source"))
+    finally:
+        server.shutdown()
+    error = raised.value
+    assert error.category == Category.PERMISSION_DENIED and error.status == 307
+    assert "redirecting to http://169.254.169.254/latest/meta-data; not followed" in error.message
+    assert "token=abc" not in str(error) and "secret" not in str(error)
+    assert _Redirecting.hits == ["/oauth/v1/token"], "only the token endpoint was asked, once; nothing else"
+
+
+# ------------------------------------------------------------------------------------------ odd JSON
+
+
+class _LoneSurrogatePage(http.server.BaseHTTPRequestHandler):
+    """A HubSpot contacts page whose second record holds an escaped lone surrogate: valid JSON, no valid text."""
+
+    def do_GET(self) -> None:
+        body = (
+            b'{"results": [{"id": "1", "properties": {"firstname": "Ada"}},'
+            b' {"id": "2", "properties": {"firstname": "\\ud800 Grace"}}], "paging": null}'
+        )
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def test_a_lone_surrogate_quarantines_its_record_not_the_page() -> None:
+    """orjson refuses such a page whole; the client reads it, and only the record that cannot be stored is held
+    back by the warehouse's screening (`unstorable_payload`)."""
+    from integration_assets.core.warehouse.rows import RawRow, screen
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), _LoneSurrogatePage)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        connection = HubSpotResource(base_url=f"http://127.0.0.1:{server.server_address[1]}", access_token="t")
+        body = list_contacts(connection.client("crm_source")).body
+    finally:
+        server.shutdown()
+    assert [record["id"] for record in body["results"]] == ["1", "2"]
+    screened = screen([RawRow(id=r["id"], version=1, payload=r) for r in body["results"]])
+    assert [row.id for row in screened.rows] == ["1"]
+    assert [(held.id, held.reason_code) for held in screened.rejected] == [("2", "unstorable_payload")]

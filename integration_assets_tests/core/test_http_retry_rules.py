@@ -1,18 +1,22 @@
 """Retry rules at the edges, against a scripted vendor on loopback: Retry-After 0 and absurd, the vendor's
-own word on retrying, OAuth refresh before expiry, and nothing secret in the call log."""
+own word on retrying, OAuth refresh before expiry, nothing secret in the call log, and a real next action
+once a vendor outage outlasts every retry."""
 
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from integration_assets.core.access import Operation
-from integration_assets.core.errors import Category, IntegrationError
+from integration_assets.core.errors import Category, IntegrationError, after_retries, next_scheduled_sync
+from integration_assets.core.policies import SYNC_CRON
 from integration_assets.systems.billing.resource import StripeResource
 from integration_assets.systems.crm.resource import HubSpotResource
 from integration_assets.systems.support.resource import ZendeskResource
@@ -138,3 +142,36 @@ def test_the_call_log_holds_no_secret_and_no_personal_data(sandbox: Sandbox) -> 
     rows = [json.dumps(call.as_row(), default=str) for call in client.call_log.drain()]
     assert rows and all("someone@example.org" not in row and "pat-sandbox" not in row for row in rows)
     assert "someone@example.org" not in str(raised.value)
+
+
+def test_a_whole_run_outage_ends_with_a_real_next_action(scripted) -> None:
+    """Every attempt failed (503s, then a vendor that no longer answers at all): the error that reaches a person
+    says what to look at and when the next scheduled sync tries, never "none: retried"."""
+    url, script = scripted
+    script.answers = [(503, {})] * 10
+    connection = ZendeskResource(
+        base_url=url, email="a@b.example", api_token="t0ken", max_attempts=3, backoff_base_s=0.01
+    )
+    with pytest.raises(IntegrationError) as raised:
+        connection.client("support_source").call(Operation.READ, "users", "GET", "/api/v2/users.json")
+    with socket.socket() as probe:  # a port nothing listens on: connection refused, every attempt
+        probe.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    gone = ZendeskResource(base_url=closed, email="a@b.example", api_token="t0ken", max_attempts=2, backoff_base_s=0.01)
+    with pytest.raises(IntegrationError) as unreachable:
+        gone.client("support_source").call(Operation.READ, "users", "GET", "/api/v2/users.json")
+    for error in (raised.value, unreachable.value):
+        assert error.category == Category.TRANSIENT and error.attempts > 1
+        action = error.next_action
+        assert not action.startswith("none") and "retried with backoff" not in action
+        assert "status page" in action and f"`{SYNC_CRON}`" in action and " UTC " in action
+        assert f"Next action: {action}." in str(error)
+
+
+def test_the_next_scheduled_sync_is_named_by_its_time() -> None:
+    assert SYNC_CRON == "0 * * * *"  # the wording below is for the hourly cron the project ships
+    assert next_scheduled_sync(datetime(2026, 12, 7, 0, 41, 5, tzinfo=UTC)) == "at 01:00 UTC (hourly, `0 * * * *`)"
+    assert next_scheduled_sync(datetime(2026, 12, 7, 23, 0, 0, tzinfo=UTC)) == "at 00:00 UTC (hourly, `0 * * * *`)"
+    limited = after_retries(Category.RATE_LIMITED, "none: paced and retried; if it persists, lower the request budget")
+    assert "rate limit" in limited and "if it persists, lower the request budget" in limited
+    assert "none:" not in limited

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import multiprocessing
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,8 +18,8 @@ from integration_assets.core.warehouse import (
     UpsertResult,
     Warehouse,
 )
+from integration_assets_tests.testing import fresh_postgres_database
 
-PG_SERVER = "postgresql://postgres@127.0.0.1:5432"
 TABLE = "raw.crm_contacts"
 CONCURRENT = "raw.support_tickets"  # created by the racing processes themselves
 
@@ -28,17 +27,8 @@ CONCURRENT = "raw.support_tickets"  # created by the racing processes themselves
 @pytest.fixture(scope="session")
 def pg_url() -> Iterator[str]:
     """A database of its own for this test session, so parallel runs and leftovers never collide."""
-    name = f"wh_test_{uuid.uuid4().hex[:12]}"
-    admin = psycopg2.connect(f"{PG_SERVER}/postgres")
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"{PG_SERVER}/{name}"
-    finally:
-        with admin.cursor() as cur:
-            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
+    with fresh_postgres_database() as url:
+        yield url
 
 
 def _fresh_postgres(url: str) -> None:

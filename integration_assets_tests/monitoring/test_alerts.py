@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import pytest
+import yaml
 
 from integration_assets.core.monitoring_config import load_monitoring
 from integration_assets.core.warehouse import Warehouse
@@ -20,7 +23,15 @@ from integration_assets.monitoring.alerts import (
     pending_notices,
     problem_key_for_check,
 )
-from integration_assets.monitoring.sinks import JsonLinesFile, Webhook, configured_sinks, deliver_pending, slack_message
+from integration_assets.monitoring.sinks import (
+    JsonLinesFile,
+    SinkError,
+    Webhook,
+    configured_sinks,
+    deliver_pending,
+    host_allowed,
+    slack_message,
+)
 from integration_assets_tests.testing.alerts import WebhookReceiver, read_lines, write_monitoring
 
 
@@ -317,3 +328,73 @@ def test_delivery_stops_at_the_tick_deadline(warehouse: Warehouse, receiver: Web
     assert {body["problem_key"] for body in receiver.bodies} == {
         problem_key_for_check("crm/contacts", f"check_{n}") for n in range(6)
     }
+
+
+# ----------------------------------------------------------------------------- outbound safety of webhooks
+
+ALERT = {"notice": "opened", "severity": "CRITICAL", "summary": "s", "id": 1, "problem_key": "k"}
+
+
+@pytest.mark.parametrize(
+    ("url", "allowed", "problem"),
+    [
+        ("https://admin.internal/api/reset", ("hooks.slack.com",), "admin.internal is not in alerts.webhook_hosts"),
+        ("https://hooks.slack.com.evil.test/x", ("hooks.slack.com",), "not in alerts.webhook_hosts"),
+        ("https://example.com/hook", ("*.example.com",), "not in alerts.webhook_hosts"),  # the bare domain
+        ("http://hooks.slack.com/services/x", ("hooks.slack.com",), "https is required"),
+        ("file:///etc/passwd", ("hooks.slack.com",), "not an http(s) URL"),
+    ],
+)
+def test_a_webhook_posts_only_to_an_allowed_host(url: str, allowed: tuple[str, ...], problem: str) -> None:
+    """Refused before any connection: nothing to resolve, nothing sent."""
+    with pytest.raises(SinkError, match=problem.replace("(", r"\(").replace(")", r"\)")):
+        Webhook(url=url, label="json:t", allowed_hosts=allowed).send(ALERT, timeout=1)
+
+
+def test_allowed_and_loopback_webhook_hosts(receiver: WebhookReceiver) -> None:
+    assert host_allowed("hooks.slack.com", ["hooks.slack.com"]) and host_allowed("A.Example.com", ["*.example.com"])
+    assert not host_allowed("example.com", ["*.example.com"]) and not host_allowed("xexample.com", ["*.example.com"])
+    Webhook(url=receiver.url, label="json:t").send(ALERT, timeout=2)  # loopback: always, no list needed
+    assert len(receiver.bodies) == 1
+
+
+def test_configured_webhooks_carry_the_allow_list(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write_monitoring(tmp_path / "monitoring.yaml", [{"kind": "webhook", "url_env": "TEST_ALERT_HOOK"}])
+    assert load_monitoring(path).alerts.webhook_hosts == []  # a copy without the key: loopback only
+    config = yaml.safe_load(path.read_text())
+    config["alerts"]["webhook_hosts"] = ["hooks.slack.com"]
+    path.write_text(yaml.safe_dump(config))
+    monkeypatch.setenv("TEST_ALERT_HOOK", "https://hooks.slack.com/services/T/B/x")
+    (hook,) = configured_sinks(load_monitoring(path))
+    assert isinstance(hook, Webhook) and hook.allowed_hosts == ("hooks.slack.com",) and hook.refusal() is None
+    assert load_monitoring().alerts.webhook_hosts == ["hooks.slack.com"]  # the packaged default
+
+
+class _Redirect(BaseHTTPRequestHandler):
+    location = ""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.send_response(302)
+        self.send_header("Location", type(self).location)
+        self.end_headers()
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def test_a_webhook_redirect_is_not_followed_and_names_its_target(
+    warehouse: Warehouse, receiver: WebhookReceiver
+) -> None:
+    _Redirect.location = receiver.url + "/admin?secret=s3cr3t"  # loopback too: only the redirect stops it
+    server = HTTPServer(("127.0.0.1", 0), _Redirect)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    hook = Webhook(url=f"http://127.0.0.1:{server.server_address[1]}/in", label="json:redirecting")
+    try:
+        apply_observations(warehouse, [observe(1, True)], [hook.name])
+        result = deliver_pending(warehouse, [hook], attempts=2, timeout=2, sleep=lambda s: None)
+    finally:
+        server.shutdown()
+    assert result.failed == 1 and receiver.bodies == [], "the redirect's target got nothing"
+    assert f"HTTP 302: the webhook redirected to {receiver.url}/admin; not followed" in result.errors[0]
+    assert "not followed" in result.errors[0] and "s3cr3t" not in json.dumps(load_alerts(warehouse), default=str)

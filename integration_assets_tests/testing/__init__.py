@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import os
 import sys
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["DAGSTER", "POSTGRES", "PROJECT"]
+__all__ = ["DAGSTER", "POSTGRES", "PROJECT", "fresh_postgres_database"]
 
 PROJECT = Path(__file__).resolve().parents[2]
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
@@ -20,3 +23,22 @@ POSTGRES = {
     "DAGSTER_PG_USER": os.environ.get("DAGSTER_PG_USER", "postgres"),
     "DAGSTER_PG_PASSWORD": os.environ.get("DAGSTER_PG_PASSWORD", ""),
 }
+POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+@contextmanager
+def fresh_postgres_database() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database on the local server (its URL), dropped afterwards."""
+    import psycopg2
+
+    name = f"ia_test_{uuid.uuid4().hex[:12]}"
+    admin = psycopg2.connect(POSTGRES_ADMIN_URL)
+    admin.autocommit = True
+    with admin.cursor() as cursor:
+        cursor.execute(f"CREATE DATABASE {name}")
+    try:
+        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with admin.cursor() as cursor:
+            cursor.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.close()

@@ -1,10 +1,11 @@
 """Flow 1 (CRM → billing) drills against the sandbox over HTTP, a real warehouse and Dagster: lost responses
 never duplicate, a refused value goes to review while the batch goes on, a write outside the flow's grant is
-never sent, and a dry run writes nothing."""
+never sent, a dry run writes nothing, and a create Stripe replays for another run is logged as a replay."""
 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import requests
@@ -13,6 +14,8 @@ from dagster import AssetSelection, DagsterInstance, materialize
 
 from integration_assets.canonical.assets import assets as canonical_assets
 from integration_assets.core.config import default_path
+from integration_assets.core.warehouse import Warehouse
+from integration_assets.writeback.sync_log import destination_ids
 from integration_assets_tests.testing.sandbox import put_faults, sandbox_records
 from integration_assets_tests.testing.sync import SOURCES, resources
 from integration_assets_tests.testing.writeback import (
@@ -210,3 +213,37 @@ def test_a_renamed_client_within_the_search_lag_gets_no_second_customer(sandbox:
     assert [r["status"] for r in logged] == ["created", "unchanged"]
     assert invoices_per_deal(sandbox)[deal] == 1
     assert len({r["idempotency_key"] for r in logged}) == 1  # the customer's key does not change with its name
+
+
+def test_a_second_run_replayed_by_stripe_is_logged_as_a_replay_not_a_creation(sandbox: Sandbox, tmp_path: Path) -> None:
+    """Two runs deliver the same plan, as two runs at once do: the second finds nothing yet (it read the sync
+    log before the first wrote to it, Stripe's search lags) and sends the same idempotency key; Stripe answers
+    with the first request's stored answer (`Idempotent-Replayed: true`). That made nothing: logged
+    `idempotent_replay`."""
+    first_url, second_url = str(tmp_path / "first.duckdb"), str(tmp_path / "second.duckdb")
+    made = new_business(sandbox, companies=3, deals_each=1, prefix="Twice")
+    with DagsterInstance.ephemeral() as instance:
+        sync(sandbox, first_url, instance)
+        shutil.copyfile(first_url, second_url)  # the second run reads the warehouse as it was before the first
+        put_faults(sandbox, "seed: 5\nstripe:\n  search_lag_s: 600\n")
+        _, first = run_flows(sandbox, first_url, instance, FLOW)
+        _, second = run_flows(sandbox, second_url, instance, FLOW)
+
+    companies = {f"crm:{c}" for c in made}
+    assert {c: customers_per_company(sandbox)[c] for c in made} == dict.fromkeys(made, 1)  # nothing made twice
+    query = "SELECT record_id, status, destination_id, detail FROM ops.sync_log WHERE object_type = 'customers'"
+    created = {r["record_id"]: r for r in table(first_url, query) if r["record_id"] in companies}
+    replayed = {r["record_id"]: r for r in table(second_url, query) if r["record_id"] in companies}
+    assert {r["status"] for r in created.values()} == {"created"} and set(created) == companies
+    assert {r["status"] for r in replayed.values()} == {"idempotent_replay"} and set(replayed) == companies
+    for company, row in replayed.items():
+        assert row["destination_id"] == created[company]["destination_id"]  # the record the first run made
+        assert "replayed" in row["detail"]
+    assert value(first[FLOW], "idempotent_replay") == 0
+    assert value(second[FLOW], "idempotent_replay") == len(made)
+    assert value(second[FLOW], "created") == 0  # the invoices: found by listing the customer's, never made twice
+    every = table(second_url, "SELECT status, count(*) AS n FROM ops.sync_log GROUP BY status")
+    assert "created" not in {r["status"] for r in every}
+    # and the flow knows the replayed customers as its own next time: read by id, not searched for
+    known = destination_ids(Warehouse.from_url(second_url), FLOW, "customers")
+    assert {c: known[c] for c in companies} == {c: created[c]["destination_id"] for c in companies}

@@ -25,6 +25,7 @@ from integration_assets.canonical.build.records import (
     PLACEMENT_REASONS,
     Built,
     Stream,
+    _accept,
     _Reader,
     streams_of,
     table_columns,
@@ -83,7 +84,9 @@ def _enforce(reader: _Reader, built: Built, table: str) -> None:
     """Live rows breaking the canonical contract go to review instead of into the table.
 
     Rows of records deleted at the source are kept for history as they are: nobody can fix them at the
-    source, and leaving them out would lose them (a deleted record is never sent to review).
+    source, and leaving them out would lose them (a deleted record is never sent to review). For the same
+    reason, a deleted record merged into a live row that goes to review stays accepted, as deleted and placed
+    in no row, rather than falling out of the accounting.
     """
     frame = built.tables[table]
     live = [position for position, gone in enumerate(frame["is_deleted"].fillna(False).astype(bool)) if not gone]
@@ -94,12 +97,14 @@ def _enforce(reader: _Reader, built: Built, table: str) -> None:
     for position, broken in failed.items():
         for ref in str(frame.iloc[position]["source_records"]).split(", "):
             system, object_type, rid = ref.split("/", 2)
-            reader.own.add((system, object_type))
+            stream = (system, object_type)
+            if reader.raw[stream][rid]["is_deleted"]:
+                if rid in built.accepted.get(stream, {}):
+                    _accept(built, stream, rid, f"canonical.{table}", None, "deleted")
+                continue
+            reader.own.add(stream)
             reader.flag(
-                (system, object_type),
-                rid,
-                "contract_violation",
-                "Breaks the canonical contract: " + "; ".join(sorted(set(broken))),
+                stream, rid, "contract_violation", "Breaks the canonical contract: " + "; ".join(sorted(set(broken)))
             )
-            built.accepted.get((system, object_type), {}).pop(rid, None)
+            built.accepted.get(stream, {}).pop(rid, None)
     built.tables[table] = frame.drop(index=frame.index[list(failed)]).reset_index(drop=True)

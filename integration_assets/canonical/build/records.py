@@ -12,7 +12,7 @@ import pandas as pd
 
 from integration_assets.canonical import identity as ident
 from integration_assets.canonical.raw_contracts import ContractResult, check_stream
-from integration_assets.canonical.review import Decisions, ReviewItem
+from integration_assets.canonical.review import PLACEMENT_REASONS, Decisions, ReviewItem
 from integration_assets.canonical.validate import EMPTY, RecordRead, is_empty, read_record
 from integration_assets.mapping.normalize import Money
 from integration_assets.mapping.schema import FieldDictionary, FieldSpec
@@ -110,19 +110,6 @@ def _cell(value: Any) -> Any:
 
 
 # ----------------------------------------------------------------------------------------------- records
-
-
-# Reasons about whose record it is: only an `owner` decision answers them, never `keep`.
-PLACEMENT_REASONS = frozenset(
-    {
-        "ambiguous_owner",
-        "unknown_external_id",
-        "no_owner",
-        "ambiguous_person",
-        "ambiguous_reference",
-        "unresolved_reference",
-    }
-)
 
 
 class _Reader:

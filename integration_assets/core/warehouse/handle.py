@@ -6,6 +6,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
@@ -51,12 +52,96 @@ def _redacted(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-POSTGRES_URL_PREFIXES = ("postgresql://", "postgres://")
+# `postgresql+psycopg2://` because the project's own dagster.yaml (SQLAlchemy) spells it so; psycopg2 (libpq)
+# knows only the first two, so it is rewritten to `postgresql://` before connecting.
+POSTGRES_URL_PREFIXES = ("postgresql://", "postgres://", "postgresql+psycopg2://")
+DUCKDB_URL_PREFIX = "duckdb:///"
+ACCEPTED_WAREHOUSE_URLS = (
+    "postgresql://user:password@host:5432/database (or postgres://…, postgresql+psycopg2://…), "
+    "a DuckDB file path (/srv/warehouse.duckdb, warehouse/integration.duckdb), or duckdb:///absolute/path.duckdb"
+)
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
+
+
+class InvalidWarehouseUrl(ValueError):
+    """WAREHOUSE_URL is not one of the accepted forms: refused rather than read as a new local DuckDB file."""
 
 
 def is_postgres_url(url: str) -> bool:
-    """Whether a WAREHOUSE_URL names PostgreSQL (`postgresql://…`, `postgres://…`); anything else is DuckDB."""
+    """Whether a WAREHOUSE_URL names PostgreSQL: exactly one of the accepted schemes, in lower case.
+
+    Strict on purpose: a near miss (`POSTGRESQL://`, `postgresql:/`, a leading space) is not PostgreSQL, and
+    `parse_warehouse_url` refuses it instead of taking it for a DuckDB path."""
     return url.startswith(POSTGRES_URL_PREFIXES)
+
+
+def mask_url_password(url: str) -> str:
+    """The URL with its password masked (user part and `password=` parameter), even when it is malformed: the
+    error refusing a mistyped URL shows the value, and must not show the secret with it."""
+    url = re.sub(r"(?i)(\bpassword=)[^&\s]*", r"\1***", url)
+    at = url.rfind("@")
+    if at < 0:
+        return url
+    scheme = re.match(r"\s*[A-Za-z][A-Za-z0-9+.-]*:/+", url)
+    start = scheme.end() if scheme and scheme.end() <= at else 0
+    user, colon, _ = url[start:at].partition(":")
+    return url[:start] + user + (":***" if colon else "") + url[at:]
+
+
+def parse_warehouse_url(url: str) -> tuple[Backend, str]:
+    """(backend, target) for a WAREHOUSE_URL: the PostgreSQL URL as psycopg2 takes it, or the DuckDB path.
+
+    Anything but the accepted forms raises `InvalidWarehouseUrl`, naming the value (password masked): a
+    mistyped PostgreSQL URL once became a DuckDB file under the working folder, where runs "succeeded" while
+    the real warehouse went stale. No side effect, so a resource can check it when it starts."""
+
+    def refuse(why: str) -> InvalidWarehouseUrl:
+        return InvalidWarehouseUrl(
+            f"WAREHOUSE_URL={mask_url_password(url)!r} is refused: {why}. Accepted: {ACCEPTED_WAREHOUSE_URLS}"
+        )
+
+    if not url:
+        raise refuse("it is empty")
+    if url != url.strip():
+        raise refuse("it has leading or trailing whitespace")
+    if any(ord(c) < 32 or ord(c) == 127 for c in url):
+        raise refuse("it holds a control character (a line break or tab?)")
+    if is_postgres_url(url):
+        target = "postgresql://" + url.split("://", 1)[1]
+        if any(c.isspace() for c in target):
+            raise refuse("a URL cannot hold whitespace")
+        if "://" in target.removeprefix("postgresql://"):
+            raise refuse("'://' appears twice")
+        try:
+            urlsplit(target).port  # noqa: B018  # a port that is not a number raises here, not at the first query
+        except ValueError as exc:
+            raise refuse(f"not a valid URL ({exc})") from None
+        return "postgres", target
+    path = url
+    if url.startswith(DUCKDB_URL_PREFIX):
+        path = url.removeprefix("duckdb://")  # duckdb:///srv/w.duckdb -> /srv/w.duckdb
+    elif scheme := _SCHEME.match(url):
+        name = scheme.group()[:-1]
+        known = {p.split(":")[0] for p in (*POSTGRES_URL_PREFIXES, DUCKDB_URL_PREFIX)}
+        if name.lower() in known and name not in known:
+            raise refuse(f"the scheme must be written in lower case ({name.lower()}://)")
+        if name in known:
+            raise refuse(
+                f"the scheme must be followed by '//' ({name}://…)"
+                if name != "duckdb"
+                else "a DuckDB URL is duckdb:/// followed by an absolute path"
+            )
+        raise refuse(f"unknown scheme or driver {name!r} (a file path starting with 'word:' needs a leading ./)")
+    if "://" in path:
+        raise refuse("'://' in a file path: a mistyped URL?")
+    if path in (":memory:", "/:memory:") or not path:
+        raise refuse(
+            "an in-memory DuckDB would vanish between calls because no connection is kept open; give a file path"
+        )
+    resolved = Path(path).expanduser().resolve()
+    if resolved.is_dir():
+        raise refuse("it names a folder; give the DuckDB file inside it")
+    return "duckdb", str(resolved)
 
 
 class Warehouse:
@@ -70,19 +155,12 @@ class Warehouse:
 
     @classmethod
     def from_url(cls, url: str) -> Warehouse:
-        """`postgresql://…` or `postgres://…` opens PostgreSQL; anything else is a DuckDB file path."""
-        if is_postgres_url(url):
-            return cls("postgres", url)
-        if url.startswith("duckdb:///"):
-            url = url.removeprefix("duckdb://")
-        if not url or url == ":memory:":
-            raise ValueError(
-                "WAREHOUSE_URL must be a DuckDB file path or a postgresql:// URL; an in-memory DuckDB would "
-                "vanish between calls because no connection is kept open"
-            )
-        path = Path(url).expanduser().resolve()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return cls("duckdb", str(path))
+        """The warehouse a WAREHOUSE_URL names (see `parse_warehouse_url`: anything else is refused); the
+        folder of a new DuckDB file is made."""
+        backend, target = parse_warehouse_url(url)
+        if backend == "duckdb":
+            Path(target).parent.mkdir(parents=True, exist_ok=True)
+        return cls(backend, target)
 
     def __repr__(self) -> str:
         return f"Warehouse({self.backend!r}, {_redacted(self.target)!r})"

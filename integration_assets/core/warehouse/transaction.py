@@ -9,8 +9,10 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import duckdb
 import numpy as np
 import pandas as pd
+import psycopg2.errors
 import psycopg2.extras
 
 from integration_assets.core.warehouse.rows import (
@@ -33,6 +35,19 @@ from integration_assets.core.warehouse.sql import (
 )
 
 _PG_PAGE = 5000
+
+# What a database raises when it refuses a *value* (not the connection, not the statement): bad text for jsonb, an
+# untranslatable character, a value over a limit. The sync looks for the records at fault when a chunk's write
+# raises one of these, quarantines them and commits the rest; any other error still fails the step.
+VALUE_REFUSED: tuple[type[BaseException], ...] = (
+    UnstorablePayload,
+    UnicodeError,
+    psycopg2.DataError,
+    psycopg2.errors.ProgramLimitExceeded,
+    duckdb.ConversionException,
+    duckdb.InvalidInputException,
+    duckdb.OutOfRangeException,
+)
 _DDL_LOCK_KEY = 0x5A11_DA7A  # serialises CREATE … IF NOT EXISTS on PostgreSQL (it races otherwise)
 _stage_names = itertools.count()
 

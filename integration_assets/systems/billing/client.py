@@ -10,6 +10,7 @@ import requests
 
 from integration_assets.core.errors import Category, ErrorRule, Severity
 from integration_assets.core.http import RateInfo
+from integration_assets.systems.billing.routes import ROUTES
 
 _PERMISSION = re.compile(r"'(rak_[a-z_]+)'")
 
@@ -18,6 +19,8 @@ class Stripe:
     system = "billing"
     name = "stripe"
     request_id_header = "Request-Id"
+    base_url_variable = "STRIPE_BASE_URL"
+    routes = ROUTES  # what each request does is looked up here, never taken from the caller
     error_rules = (
         ErrorRule(
             Category.AUTH_EXPIRED,

@@ -1,11 +1,13 @@
-"""The Stripe connection as a Dagster resource: a secret or restricted key."""
+"""The Stripe connection as a Dagster resource: a secret or restricted key, optionally one per connector
+(`STRIPE_SOURCE_API_KEY`, `STRIPE_CRM_TO_BILLING_API_KEY`, falling back to `STRIPE_API_KEY`)."""
 
 from __future__ import annotations
 
+from dagster import InitResourceContext
 from pydantic import Field
 
-from integration_assets.core.credentials import BearerToken
-from integration_assets.core.http import Credential
+from integration_assets.core.credentials import BearerToken, ConnectorCredentials, connector_settings
+from integration_assets.core.http import Credential, check_base_url
 from integration_assets.core.pacing import RequestBudget
 from integration_assets.core.resources import VendorConnection
 from integration_assets.systems.billing.client import Stripe
@@ -18,8 +20,17 @@ class StripeResource(VendorConnection):
     def vendor(self) -> Stripe:
         return Stripe()
 
-    def credential(self) -> Credential:
-        return BearerToken(self.api_key)
+    def setup_for_execution(self, context: InitResourceContext) -> None:
+        """A base URL that would send the key in clear is refused when the run starts, not at its first call."""
+        check_base_url(self.base_url, Stripe.base_url_variable)
+
+    def credential(self) -> ConnectorCredentials:  # type: ignore[override]
+        return ConnectorCredentials(self._credential_of)
+
+    def _credential_of(self, connector: str) -> Credential:
+        """The connector's own key (`STRIPE_<CONNECTOR>_API_KEY`) when it has one, else `STRIPE_API_KEY`."""
+        settings, _ = connector_settings("STRIPE", "billing", connector, {"API_KEY": self.api_key})
+        return BearerToken(settings["API_KEY"] or "")
 
     def budget(self) -> RequestBudget:
         return RequestBudget(self.requests_per_second, 1.0)

@@ -18,6 +18,7 @@ from integration_assets.core.http import ApiClient
 from integration_assets.core.sync import chunked
 from integration_assets.core.timeutil import now_ms
 from integration_assets.core.warehouse import RawRow
+from integration_assets.core.warehouse.rows import build_rows
 
 EVENT_WINDOW_S = 30 * 24 * 3600
 PAGE = 100
@@ -46,8 +47,18 @@ class StripeStream:
         params: dict[str, object] = {"limit": PAGE}
         while True:
             fetched_ms = now_ms()
-            body = client.call(Operation.READ, self.object_type, "GET", f"/v1/{self.object_type}", params=params).body
-            yield [RawRow(id=o["id"], version=fetched_ms, payload=o) for o in body["data"]], None
+            body = client.call(
+                Operation.READ,
+                self.object_type,
+                "GET",
+                "/v1/{object_type}",
+                path_params={"object_type": self.object_type},
+                params=params,
+            ).body
+            yield (
+                build_rows(body["data"], lambda o, version=fetched_ms: RawRow(id=o["id"], version=version, payload=o)),
+                None,
+            )
             if not (body["has_more"] and body["data"]):
                 return
             params["starting_after"] = body["data"][-1]["id"]

@@ -14,7 +14,14 @@ def live_total(client: ApiClient, object_type: str) -> tuple[int, frozenset[str]
     ids: set[str] = set()
     params: dict[str, object] = {"limit": PAGE}
     while True:
-        body = client.call(Operation.READ, object_type, "GET", f"/v1/{object_type}", params=params).body
+        body = client.call(
+            Operation.READ,
+            object_type,
+            "GET",
+            "/v1/{object_type}",
+            path_params={"object_type": object_type},
+            params=params,
+        ).body
         ids.update(str(o["id"]) for o in body["data"] if not o.get("deleted"))
         if not (body["has_more"] and body["data"]):
             return len(ids), frozenset(ids)

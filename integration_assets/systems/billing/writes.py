@@ -5,6 +5,11 @@ instead of creating a second record; and before creating, the flow looks the rec
 keeps in metadata, so a write replayed after the key expired (24 h) still finds what it made. Invoices are
 looked up by listing the customer's invoices (a consistent read) rather than through search, which Stripe
 documents as lagging behind writes by up to a minute; customers the flow made before are read by id first.
+
+A create answered with `Idempotent-Replayed: true` made nothing: Stripe returned the stored answer of an
+earlier request with the same key (another run's, as when two runs deliver the same plan at once). The write
+path notes it (`core/replays.note_keyed_write`) so the sync log says `idempotent_replay`, not a second "created";
+a replay on a retry of the same call answers our own lost response, which did create the record.
 """
 
 from __future__ import annotations
@@ -16,8 +21,11 @@ from typing import Any
 from integration_assets.core.access import Operation
 from integration_assets.core.errors import Category, IntegrationError
 from integration_assets.core.http import ApiClient
+from integration_assets.core.replays import note_keyed_write
 
 __all__ = ["StripeWrites", "form", "metadata_key", "status_changed_at"]
+
+REPLAYED_HEADER = "Idempotent-Replayed"  # Stripe: "true" when the answer is the stored one of an earlier request
 
 # the moment an invoice entered each status, in status_transitions (a draft's is its creation)
 _TRANSITION = {
@@ -61,7 +69,7 @@ class StripeWrites:
         self.client = client
 
     def _post(self, object_type: str, operation: Operation, template: str, params: Mapping[str, Any], key: str, **kw):
-        return self.client.call(
+        response = self.client.call(
             operation,
             object_type,
             "POST",
@@ -70,7 +78,17 @@ class StripeWrites:
             headers={"Idempotency-Key": key},
             idempotent=True,  # the key makes a repeat replay the first answer
             **kw,
-        ).body
+        )
+        note_keyed_write(key, replayed=self._replayed_for_another(response.headers))
+        return response.body
+
+    def _replayed_for_another(self, headers: Mapping[str, str]) -> bool:
+        """A stored answer to a request that was not this call's own: on the call's first attempt (a replay on a
+        later attempt answers our own earlier attempt, whose response was lost after Stripe made the record)."""
+        if str({k.lower(): v for k, v in headers.items()}.get(REPLAYED_HEADER.lower(), "")).lower() != "true":
+            return False
+        records = self.client.call_log.records
+        return not records or records[-1].attempt == 1
 
     # customers ------------------------------------------------------------------------------------------
     def find_customer(self, link: str, value: str) -> dict | None:

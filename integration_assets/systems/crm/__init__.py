@@ -5,7 +5,7 @@ Its streams, declared once for the catalog (`integration_assets.systems.CATALOG`
 from dagster import EnvVar
 
 from integration_assets.core.catalog import SystemSpec
-from integration_assets.systems.crm import contracts, links, streams, totals
+from integration_assets.systems.crm import contracts, links, routes, streams, totals
 from integration_assets.systems.crm.resource import HubSpotResource
 
 __all__ = ["SYSTEM"]
@@ -30,4 +30,5 @@ SYSTEM = SystemSpec.declare(
     live_total=totals.live_total,
     resource=resource_from_env,
     record_page=links.record_page,
+    routes=routes.ROUTES,
 )

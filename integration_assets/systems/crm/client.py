@@ -9,12 +9,15 @@ import requests
 
 from integration_assets.core.errors import Category, ErrorRule, Severity
 from integration_assets.core.http import RateInfo
+from integration_assets.systems.crm.routes import ROUTES
 
 
 class HubSpot:
     system = "crm"
     name = "hubspot"
     request_id_header = "X-HubSpot-Correlation-Id"
+    base_url_variable = "HUBSPOT_BASE_URL"
+    routes = ROUTES  # what each request does is looked up here, never taken from the caller
     error_rules = (
         ErrorRule(
             Category.AUTH_EXPIRED,

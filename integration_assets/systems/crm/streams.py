@@ -17,6 +17,7 @@ from integration_assets.core.http import ApiClient
 from integration_assets.core.sync import chunked
 from integration_assets.core.timeutil import iso_to_ms, now_ms
 from integration_assets.core.warehouse import RawRow
+from integration_assets.core.warehouse.rows import build_rows
 
 SEARCH_CAP = 10_000
 PAGE = 100
@@ -63,7 +64,7 @@ class HubSpotStream:
                 path_params={"object_type": self.object_type},
                 params=params,
             ).body
-            yield [self._row(record) for record in body["results"]], None
+            yield build_rows(body["results"], self._row), None
             after = (body.get("paging") or {}).get("next", {}).get("after")
             if after is None:
                 return
@@ -98,10 +99,10 @@ class HubSpotStream:
                 },
             ).body
             results = body["results"]
-            stamps = [iso_to_ms(r["properties"].get(self.last_modified)) or 0 for r in results]
+            stamps = [iso_to_ms((r.get("properties") or {}).get(self.last_modified)) or 0 for r in results]
             newest = max([newest, *stamps])  # from the search itself: a later edit must not move the cursor
             found = [record for record in (self._with_associations(client, r) for r in results) if record]
-            yield [self._row(record) for record in found], str(newest)
+            yield build_rows(found, self._row), str(newest)
             if not results or (body.get("paging") or {}).get("next") is None:
                 return
             if stamps[-1] > floor:

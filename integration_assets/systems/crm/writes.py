@@ -40,8 +40,8 @@ class HubSpotWrites:
             Operation.READ,
             object_type,
             "GET",
-            f"/crm/v3/objects/{object_type}/{{id}}",
-            path_params={"id": record_id},
+            "/crm/v3/objects/{object_type}/{id}",
+            path_params={"object_type": object_type, "id": record_id},
             params=params,
             record_id=record_id,
         ).body
@@ -59,8 +59,8 @@ class HubSpotWrites:
             Operation.UPDATE,
             object_type,
             "PATCH",
-            f"/crm/v3/objects/{object_type}/{{id}}",
-            path_params={"id": record_id},
+            "/crm/v3/objects/{object_type}/{id}",
+            path_params={"object_type": object_type, "id": record_id},
             json_body={"properties": {k: ("" if v is None else str(v)) for k, v in properties.items()}},
             idempotent=True,  # absolute values: repeating the PATCH sets the same thing
             record_id=record_id,

@@ -5,7 +5,7 @@ Its streams, declared once for the catalog (`integration_assets.systems.CATALOG`
 from dagster import EnvVar
 
 from integration_assets.core.catalog import SystemSpec
-from integration_assets.systems.support import contracts, links, streams, totals
+from integration_assets.systems.support import contracts, links, routes, streams, totals
 from integration_assets.systems.support.resource import ZendeskResource
 
 __all__ = ["SYSTEM"]
@@ -32,4 +32,5 @@ SYSTEM = SystemSpec.declare(
     live_total=totals.live_total,
     resource=resource_from_env,
     record_page=links.record_page,
+    routes=routes.ROUTES,
 )

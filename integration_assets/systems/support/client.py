@@ -9,12 +9,15 @@ import requests
 
 from integration_assets.core.errors import Category, ErrorRule, Severity
 from integration_assets.core.http import RateInfo
+from integration_assets.systems.support.routes import ROUTES
 
 
 class Zendesk:
     system = "support"
     name = "zendesk"
     request_id_header = "X-Zendesk-Request-Id"
+    base_url_variable = "ZENDESK_BASE_URL"
+    routes = ROUTES  # what each request does is looked up here, never taken from the caller
     error_rules = (
         ErrorRule(
             Category.AUTH_EXPIRED,

@@ -15,6 +15,7 @@ from integration_assets.core.catalog import Chunk
 from integration_assets.core.http import ApiClient
 from integration_assets.core.timeutil import iso_to_ms
 from integration_assets.core.warehouse import RawRow
+from integration_assets.core.warehouse.rows import build_rows
 
 EXPORT_PAGE = 1000
 
@@ -45,14 +46,21 @@ class ZendeskStream:
     def read(self, client: ApiClient, cursor: str | None) -> Iterator[Chunk]:
         per_page = min(EXPORT_PAGE, self.chunk_records)
         suffix = "/cursor" if self.by_cursor else ""
-        template = f"/api/v2/incremental/{self.object_type}{suffix}.json"
+        template = "/api/v2/incremental/{object_type}" + suffix + ".json"
         if self.by_cursor:
             params = {"per_page": per_page, **({"cursor": cursor} if cursor else {"start_time": 0})}
         else:
             params = {"per_page": per_page, "start_time": int(cursor or 0)}
         while True:
-            body = client.call(Operation.READ, self.object_type, "GET", template, params=params).body
-            rows = [self._row(record) for record in body[self.object_type]]
+            body = client.call(
+                Operation.READ,
+                self.object_type,
+                "GET",
+                template,
+                path_params={"object_type": self.object_type},
+                params=params,
+            ).body
+            rows = build_rows(body[self.object_type], self._row)
             position = body["after_cursor"] if self.by_cursor else str(body["end_time"])
             yield Chunk(rows, cursor=position)
             if body["end_of_stream"]:
