@@ -50,6 +50,7 @@ from integration_assets.core.policies import (
     freshness_policy,
     freshness_sentence,
 )
+from integration_assets.core.quarantine import QUARANTINE_REASONS
 from integration_assets.core.warehouse import Warehouse
 from integration_assets.mapping.dictionary import load_dictionary
 from integration_assets.systems import CATALOG
@@ -477,8 +478,8 @@ def review_queue(context: AssetExecutionContext) -> MaterializeResult:
     }
     for reason, count in open_items["reason_code"].value_counts().sort_index().items():
         metadata[f"open_{reason}"] = int(count)
-    # records the syncs could not store (not in any raw table): found by a stream, not by a canonical asset
-    metadata["open_quarantined"] = int((~open_items["found_by"].astype(str).str.startswith("canonical/")).sum())
+    # records the syncs could not store (not in any raw table): their reason is a quarantine one, found by a stream
+    metadata["open_quarantined"] = int(open_items["reason_code"].isin(QUARANTINE_REASONS).sum())
     preview = open_items[["system", "object_type", "record_id", "reason_code", "next_action"]].head(50)
     lines = ["| " + " | ".join(preview.columns) + " |", "|" + "---|" * len(preview.columns)]
     lines += [

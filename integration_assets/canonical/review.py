@@ -201,12 +201,22 @@ def check_decisions(decisions: Decisions) -> Iterator[Problem]:
                 (*at, "object_type"),
                 f"unknown object type {decision.object_type!r} of {decision.system}; one of {known}",
             )
-        if decision.reason_code not in codes:
+        if decision.reason_code in QUARANTINE_NEXT_ACTIONS:
+            yield (
+                (*at, "reason_code"),
+                (
+                    f"reason code {decision.reason_code!r} marks a quarantined record (the sync could not store "
+                    f"{'/'.join(decision.key[:3])}), which no decision resolves: correct the record at the vendor "
+                    "(its raw content is in ops.quarantine) and its next sync stores it and resolves the item; "
+                    "remove this decision"
+                ),
+            )
+        elif decision.reason_code not in codes:
             yield (
                 (*at, "reason_code"),
                 (
                     f"unknown reason code {decision.reason_code!r} (it would match no review item); "
-                    f"one of {', '.join(sorted(codes))}"
+                    f"one of {', '.join(sorted(codes - QUARANTINE_NEXT_ACTIONS.keys()))}"
                 ),
             )
         if decision.key in first:

@@ -49,14 +49,27 @@ from integration_assets.core.pacing import RequestBudget
 from integration_assets.core.redact import redact
 
 
+class NestedTooDeep(ValueError):
+    """An answer nested deeper than either JSON parser reads: the same bytes fail every time, so not retried."""
+
+
 def _json(content: bytes) -> Any:
     """The answer's JSON. orjson refuses a whole page holding one escaped lone surrogate (`"\\ud800"`), which is
     valid JSON; Python's parser reads it, so the page lands and only that record is quarantined (its text
-    cannot be stored). Anything else that is not JSON raises ValueError."""
+    cannot be stored). orjson also refuses nesting deeper than 1,024, where Python's parser runs out of stack:
+    that raises NestedTooDeep. Anything else that is not JSON raises ValueError."""
     try:
         return orjson.loads(content)
     except orjson.JSONDecodeError:
-        return json.loads(content)
+        try:
+            return json.loads(content)
+        except RecursionError:
+            raise NestedTooDeep("the answer is nested deeper than the JSON parsers read") from None
+
+
+# Headers that make some servers run another method than the one sent: a GET the route table allows could
+# then act as a DELETE. Refused before sending, whatever their case.
+METHOD_OVERRIDE_HEADERS = frozenset({"x-http-method-override", "x-http-method", "x-method-override"})
 
 
 @dataclass(frozen=True)
@@ -310,6 +323,15 @@ class ApiClient:
         """
         method = method.upper()
         declared = Resource(self.vendor.system, f"{method} {template}", object_type, record_id)
+        overriding = sorted(name for name in (headers or {}) if str(name).strip().lower() in METHOD_OVERRIDE_HEADERS)
+        if overriding:
+            raise IntegrationError(
+                category=Category.PERMISSION_DENIED,
+                message=f"the header {overriding[0]} would change the method the route table judged: blocked "
+                "before sending",
+                resource=declared,
+                next_action="send the method the request means: the route decides what a request does",
+            )
         target = self._target(template, path_params, url, declared)
         route = self._route(method, target, operation, object_type, declared)
         endpoint = f"{method} {route.template}"
@@ -405,6 +427,18 @@ class ApiClient:
             return self._vendor_error(response, resource, attempt, request_id), response
         try:
             body = _json(response.content) if response.content else None
+        except NestedTooDeep:
+            too_deep = IntegrationError(
+                category=Category.SCHEMA_DRIFT,
+                message=f"the answer is nested deeper than the JSON parsers read ({len(response.content)} bytes)",
+                resource=resource,
+                next_action="the same answer fails every time: report it to the vendor with the request id; the "
+                "stream stops here until the vendor's answer changes",
+                status=response.status_code,
+                request_id=request_id,
+                attempts=attempt,
+            )
+            return too_deep, response
         except ValueError:
             malformed = IntegrationError(
                 category=Category.TRANSIENT,

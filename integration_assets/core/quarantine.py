@@ -28,6 +28,7 @@ from integration_assets.core.warehouse.rows import (
     MALFORMED_RECORD,
     MAX_PAYLOAD_BYTES,
     PAYLOAD_TOO_LARGE,
+    QUARANTINE_REASONS,
     REFUSED_BY_DATABASE,
     UNSTORABLE_PAYLOAD,
     Rejected,
@@ -36,12 +37,14 @@ from integration_assets.core.warehouse.rows import (
 __all__ = [
     "NEXT_ACTIONS",
     "QUARANTINE_COLUMNS",
+    "QUARANTINE_REASONS",
     "QUARANTINE_TABLE",
     "REVIEW_COLUMNS",
     "REVIEW_KEY",
     "REVIEW_TABLE",
     "ensure_tables",
     "open_items",
+    "quarantined_ids",
     "quarantined_versions",
     "record",
     "resolve",
@@ -104,6 +107,13 @@ def quarantined_versions(warehouse: Warehouse, stream: StreamSpec) -> dict[str, 
     chunk can tell whether it brings a storable version of one of them."""
     rows = warehouse.query(f"SELECT record_id, version FROM {QUARANTINE_TABLE} WHERE stream = ?", [stream.key])
     return {str(record_id): int(version or 0) for record_id, version in rows}
+
+
+def quarantined_ids(warehouse: Warehouse, stream: StreamSpec) -> set[str]:
+    """The ids of the stream's records in quarantine now (live at the vendor, yet not stored by the sync):
+    what the completeness check takes off its count of missing records."""
+    ensure_tables(warehouse)
+    return set(quarantined_versions(warehouse, stream))
 
 
 def _what(stream: StreamSpec, record_id: str) -> str:

@@ -13,6 +13,7 @@ step failure retried on a deterministic error, nor a stream stopped until someon
 from __future__ import annotations
 
 import queue
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -23,6 +24,7 @@ from typing import TypeVar
 from integration_assets.core import quarantine
 from integration_assets.core.catalog import Chunk, StreamSpec
 from integration_assets.core.http import ApiClient
+from integration_assets.core.redact import redact
 from integration_assets.core.warehouse import RawRow, UpsertResult, Warehouse
 from integration_assets.core.warehouse.rows import REFUSED_BY_DATABASE, Rejected, reject, screen
 from integration_assets.core.warehouse.transaction import VALUE_REFUSED
@@ -167,8 +169,18 @@ def sync_stream(
     return report
 
 
+_INPUT = re.compile(r"\s+Input:")  # DuckDB quotes the refused text after it
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
+
+
 def _first_line(error: BaseException) -> str:
-    return (str(error).strip().splitlines() or [""])[0][:160]
+    """The error's first line, redacted and cut short: DuckDB's first line can quote the refused value, and
+    the database's DETAIL and CONTEXT lines that follow do (personal data)."""
+    line = (str(error).strip().splitlines() or [""])[0]
+    line = _INPUT.split(line, maxsplit=1)[0].rstrip()  # DuckDB: "Malformed JSON at byte 3.  Input: {…}"
+    line = _QUOTED.sub("<value>", line)  # DuckDB: "Could not convert string 'Ann Lee' to INT32"
+    line = re.split(r"['\"]", line, maxsplit=1)[0].rstrip()  # an unbalanced quote: what follows it may be a value
+    return redact(line)[:160]
 
 
 class _Probe(Exception):
@@ -216,6 +228,9 @@ def _commit(
     Returns what the upsert did, the rows marked deleted by a complete listing, and the records resolved."""
     deleted = 0
     with warehouse.transaction() as tx:
+        # On PostgreSQL one chunk writer per table at a time, taken first whether or not any row is storable:
+        # the quarantine's read-then-write of its items would otherwise race another sync's on the same keys.
+        tx.lock_table(table)
         result = tx.upsert_raw(table, rows, run_id)
         if chunk.complete_listing:
             deleted = tx.mark_missing_deleted(table, listed, run_id)
@@ -252,7 +267,7 @@ def _store(chunks, stream, client, warehouse, table, run_id, listed, report, wat
                 raise
             rows = [row for row in rows if not any(row is bad for bad in refused)]
             rejected = rejected + [
-                # the first line only: the database's DETAIL and CONTEXT lines quote the value (personal data)
+                # the first line only, redacted: the database's DETAIL and CONTEXT lines quote the value
                 reject(row, REFUSED_BY_DATABASE, f"{type(error).__name__}: {_first_line(error)}")
                 for row in refused
             ]

@@ -132,7 +132,7 @@ class Webhook:
         parts = urlsplit(self.url)
         host = (parts.hostname or "").lower()
         if parts.scheme not in ("http", "https") or not host:
-            return f"the webhook URL ({parts.scheme}://{parts.netloc}) is not an http(s) URL with a host"
+            return f"the webhook URL ({parts.scheme}://{host or 'no host'}) is not an http(s) URL with a host"
         if is_loopback(host):
             return None
         if not host_allowed(host, self.allowed_hosts):

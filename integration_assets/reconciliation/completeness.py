@@ -4,6 +4,10 @@ One check per source asset. Each system's `totals.py` (in `systems/<role>/`) ask
 HubSpot and Zendesk answer a count in one call; Stripe has no count, so its ids are listed, which also names
 the exact records missing or extra. With a count only, a missing record and an extra one in the same stream
 cancel out; a full refresh of the asset reloads the stream either way.
+
+A record the sync quarantined (`core/quarantine.py`: a NUL character, over the size limit, refused by the
+database) is live at the vendor yet not in the raw table, and no refresh stores it: it is counted apart
+(`quarantined`), never as missing; its review item in `ops.review_queue` says how to fix it at the vendor.
 """
 
 import time
@@ -11,6 +15,7 @@ from typing import Any
 
 from dagster import AssetCheckResult, AssetCheckSeverity
 
+from integration_assets.core import quarantine
 from integration_assets.core.catalog import StreamSpec
 from integration_assets.core.stream_check import StreamCheck, StreamCheckRun
 from integration_assets.reconciliation.common import diff_row, outcome
@@ -21,11 +26,16 @@ KINDS = ("missing_records", "extra_records")
 
 
 def completeness_problems(
-    stream: StreamSpec, vendor_total: int, vendor_ids: frozenset[str] | None, loaded_ids: set[str]
+    stream: StreamSpec,
+    vendor_total: int,
+    vendor_ids: frozenset[str] | None,
+    loaded_ids: set[str],
+    quarantined_ids: set[str] | frozenset[str] = frozenset(),
 ) -> list[dict[str, Any]]:
     """Rows for records the vendor holds that the table lacks, and live rows the vendor no longer holds.
 
-    With the vendor's ids each record is named (and linked); with a count only, one row says how many."""
+    With the vendor's ids each record is named (and linked); with a count only, one row says how many. A record
+    in quarantine (`quarantined_ids`) is accounted for, not missing: its review item already holds it."""
     rows: list[dict[str, Any]] = []
     base = {"system": stream.role, "object_type": stream.object_type, "field": "", "other_record": ""}
 
@@ -33,10 +43,12 @@ def completeness_problems(
         return diff_row((stream.role, stream.object_type, rid), problem, "", this_side, other_side)
 
     if vendor_ids is not None:
-        rows += [named(rid, "missing_records", "not loaded", "live") for rid in sorted(vendor_ids - loaded_ids)]
+        missing = vendor_ids - loaded_ids - quarantined_ids
+        rows += [named(rid, "missing_records", "not loaded", "live") for rid in sorted(missing)]
         rows += [named(rid, "extra_records", "loaded live", "not listed") for rid in sorted(loaded_ids - vendor_ids)]
         return rows
-    difference = vendor_total - len(loaded_ids)
+    held = len(quarantined_ids - loaded_ids)  # live at the vendor, in quarantine rather than the raw table
+    difference = vendor_total - len(loaded_ids) - held
     if difference:
         rows.append(
             {
@@ -44,17 +56,19 @@ def completeness_problems(
                 "id": None,
                 "problem": "missing_records" if difference > 0 else "extra_records",
                 "field": "live records",
-                "this_side": f"{len(loaded_ids)} loaded",
+                "this_side": f"{len(loaded_ids)} loaded" + (f", {held} quarantined" if held else ""),
                 "other_side": f"{vendor_total} at the vendor",
             }
         )
     return rows
 
 
-def _count_of(rows: list[dict[str, Any]], kind: str, vendor_total: int, loaded: int) -> int:
+def _count_of(rows: list[dict[str, Any]], kind: str, vendor_total: int, accounted: int) -> int:
+    """How many of `kind`; with a count only, from the gap between the vendor's total and what is accounted
+    for (loaded, or quarantined and not loaded)."""
     if any(r["id"] is not None for r in rows):
         return sum(1 for r in rows if r["problem"] == kind)
-    gap = vendor_total - loaded
+    gap = vendor_total - accounted
     return max(gap, 0) if kind == "missing_records" else max(-gap, 0)
 
 
@@ -85,17 +99,33 @@ class CompletenessCheck(StreamCheck):
         counting = {"counting_api_calls": len(calls), "counting_seconds": round(time.monotonic() - started, 3)}
         warehouse.ensure_raw_table(stream.raw_table)
         loaded = {str(r[0]) for r in warehouse.query(f"SELECT id FROM {stream.raw_table} WHERE NOT is_deleted")}
-        rows = completeness_problems(stream, vendor_total, vendor_ids, loaded)
-        counts = {kind: _count_of(rows, kind, vendor_total, len(loaded)) for kind in KINDS}
+        held = quarantine.quarantined_ids(warehouse, stream)
+        if vendor_ids is not None:
+            held &= vendor_ids  # only the quarantined records the vendor still lists stand for missing ones
+        held -= loaded  # an older version is loaded: counted there
+        rows = completeness_problems(stream, vendor_total, vendor_ids, loaded, held)
+        counts = {kind: _count_of(rows, kind, vendor_total, len(loaded) + len(held)) for kind in KINDS}
+        aside = (
+            f", {len(held)} quarantined (not storable; see their items in ops.review_queue and their raw "
+            "content in ops.quarantine)"
+            if held
+            else ""
+        )
         return outcome(
             system=stream.role,
             rows=rows,
             kinds=(),
-            ok_summary=f"{stream.key}: {vendor_total} live at the vendor, {len(loaded)} loaded.",
-            summary=f"{stream.key}: {vendor_total} live at the vendor, {len(loaded)} loaded "
+            ok_summary=f"{stream.key}: {vendor_total} live at the vendor, {len(loaded)} loaded{aside}.",
+            summary=f"{stream.key}: {vendor_total} live at the vendor, {len(loaded)} loaded{aside} "
             f"({counts['missing_records']} missing, {counts['extra_records']} extra)",
             next_action=f"Run {stream.key} again; if the difference stays, materialize it with "
             "`full_refresh: true` and look at its run log for skipped pages.",
             severity=AssetCheckSeverity.ERROR,
-            extra_counts={**counts, "vendor_total": vendor_total, "loaded_live": len(loaded), **counting},
+            extra_counts={
+                **counts,
+                "quarantined": len(held),
+                "vendor_total": vendor_total,
+                "loaded_live": len(loaded),
+                **counting,
+            },
         )

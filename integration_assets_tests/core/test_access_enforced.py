@@ -266,9 +266,28 @@ def test_each_connector_may_have_its_own_credential(sandbox: Sandbox, monkeypatc
 def test_stripe_and_zendesk_connector_credentials(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("STRIPE_SOURCE_API_KEY", "rk_test_source")
     monkeypatch.setenv("STRIPE_CRM_TO_BILLING_API_KEY", "rk_test_writer")
+    monkeypatch.setenv("ZENDESK_SOURCE_EMAIL", "reader@sandbox.test")
     monkeypatch.setenv("ZENDESK_SOURCE_API_TOKEN", "zendesk-source")
     assert stripe(sandbox, "billing_source").credential.headers()["Authorization"] == "Bearer rk_test_source"
     assert stripe(sandbox, "crm_to_billing").credential.headers()["Authorization"] == "Bearer rk_test_writer"
     source, writer = zendesk(sandbox, "support_source").credential, zendesk(sandbox, "crm_to_support").credential
-    assert (source.username, source.password) == ("admin@sandbox.test/token", "zendesk-source")
+    assert (source.username, source.password) == ("reader@sandbox.test/token", "zendesk-source")
+    assert (writer.username, writer.password) == ("admin@sandbox.test/token", "zendesk-sandbox")
+
+
+@pytest.mark.parametrize("alone", ["EMAIL", "API_TOKEN"])
+def test_a_zendesk_connector_login_needs_both_email_and_token(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch, alone: str
+) -> None:
+    """The connector's token with the shared admin email (or the reverse) would log in as someone else: refused
+    when the client is built, naming both variables and neither value."""
+    monkeypatch.delenv("ZENDESK_SOURCE_EMAIL", raising=False)
+    monkeypatch.delenv("ZENDESK_SOURCE_API_TOKEN", raising=False)
+    monkeypatch.setenv(f"ZENDESK_SOURCE_{alone}", "only-half-secret")
+    with pytest.raises(ValueError) as raised:
+        zendesk(sandbox, "support_source")
+    message = str(raised.value)
+    assert "ZENDESK_SOURCE_EMAIL" in message and "ZENDESK_SOURCE_API_TOKEN" in message
+    assert "only-half-secret" not in message and "admin@sandbox.test" not in message
+    writer = zendesk(sandbox, "crm_to_support").credential  # another connector keeps the shared login
     assert (writer.username, writer.password) == ("admin@sandbox.test/token", "zendesk-sandbox")

@@ -319,3 +319,59 @@ def test_a_lone_surrogate_quarantines_its_record_not_the_page() -> None:
     screened = screen([RawRow(id=r["id"], version=1, payload=r) for r in body["results"]])
     assert [row.id for row in screened.rows] == ["1"]
     assert [(held.id, held.reason_code) for held in screened.rejected] == [("2", "unstorable_payload")]
+
+
+class _DeepPage(http.server.BaseHTTPRequestHandler):
+    """A 200 answer nested 1,100 deep: orjson refuses past 1,024, Python's parser runs out of stack."""
+
+    hits = 0
+
+    def do_GET(self) -> None:
+        type(self).hits += 1
+        body = b'{"results": ' + b"[" * 1100 + b"]" * 1100 + b', "paging": null}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def test_an_answer_nested_too_deep_fails_once_logged_and_not_retried() -> None:
+    """The same bytes fail every time: a vendor contract problem (schema drift), not a transient fault; the
+    attempt is in the call log, and no RecursionError escapes the client."""
+    server = http.server.HTTPServer(("127.0.0.1", 0), _DeepPage)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    _DeepPage.hits = 0
+    try:
+        connection = HubSpotResource(base_url=f"http://127.0.0.1:{server.server_address[1]}", access_token="t")
+        client = connection.client("crm_source")
+        with pytest.raises(IntegrationError) as raised:
+            list_contacts(client)
+    finally:
+        server.shutdown()
+    assert raised.value.category == Category.SCHEMA_DRIFT and not raised.value.retryable
+    assert raised.value.status == 200 and "nested deeper" in raised.value.message
+    assert _DeepPage.hits == 1
+    assert [(c.attempt, c.error_category) for c in client.call_log.drain()] == [(1, "schema_drift")]
+
+
+@pytest.mark.parametrize("header", ["X-HTTP-Method-Override", "x-http-method", "X-METHOD-OVERRIDE"])
+def test_a_method_override_header_is_refused_before_sending(sandbox: Sandbox, header: str) -> None:
+    """A GET the route table allows must not act as a DELETE on a server that honours the override."""
+    client = hubspot(sandbox).client("crm_source")
+    before = stats(sandbox, "hubspot").get("requests", 0)
+    with pytest.raises(IntegrationError) as raised:
+        client.call(
+            Operation.READ,
+            "contacts",
+            "GET",
+            CONTACTS,
+            path_params={"object_type": "contacts"},
+            headers={header: "DELETE"},
+        )
+    assert raised.value.category == Category.PERMISSION_DENIED and "blocked before sending" in raised.value.message
+    assert stats(sandbox, "hubspot").get("requests", 0) == before
+    assert client.call_log.drain() == []

@@ -15,6 +15,7 @@ from integration_assets.canonical.review import NEXT_ACTIONS, REASON_CODES, know
 from integration_assets.canonical.validate import FORMAT_REASON
 from integration_assets.core.config import ConfigError, default_path
 from integration_assets.core.quarantine import NEXT_ACTIONS as QUARANTINE_NEXT_ACTIONS
+from integration_assets.core.quarantine import QUARANTINE_REASONS
 from integration_assets.mapping.dictionary import load_dictionary
 from integration_assets.mapping.normalize import REASON_CODES as NORMALIZER_REASON_CODES
 from integration_assets.writeback.review import REASONS as WRITEBACK_REASONS
@@ -105,6 +106,20 @@ def test_a_wrong_decision_is_refused_naming_file_line_and_entry(
     assert f"{path}:{_line(path, 1, key)}: {entry}: {message}" in str(error.value), str(error.value)
 
 
+@pytest.mark.parametrize("reason_code", sorted(QUARANTINE_NEXT_ACTIONS))
+@pytest.mark.parametrize("action", [{"ignore": True}, {"keep": True}])
+def test_a_decision_for_a_quarantined_record_is_refused(reason_code: str, action: dict, tmp_path: Path) -> None:
+    """No decision applies to a record the sync could not store: it resolves when corrected at the vendor."""
+    decision = {"system": "crm", "object_type": "contacts", "record_id": "20000063", "reason_code": reason_code}
+    path = _write(tmp_path, {**OTHER, "ignore": True}, {**decision, **action})
+    with pytest.raises(ConfigError) as error:
+        load_decisions(path)
+    message = str(error.value)
+    assert f"{path}:{_line(path, 1, 'reason_code')}: decisions.1.reason_code: reason code {reason_code!r}" in message
+    assert "crm/contacts/20000063" in message and "correct the record at the vendor" in message
+    assert "next sync stores it" in message
+
+
 def test_two_decisions_for_one_item_are_refused(tmp_path: Path) -> None:
     path = _write(tmp_path, {**ITEM, "owner": "crm:1"}, {**OTHER, "ignore": True}, {**ITEM, "owner": "crm:2"})
     with pytest.raises(ConfigError) as error:
@@ -152,5 +167,7 @@ def test_the_known_reason_codes_are_every_code_the_queue_holds() -> None:
         "mixed_currencies",
     }
     assert produced <= REASON_CODES, sorted(produced - REASON_CODES)
+    # the quarantine's are known (a decision naming one is refused with its own reason, not as a typo)
+    assert set(QUARANTINE_NEXT_ACTIONS) == set(QUARANTINE_REASONS)
     identity_codes = {code for i in load_dictionary().identity.values() for code in i.review}
     assert identity_codes and identity_codes <= known_reason_codes()

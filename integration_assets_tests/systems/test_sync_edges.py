@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import time
 
+import pytest
 import requests
 
+from integration_assets.core.errors import Category, IntegrationError
 from integration_assets.core.sync import sync_stream
 from integration_assets.core.warehouse import Warehouse
 from integration_assets.systems import CATALOG
@@ -73,3 +75,92 @@ def test_a_relist_after_an_expired_event_window_marks_deleted_customers(tmp_path
         report = sync_stream(customers, connection.client("billing_source"), warehouse, run_id="relist")
     assert report.deleted == 1
     assert warehouse.raw_records(customers.raw_table)[victim]["is_deleted"] is True
+
+
+# ---------------------------------------------------------------------- one bad record never stops a stream
+
+
+class _Answer:
+    def __init__(self, body) -> None:
+        self.body = body
+
+
+class _FakeHubSpot:
+    """Search hits as given; reading one back by id fails the way the client or vendor would for that id."""
+
+    def __init__(self, hits: list) -> None:
+        self.hits = hits
+
+    def call(self, operation, object_type, method, template, *, path_params=None, record_id=None, **_):
+        from integration_assets.core.access import unsafe_segment
+        from integration_assets.core.errors import Category, IntegrationError, Resource
+
+        if template.endswith("/search"):
+            return _Answer({"results": self.hits, "paging": None})
+        record_id = str(path_params["record_id"])
+        failures = {"gone": Category.NOT_FOUND, "refused": Category.REJECTED_VALUE, "flaky": Category.TRANSIENT}
+        category = Category.PERMISSION_DENIED if unsafe_segment(record_id) else failures.get(record_id)
+        if category is not None:
+            raise IntegrationError(category, "no", Resource("crm", f"{method} {template}"), "none")
+        return _Answer({"id": record_id, "updatedAt": "2026-01-01T00:00:00Z", "properties": {}})
+
+
+def _deal(record_id, modified="2026-01-01T00:00:00Z") -> dict:
+    hit = {"properties": {"hs_lastmodifieddate": modified}}
+    return hit if record_id is None else {"id": record_id, **hit}
+
+
+def test_a_deal_that_cannot_be_read_back_is_quarantined_alone() -> None:
+    from integration_assets.core.warehouse.rows import MALFORMED_RECORD, screen
+    from integration_assets.systems.crm.streams import STREAMS
+
+    deals = next(stream for stream in STREAMS if stream.object_type == "deals")
+    hits = [_deal("1"), _deal("../contacts/7"), _deal("refused"), _deal(None), _deal("gone"), _deal("2", 1700)]
+    rows, cursor = next(deals._changed_pages(_FakeHubSpot(hits), since_ms=10**12))
+    screened = screen(rows)
+    assert sorted(row.id for row in screened.rows) == ["1", "2"]  # a non-string last change counts as 0
+    held = {r.id: r for r in screened.rejected}
+    assert set(held) - {"../contacts/7", "refused"} == {next(i for i in held if i.startswith("<no id "))}
+    assert {r.reason_code for r in held.values()} == {MALFORMED_RECORD}
+    assert "permission_denied" in held["../contacts/7"].detail and "contacts/7" not in held["../contacts/7"].detail
+    assert "rejected_value" in held["refused"].detail
+    assert int(cursor) >= 10**12
+    with pytest.raises(IntegrationError) as raised:  # a retryable failure still stops the page, to be retried
+        next(deals._changed_pages(_FakeHubSpot([_deal("flaky")]), since_ms=10**12))
+    assert raised.value.category == Category.TRANSIENT
+
+
+class _FakeStripe:
+    def __init__(self, events: list) -> None:
+        self.events = events
+
+    def call(self, *args, **kwargs):
+        return _Answer({"data": self.events, "has_more": False})
+
+
+def test_a_malformed_stripe_event_is_quarantined_not_retried() -> None:
+    from integration_assets.core.warehouse.rows import MALFORMED_RECORD, screen
+    from integration_assets.systems.billing.streams import STREAMS
+
+    customers = next(stream for stream in STREAMS if stream.object_type == "customers")
+
+    def event(number: int, created, snapshot) -> dict:
+        return {"id": f"evt_{number}", "type": "customer.updated", "created": created, "data": {"object": snapshot}}
+
+    good = {"id": "cus_1", "object": "customer"}
+    events = [
+        event(1, 1_800_000_100, good),
+        event(2, "soon", {"id": "cus_2", "object": "customer"}),  # unreadable time, readable id
+        event(3, 1_800_000_050, ["not", "an", "object"]),  # no id at all: a stand-in, never skipped
+        {"id": "evt_4", "created": 1_800_000_040},  # no data
+        event(5, 1_800_000_030, {"object": "customer"}),  # an object without its id
+    ]
+    chunks = list(customers._events(_FakeStripe(events), since_s=1_800_000_000))
+    rows = [row for chunk in chunks for row in chunk.rows]
+    screened = screen(rows)
+    assert [row.id for row in screened.rows] == ["cus_1"]
+    assert len(screened.rejected) == 4 and {r.reason_code for r in screened.rejected} == {MALFORMED_RECORD}
+    assert "cus_2" in {r.id for r in screened.rejected}
+    assert sum(r.id.startswith("<no id ") for r in screened.rejected) == 3
+    assert all("soon" not in r.detail for r in screened.rejected)
+    assert chunks[-1].cursor == "1800000100"

@@ -97,6 +97,13 @@ class Transaction:
         if self.backend == "postgres":
             self.execute("SELECT pg_advisory_xact_lock(?)", [_DDL_LOCK_KEY])
 
+    def lock_table(self, table: str) -> None:
+        """On PostgreSQL, waits to be the one writer of `table` (and of what goes with its chunks: the quarantine's
+        items of its stream) until this transaction ends; `upsert_raw` takes the same lock (re-entrant). DuckDB's
+        file lock already makes a writer the only one."""
+        if self.backend == "postgres":
+            self.execute("SELECT pg_advisory_xact_lock(?)", [_lock_key(table)])
+
     def upsert_raw(self, table: str, rows: Sequence[RawRow], run_id: str) -> UpsertResult:
         """Writes rows by primary key, never replacing a newer stored version with an older one.
 

@@ -65,6 +65,7 @@ class StripeStream:
 
     def _events(self, client: ApiClient, since_s: int) -> Iterator[Chunk]:
         latest: dict[str, RawRow] = {}
+        malformed: list[RawRow] = []  # quarantined, each alone: one bad event never stops the stream
         newest_s, pages = since_s, 0
         params: dict[str, object] = {
             "limit": PAGE,
@@ -75,23 +76,57 @@ class StripeStream:
             body = client.call(Operation.READ, "events", "GET", "/v1/events", params=params).body
             pages += 1
             for event in body["data"]:
-                newest_s = max(newest_s, int(event["created"]))
-                snapshot = event["data"]["object"]
+                try:
+                    created_s, snapshot, deleted = self._parse_event(event)
+                except (KeyError, TypeError, ValueError, AttributeError) as error:
+                    malformed.append(_malformed_event(event, error))
+                    continue
+                newest_s = max(newest_s, created_s)
                 if snapshot.get("object") != self.object_name or snapshot["id"] in latest:
                     continue
-                deleted = event["type"].endswith(".deleted") or bool(snapshot.get("deleted"))
-                version = int(event["created"]) * 1000 + 999
                 latest[snapshot["id"]] = RawRow(
-                    id=snapshot["id"], version=version, payload=snapshot, is_deleted=deleted
+                    id=snapshot["id"], version=created_s * 1000 + 999, payload=snapshot, is_deleted=deleted
                 )
             if not (body["has_more"] and body["data"]):
                 break
             params["starting_after"] = body["data"][-1]["id"]
-        rows = list(latest.values())
+        rows = [*latest.values(), *malformed]
         for start in range(0, len(rows), self.chunk_records):
             yield Chunk(rows[start : start + self.chunk_records], pages=pages if start == 0 else 0)
         # The cursor moves only once every event up to it is stored; the same second is read again next time.
         yield Chunk([], cursor=str(newest_s), pages=0 if rows else pages)
+
+    @staticmethod
+    def _parse_event(event: dict) -> tuple[int, dict, bool]:
+        """(created, in epoch s; the object's snapshot; whether it was deleted); raises KeyError, TypeError or
+        ValueError for an event without them."""
+        created = event["created"]
+        if type(created) is not int:
+            raise TypeError("created is not an integer")
+        snapshot = event["data"]["object"]
+        if not isinstance(snapshot, dict):
+            raise TypeError("the object is not a JSON object")
+        if not isinstance(snapshot["id"], str) or not snapshot["id"]:
+            raise TypeError("the object's id is not a non-empty string")
+        kind = event["type"]
+        if not isinstance(kind, str):
+            raise TypeError("type is not a string")
+        return created, snapshot, kind.endswith(".deleted") or bool(snapshot.get("deleted"))
+
+
+def _malformed_event(event: object, error: Exception) -> RawRow:
+    """An event the reader cannot use, as a row the sync quarantines (`malformed_record`), never skipped: the
+    object's id when it can be read, else a stand-in made from the event's content by the screening. The
+    problem names the error's type only: its message may quote the event's values."""
+    data = event.get("data") if isinstance(event, dict) else None
+    snapshot = data.get("object") if isinstance(data, dict) else None
+    object_id = snapshot.get("id") if isinstance(snapshot, dict) else None
+    return RawRow(
+        id=object_id if isinstance(object_id, str) and object_id else "",
+        version=0,
+        payload=event if isinstance(event, dict) else {"value": event},
+        problem=f"the event cannot be read ({type(error).__name__})",
+    )
 
 
 STREAMS = (

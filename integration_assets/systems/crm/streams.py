@@ -99,10 +99,16 @@ class HubSpotStream:
                 },
             ).body
             results = body["results"]
-            stamps = [iso_to_ms((r.get("properties") or {}).get(self.last_modified)) or 0 for r in results]
+            stamps = [self._stamp(r) for r in results]
             newest = max([newest, *stamps])  # from the search itself: a later edit must not move the cursor
-            found = [record for record in (self._with_associations(client, r) for r in results) if record]
-            yield build_rows(found, self._row), str(newest)
+            rows: list[RawRow] = []
+            for hit in results:
+                found = self._with_associations(client, hit)
+                if isinstance(found, RawRow):
+                    rows.append(found)
+                elif found:
+                    rows.extend(build_rows([found], self._row))
+            yield rows, str(newest)
             if not results or (body.get("paging") or {}).get("next") is None:
                 return
             if stamps[-1] > floor:
@@ -115,26 +121,56 @@ class HubSpotStream:
                         "run a full refresh"
                     )
 
-    def _with_associations(self, client: ApiClient, record: dict) -> dict | None:
+    def _stamp(self, record: object) -> int:
+        """The hit's last change (epoch ms), 0 when it has none readable: a malformed hit never stops the page."""
+        properties = record.get("properties") if isinstance(record, dict) else None
+        value = properties.get(self.last_modified) if isinstance(properties, dict) else None
+        return (iso_to_ms(value) or 0) if isinstance(value, str) else 0
+
+    def _with_associations(self, client: ApiClient, record: dict) -> dict | RawRow | None:
         """Search answers carry no associations: read them with the record, as a listing would show it.
 
-        None when the record was archived since the search: the archived listing that follows brings it."""
+        None when the record was archived since the search: the archived listing that follows brings it. A hit
+        that cannot be read back (no id, an id the client refuses to put in a path, the vendor refusing that
+        one record) comes back as a row with `problem` set, quarantined alone; a retryable failure, or one of
+        the whole connection (auth), still raises."""
         if not self.associations:
             return record
         try:
+            record_id = str(record["id"])
             return client.call(
                 Operation.READ,
                 self.object_type,
                 "GET",
                 LIST + "/{record_id}",
-                path_params={"object_type": self.object_type, "record_id": record["id"]},
+                path_params={"object_type": self.object_type, "record_id": record_id},
                 params={"properties": ",".join(self.properties), "associations": ",".join(self.associations)},
-                record_id=str(record["id"]),
+                record_id=record_id,
             ).body
         except IntegrationError as error:
             if error.category == Category.NOT_FOUND:
                 return None
-            raise
+            if error.retryable or error.category in _NOT_PER_RECORD:
+                raise
+            return _unreadable(record, f"reading it back with its associations failed ({error.category})")
+        except (KeyError, TypeError) as error:
+            return _unreadable(record, f"the search hit cannot be read back ({type(error).__name__})")
+
+
+# Failures of the connection, not of one record: every other record would fail the same way.
+_NOT_PER_RECORD = frozenset({Category.AUTH_EXPIRED, Category.AUTH_INVALID})
+
+
+def _unreadable(record: object, problem: str) -> RawRow:
+    """A search hit that cannot be read back, as a row the sync quarantines (`malformed_record`): its id when it
+    has one (a stand-in is made from its content otherwise); `problem` names the failure, never a value."""
+    record_id = record.get("id") if isinstance(record, dict) else None
+    return RawRow(
+        id=str(record_id) if record_id not in (None, "") else "",
+        version=0,
+        payload=record if isinstance(record, dict) else {"value": record},
+        problem=problem,
+    )
 
 
 STREAMS = (

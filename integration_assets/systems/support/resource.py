@@ -1,12 +1,18 @@
 """The Zendesk connection as a Dagster resource: an agent's email with an API token, optionally one pair per
-connector (`ZENDESK_SOURCE_EMAIL`/`ZENDESK_SOURCE_API_TOKEN`, falling back to `ZENDESK_EMAIL`/`ZENDESK_API_TOKEN`)."""
+connector (`ZENDESK_SOURCE_EMAIL` with `ZENDESK_SOURCE_API_TOKEN`, both or neither), else the shared
+`ZENDESK_EMAIL`/`ZENDESK_API_TOKEN`."""
 
 from __future__ import annotations
 
 from dagster import InitResourceContext
 from pydantic import Field
 
-from integration_assets.core.credentials import BasicAuth, ConnectorCredentials, connector_settings
+from integration_assets.core.credentials import (
+    BasicAuth,
+    ConnectorCredentials,
+    connector_settings,
+    connector_variable,
+)
 from integration_assets.core.http import Credential, check_base_url
 from integration_assets.core.pacing import RequestBudget
 from integration_assets.core.resources import VendorConnection
@@ -29,11 +35,19 @@ class ZendeskResource(VendorConnection):
         return ConnectorCredentials(self._credential_of)
 
     def _credential_of(self, connector: str) -> Credential:
-        """The connector's own email and token (`ZENDESK_<CONNECTOR>_EMAIL`, `_API_TOKEN`) where set, else shared."""
-        settings, _ = connector_settings(
-            "ZENDESK", "support", connector, {"EMAIL": self.email, "API_TOKEN": self.api_token}
-        )
-        return BasicAuth(f"{settings['EMAIL']}/token", settings["API_TOKEN"] or "")
+        """The connector's own email and token (`ZENDESK_<CONNECTOR>_EMAIL`, `_API_TOKEN`) when both are set, the
+        shared pair when neither is; one without the other is refused (the token belongs to one user: never send
+        it with the shared email). The refusal names the variables, never their values."""
+        own, _ = connector_settings("ZENDESK", "support", connector, {"EMAIL": None, "API_TOKEN": None})
+        if bool(own["EMAIL"]) != bool(own["API_TOKEN"]):
+            email, token = (connector_variable("ZENDESK", "support", connector, s) for s in ("EMAIL", "API_TOKEN"))
+            raise ValueError(
+                f"{connector}: set both {email} and {token} (the connector's own Zendesk login) or neither "
+                "(the shared ZENDESK_EMAIL and ZENDESK_API_TOKEN); only one of them is set"
+            )
+        if own["EMAIL"]:
+            return BasicAuth(f"{own['EMAIL']}/token", own["API_TOKEN"] or "")
+        return BasicAuth(f"{self.email}/token", self.api_token or "")
 
     def budget(self) -> RequestBudget:
         return RequestBudget(self.requests_per_minute, 60.0)
