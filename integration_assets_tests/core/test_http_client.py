@@ -6,6 +6,8 @@ import http.server
 import ssl
 import subprocess
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 import requests
@@ -285,22 +287,39 @@ def test_the_oauth_token_refresh_does_not_follow_a_redirect() -> None:
 # ------------------------------------------------------------------------------------------ odd JSON
 
 
-class _LoneSurrogatePage(http.server.BaseHTTPRequestHandler):
-    """A HubSpot contacts page whose second record holds an escaped lone surrogate: valid JSON, no valid text."""
+@contextmanager
+def _serving(body: bytes) -> Iterator[tuple[HubSpotResource, list[str]]]:
+    """A loopback server answering every GET with `body` (200, JSON), as a HubSpot connection to it, and the
+    paths it was asked for."""
+    asked: list[str] = []
 
-    def do_GET(self) -> None:
-        body = (
-            b'{"results": [{"id": "1", "properties": {"firstname": "Ada"}},'
-            b' {"id": "2", "properties": {"firstname": "\\ud800 Grace"}}], "paging": null}'
-        )
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+    class _Page(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            asked.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
 
-    def log_message(self, *args) -> None:
-        pass
+        def log_message(self, *args) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), _Page)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield HubSpotResource(base_url=f"http://127.0.0.1:{server.server_address[1]}", access_token="t"), asked
+    finally:
+        server.shutdown()
+
+
+# a contacts page whose second record holds an escaped lone surrogate: valid JSON, no valid text
+LONE_SURROGATE_PAGE = (
+    b'{"results": [{"id": "1", "properties": {"firstname": "Ada"}},'
+    b' {"id": "2", "properties": {"firstname": "\\ud800 Grace"}}], "paging": null}'
+)
+# nested 1,100 deep: orjson refuses past 1,024, Python's parser runs out of stack
+DEEP_PAGE = b'{"results": ' + b"[" * 1100 + b"]" * 1100 + b', "paging": null}'
 
 
 def test_a_lone_surrogate_quarantines_its_record_not_the_page() -> None:
@@ -308,53 +327,24 @@ def test_a_lone_surrogate_quarantines_its_record_not_the_page() -> None:
     back by the warehouse's screening (`unstorable_payload`)."""
     from integration_assets.core.warehouse.rows import RawRow, screen
 
-    server = http.server.HTTPServer(("127.0.0.1", 0), _LoneSurrogatePage)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        connection = HubSpotResource(base_url=f"http://127.0.0.1:{server.server_address[1]}", access_token="t")
+    with _serving(LONE_SURROGATE_PAGE) as (connection, _):
         body = list_contacts(connection.client("crm_source")).body
-    finally:
-        server.shutdown()
     assert [record["id"] for record in body["results"]] == ["1", "2"]
     screened = screen([RawRow(id=r["id"], version=1, payload=r) for r in body["results"]])
     assert [row.id for row in screened.rows] == ["1"]
     assert [(held.id, held.reason_code) for held in screened.rejected] == [("2", "unstorable_payload")]
 
 
-class _DeepPage(http.server.BaseHTTPRequestHandler):
-    """A 200 answer nested 1,100 deep: orjson refuses past 1,024, Python's parser runs out of stack."""
-
-    hits = 0
-
-    def do_GET(self) -> None:
-        type(self).hits += 1
-        body = b'{"results": ' + b"[" * 1100 + b"]" * 1100 + b', "paging": null}'
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args) -> None:
-        pass
-
-
 def test_an_answer_nested_too_deep_fails_once_logged_and_not_retried() -> None:
     """The same bytes fail every time: a vendor contract problem (schema drift), not a transient fault; the
     attempt is in the call log, and no RecursionError escapes the client."""
-    server = http.server.HTTPServer(("127.0.0.1", 0), _DeepPage)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    _DeepPage.hits = 0
-    try:
-        connection = HubSpotResource(base_url=f"http://127.0.0.1:{server.server_address[1]}", access_token="t")
+    with _serving(DEEP_PAGE) as (connection, asked):
         client = connection.client("crm_source")
         with pytest.raises(IntegrationError) as raised:
             list_contacts(client)
-    finally:
-        server.shutdown()
     assert raised.value.category == Category.SCHEMA_DRIFT and not raised.value.retryable
     assert raised.value.status == 200 and "nested deeper" in raised.value.message
-    assert _DeepPage.hits == 1
+    assert len(asked) == 1
     assert [(c.attempt, c.error_category) for c in client.call_log.drain()] == [(1, "schema_drift")]
 
 
