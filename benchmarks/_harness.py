@@ -41,6 +41,15 @@ def emit(figures: dict[str, Any]) -> None:
     print(json.dumps(figures, sort_keys=False), flush=True)
 
 
+def figure_text(value: Any, digits: int = 1) -> str:
+    """A figure as the tables show it: thousands separated, floats to `digits` places, "-" when missing."""
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.{digits}f}"
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
 def machine() -> dict[str, Any]:
     load1, load5, _ = os.getloadavg()
     return {
@@ -260,8 +269,8 @@ def run_figures(home: Path, since: float, until: float) -> dict[str, Any]:
     (epoch seconds) made: its
     duration (RUN_START to RUN_SUCCESS or RUN_FAILURE), its steps (STEP_START to STEP_SUCCESS, STEP_FAILURE or
     STEP_UP_FOR_RETRY, summed over attempts), how long the executor took to start them (STEP_WORKER_STARTING
-    to STEP_START, when the executor reports it), the checks' outcomes, and each source materialization's
-    `api_calls` (requests it made)."""
+    to STEP_START, when the executor reports it; `step_s` has every step's seconds), the checks' outcomes, and
+    each source materialization's `api_calls` (requests it made)."""
     from dagster import DagsterInstance, RunsFilter
 
     from integration_assets.core.dagster_adapter import run_events
@@ -317,12 +326,14 @@ def run_figures(home: Path, since: float, until: float) -> dict[str, Any]:
         "step_s_sum": round(sum(steps.values()), 2),
         "step_s_max": round(max(steps.values()), 2) if steps else 0.0,
         "slowest_steps": dict(sorted(((k, round(v, 2)) for k, v in steps.items()), key=lambda kv: -kv[1])[:5]),
+        "step_s": {k: round(v, 2) for k, v in steps.items()},  # every step, in the order they ended
         "step_launch_s_sum": round(launch_s, 2),
         "failed_steps": sorted({e.step_key for e in by_type.get("STEP_FAILURE", [])}),
         "retried_steps": len(by_type.get("STEP_UP_FOR_RETRY", [])),
         "skipped_steps": len(by_type.get("STEP_SKIPPED", [])),
         "checks": len(checks),
         "checks_failed": sum(not c.passed for c in checks),
+        "failed_checks": sorted(f"{c.asset_key.to_user_string()}:{c.check_name}" for c in checks if not c.passed),
         "materializations": len(by_type.get("ASSET_MATERIALIZATION", [])),
         "source_calls": source_calls,
     }

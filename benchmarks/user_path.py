@@ -55,6 +55,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import _harness as h
+from benchmarks._harness import figure_text as _num
 
 DEMO = {"seed": 1, "scale": 200, "defect_rate": 0.05}  # the quickstart's dataset (integration_assets/quickstart.py)
 SEQUENCE = (  # (job, what the run is), in the order each path runs them
@@ -219,14 +220,6 @@ def summarize(runs: list[dict[str, Any]], scale: int) -> dict[str, Any]:
             and max(per_stream.values()) <= TARGET_NOOP_REQUESTS
         )
     return {"scale": scale, "jobs": jobs, "noop": noop}
-
-
-def _num(value: Any, digits: int = 1) -> str:
-    if value is None:
-        return NONE
-    if isinstance(value, float):
-        return f"{value:,.{digits}f}"
-    return f"{value:,}" if isinstance(value, int) else str(value)
 
 
 def _yes(value: bool | None) -> str:

@@ -132,13 +132,14 @@ def test_contract_judges_what_landed_and_remembers_what_still_breaks_it(sandbox:
 
 
 def test_an_unchanged_input_is_not_rebuilt_and_costs_about_one_request_per_stream(
-    sandbox: Sandbox, tmp_path: Path
+    sandbox: Sandbox, tmp_path: Path, config_dir: Path
 ) -> None:
     url = str(tmp_path / "warehouse.duckdb")
     with DagsterInstance.ephemeral() as instance:
         full = materialize(EVERYTHING, resources=resources(sandbox, url), instance=instance)
         assert full.success
         assert all(m["rebuilt"].value for k, m in materialized(full).items() if "rebuilt" in m)
+        assert materialized(full)["canonical/deals"]["rebuilt_because"].value == "first build"
         _reset_stats(sandbox)
         noop = materialize(EVERYTHING, resources=resources(sandbox, url), instance=instance)
         assert noop.success
@@ -161,8 +162,18 @@ def test_an_unchanged_input_is_not_rebuilt_and_costs_about_one_request_per_strea
         )
         assert changed.status_code == 200, changed.text
         after = materialize(EVERYTHING, resources=resources(sandbox, url), instance=instance)
-        rebuilt = {key: m["rebuilt"].value for key, m in materialized(after).items() if "rebuilt" in m}
+        built = materialized(after)
+        rebuilt = {key: m["rebuilt"].value for key, m in built.items() if "rebuilt" in m}
         assert rebuilt["canonical/deals"] and not rebuilt["canonical/tickets"], rebuilt
+        # said plainly: the one input that changed (the deals' raw table), not a bare "rebuilt"
+        assert built["canonical/deals"]["rebuilt_because"].value == "changed since the last build: raw.crm_deals"
+        assert "rebuilt_because" not in built["canonical/tickets"]
+        # a person's decisions touch every entity: each is rebuilt, saying so
+        (config_dir / "review_decisions.yaml").write_text("# answered in the drill\ndecisions: []\n")
+        decided = materialized(materialize(EVERYTHING, resources=resources(sandbox, url), instance=instance))
+        because = {key: m["rebuilt_because"].value for key, m in decided.items() if "rebuilt_because" in m}
+        assert set(because) == set(rebuilt)
+        assert all(text == "changed since the last build: review_decisions.yaml" for text in because.values()), because
 
 
 def _data_versions(result, keys: list[str]) -> dict[str, str]:

@@ -39,6 +39,7 @@ from integration_assets.canonical import review
 from integration_assets.canonical.build import OWN, build_entity, streams_of, table_columns
 from integration_assets.canonical.columns import canonical_schema, customer_360_schema, review_queue_schema
 from integration_assets.canonical.contract_check import contract_description, evaluate_contract
+from integration_assets.canonical.load import load_raw
 from integration_assets.core.columns import storage_kind, table_metadata
 from integration_assets.core.config import config_path
 from integration_assets.core.evidence import as_check, check_result, first_named, schema
@@ -51,7 +52,7 @@ from integration_assets.core.policies import (
     freshness_sentence,
 )
 from integration_assets.core.quarantine import QUARANTINE_REASONS
-from integration_assets.core.warehouse import Warehouse
+from integration_assets.core.warehouse import Warehouse, validate_table
 from integration_assets.mapping.dictionary import load_dictionary
 from integration_assets.systems import CATALOG
 
@@ -70,6 +71,7 @@ RECORD_MAP_COLUMNS = {
 
 
 INPUTS_VERSION = "inputs_version"  # metadata of each build: what it was built from (`_inputs_version`)
+INPUTS = "inputs"  # metadata of each build: the fingerprint of each input, to say what changed next time
 
 
 class CanonicalConfig(Config):
@@ -77,41 +79,55 @@ class CanonicalConfig(Config):
     rebuild: bool = Field(False, description="rebuild even when no input changed since the last build")
 
 
-def _load_raw(warehouse: Warehouse, entity: str) -> dict:
-    raw = {}
-    for stream in streams_of(entity):
-        table = CATALOG.stream_of(*stream).raw_table
-        warehouse.ensure_raw_table(table)
-        raw[stream] = {
-            rid: {"payload": row["payload"], "is_deleted": bool(row["is_deleted"])}
-            for rid, row in warehouse.raw_records(table).items()
-        }
-    return raw
-
-
 def _key(entity: str) -> str:
     return f"canonical/{entity}"
 
 
-def _inputs_version(warehouse: Warehouse, entity: str, config: CanonicalConfig) -> str:
-    """What a build of `entity` depends on: its raw tables' versions, the field dictionary, the review
-    decisions and the run's settings. Equal to the last build's, the build would change nothing."""
-    parts = []
+def _inputs(warehouse: Warehouse, entity: str, config: CanonicalConfig) -> dict[str, str]:
+    """What a build of `entity` depends on, each with a short fingerprint: its raw tables' versions, the field
+    dictionary, the review decisions and the run's settings. All equal to the last build's, it would change
+    nothing; otherwise the ones that differ say why it is rebuilt."""
+    parts: dict[str, str] = {}
     for table in (CATALOG.stream_of(*stream).raw_table for stream in streams_of(entity)):
         warehouse.ensure_raw_table(table)
-        parts.append(f"{table}={warehouse.raw_version(table)}")
+        parts[table] = _fingerprint(warehouse.raw_version(table))
     for name in ("field_dictionary.yaml", "review_decisions.yaml"):
         path = config_path(name)
-        parts.append(f"{name}={hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else '-'}")
-    parts.append(f"default_region={config.default_region}")
-    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+        parts[name] = _fingerprint(path.read_bytes()) if path.exists() else "-"
+    parts["default_region"] = str(config.default_region)
+    return parts
 
 
-def _last_built_from(context: AssetExecutionContext, key: AssetKey) -> str | None:
+def _fingerprint(value: str | bytes) -> str:
+    return hashlib.sha256(value.encode() if isinstance(value, str) else value).hexdigest()[:12]
+
+
+def _inputs_version(inputs: dict[str, str]) -> str:
+    return _fingerprint("\n".join(f"{name}={value}" for name, value in inputs.items()))[:16]
+
+
+def _last_build(context: AssetExecutionContext, key: AssetKey) -> tuple[str | None, dict[str, str]]:
+    """The inputs version and fingerprints the last build of `key` recorded (none before the first)."""
     event = context.instance.get_latest_materialization_event(key)
     materialization = event.asset_materialization if event else None
-    entry = materialization.metadata.get(INPUTS_VERSION) if materialization else None
-    return getattr(entry, "value", None)
+    if materialization is None:
+        return None, {}
+    version = getattr(materialization.metadata.get(INPUTS_VERSION), "value", None)
+    inputs = getattr(materialization.metadata.get(INPUTS), "value", None)
+    return version, dict(inputs) if isinstance(inputs, dict) else {}
+
+
+def _why_rebuilt(config: CanonicalConfig, last_version: str | None, last: dict[str, str], now: dict[str, str]) -> str:
+    """The reason a build runs, in words: what changed since the last one (every table is rebuilt from all its
+    raw rows: a changed dictionary or decision touches every record, so nothing narrower would be right)."""
+    if config.rebuild:
+        return "asked for (config rebuild: true)"
+    if last_version is None:
+        return "first build"
+    if not last:
+        return "inputs changed since the last build (it recorded no detail)"
+    changed = [name for name, value in now.items() if last.get(name) != value]
+    return "changed since the last build: " + ", ".join(changed) if changed else "its table is missing"
 
 
 def _build(context: AssetExecutionContext, entity: str, warehouse: Warehouse, config: CanonicalConfig) -> dict:
@@ -120,7 +136,7 @@ def _build(context: AssetExecutionContext, entity: str, warehouse: Warehouse, co
     decisions = review.load_decisions()
     dictionary = load_dictionary()
     built = build_entity(
-        entity, dictionary, _load_raw(warehouse, entity), decisions, default_region=config.default_region
+        entity, dictionary, load_raw(warehouse, entity, dictionary), decisions, default_region=config.default_region
     )
     mapped = [
         {
@@ -172,6 +188,69 @@ def _build(context: AssetExecutionContext, entity: str, warehouse: Warehouse, co
     return metadata
 
 
+_TALLIES = (  # per stream, in the check's metadata as `<stream>_<tally>`
+    "records_in",
+    "accepted",
+    "in_review",
+    "deleted",  # accepted as deleted, in review, or dropped
+    "accepted_deleted",
+    "deleted_dropped",
+    "unaccounted",
+    "accepted_and_in_review",
+    "unknown",
+)
+_WHERE = {
+    "unaccounted": "in the raw table, live; neither accepted nor in review",
+    "accepted_and_in_review": "accepted and in the review queue",
+    "unknown": "accepted or in review; not in the raw table",
+}
+
+
+def _balance(
+    warehouse: Warehouse, raw_table: str, asset: str, stream: tuple[str, str]
+) -> tuple[dict[str, int], list[tuple[str, str]]]:
+    """One stream's balance, counted in the warehouse (a full outer join of the raw ids, the record map and the
+    review queue): the tallies, and (problem, id) of each record at fault, which are all that leave it."""
+    joined = f"""
+        WITH raw AS (SELECT CAST(id AS TEXT) AS id, is_deleted FROM {validate_table(raw_table)}),
+        mapped AS (
+            SELECT DISTINCT record_id AS id FROM {RECORD_MAP} WHERE asset = ? AND system = ? AND object_type = ?
+        ),
+        queued AS (
+            SELECT DISTINCT record_id AS id FROM {review.TABLE}
+            WHERE found_by = ? AND system = ? AND object_type = ? AND status IN ('open', 'ignored')
+        ),
+        joined AS (
+            SELECT coalesce(raw.id, mapped.id, queued.id) AS id, raw.id IS NOT NULL AS in_raw,
+                coalesce(raw.is_deleted, FALSE) AS gone, mapped.id IS NOT NULL AS accepted,
+                queued.id IS NOT NULL AS in_review
+            FROM raw FULL OUTER JOIN mapped ON mapped.id = raw.id
+            FULL OUTER JOIN queued ON queued.id = coalesce(raw.id, mapped.id)
+        ),
+        judged AS (
+            SELECT *, CASE
+                WHEN accepted AND in_review THEN 'accepted_and_in_review'
+                WHEN NOT in_raw THEN 'unknown'
+                WHEN NOT gone AND NOT accepted AND NOT in_review THEN 'unaccounted'
+            END AS problem FROM joined
+        )"""
+    params = [asset, *stream, asset, *stream]
+    (tally,) = warehouse.query(
+        f"""{joined}
+        SELECT count(*) FILTER (WHERE in_raw), count(*) FILTER (WHERE accepted), count(*) FILTER (WHERE in_review),
+            count(*) FILTER (WHERE in_raw AND gone), count(*) FILTER (WHERE accepted AND gone),
+            count(*) FILTER (WHERE gone AND NOT accepted AND NOT in_review),
+            count(*) FILTER (WHERE problem = 'unaccounted'), count(*) FILTER (WHERE accepted AND in_review),
+            count(*) FILTER (WHERE NOT in_raw)
+        FROM judged""",
+        params,
+    )
+    faults = warehouse.query(f"{joined} SELECT problem, id FROM judged WHERE problem IS NOT NULL ORDER BY id", params)
+    ordered = {"unaccounted": 0, "accepted_and_in_review": 1, "unknown": 2}
+    faults.sort(key=lambda fault: (ordered[fault[0]], fault[1]))
+    return dict(zip(_TALLIES, (int(v) for v in tally), strict=True)), [(str(p), str(i)) for p, i in faults]
+
+
 def accounting_balances(entity: str, warehouse: Warehouse) -> AssetCheckResult:
     """Records in = accepted + in review + deleted and not built, and no record both, per stream the entity owns.
 
@@ -192,63 +271,26 @@ def accounting_balances(entity: str, warehouse: Warehouse) -> AssetCheckResult:
         source = CATALOG.stream_of(*stream)
         name = source.key.replace("/", "_")
         warehouse.ensure_raw_table(source.raw_table)
-        raw = warehouse.query(f"SELECT id, is_deleted FROM {source.raw_table}")
-        raw_ids = {str(r[0]) for r in raw}
-        gone = {str(r[0]) for r in raw if r[1]}  # deleted or archived at the source
-        accepted = {
-            str(r[0])
-            for r in warehouse.query(
-                f"SELECT record_id FROM {RECORD_MAP} WHERE asset = ? AND system = ? AND object_type = ?",
-                [_key(entity), *stream],
-            )
-        }
-        in_review = {
-            str(r[0])
-            for r in warehouse.query(
-                f"SELECT record_id FROM {review.TABLE} WHERE found_by = ? AND system = ? AND object_type = ? "
-                "AND status IN ('open', 'ignored')",
-                [_key(entity), *stream],
-            )
-        }
-        dropped = gone - accepted - in_review  # deleted at the source and no longer built: accounted as deleted
-        both, lost = accepted & in_review, raw_ids - accepted - in_review - dropped
-        extra = (accepted | in_review) - raw_ids
-        counts.update(
-            {
-                f"{name}_records_in": len(raw_ids),
-                f"{name}_accepted": len(accepted),
-                f"{name}_in_review": len(in_review),
-                f"{name}_deleted": len(gone),  # accepted as deleted, in review, or dropped
-                f"{name}_accepted_deleted": len(accepted & gone),
-                f"{name}_deleted_dropped": len(dropped),
-                f"{name}_unaccounted": len(lost),
-                f"{name}_accepted_and_in_review": len(both),
-                f"{name}_unknown": len(extra),
-            }
-        )
+        tally, faults = _balance(warehouse, source.raw_table, _key(entity), stream)
+        counts.update({f"{name}_{kind}": tally[kind] for kind in _TALLIES})
         records_in, accepted_total, in_review_total = (
-            records_in + len(raw_ids),
-            accepted_total + len(accepted),
-            in_review_total + len(in_review),
+            records_in + tally["records_in"],
+            accepted_total + tally["accepted"],
+            in_review_total + tally["in_review"],
         )
-        deleted_total, dropped_total = deleted_total + len(gone), dropped_total + len(dropped)
-        for problem, ids, where in (
-            ("unaccounted", lost, "in the raw table, live; neither accepted nor in review"),
-            ("accepted_and_in_review", both, "accepted and in the review queue"),
-            ("unknown", extra, "accepted or in review; not in the raw table"),
-        ):
-            rows += [
-                {
-                    "system": stream[0],
-                    "object_type": stream[1],
-                    "id": rid,
-                    "link": CATALOG.record_page(*stream, rid),
-                    "problem": problem,
-                    "found": where,
-                    "raw_table": source.raw_table,
-                }
-                for rid in sorted(ids)
-            ]
+        deleted_total, dropped_total = deleted_total + tally["deleted"], dropped_total + tally["deleted_dropped"]
+        rows += [
+            {
+                "system": stream[0],
+                "object_type": stream[1],
+                "id": rid,
+                "link": CATALOG.record_page(*stream, rid),
+                "problem": problem,
+                "found": _WHERE[problem],
+                "raw_table": source.raw_table,
+            }
+            for problem, rid in faults
+        ]
     kinds = {kind: sum(1 for r in rows if r["problem"] == kind) for kind in ("unaccounted", "accepted_and_in_review")}
     named = first_named([f"{r['system']}/{r['object_type']}/{r['id']}" for r in rows])
     return check_result(
@@ -325,16 +367,18 @@ def _build_canonical(entity: str, description: str) -> AssetsDefinition:
         warehouse: Warehouse = context.resources.warehouse.open()
         with warehouse.held():  # one connection for the step: opening DuckDB costs more than most queries
             if key in context.selected_asset_keys:
-                inputs = _inputs_version(warehouse, entity, config)
-                if (
-                    config.rebuild
-                    or inputs != _last_built_from(context, key)
-                    or not warehouse.has_table(f"canonical.{entity}")
-                ):
-                    metadata = {**_build(context, entity, warehouse, config), INPUTS_VERSION: inputs, "rebuilt": True}
+                parts = _inputs(warehouse, entity, config)
+                inputs = _inputs_version(parts)
+                last_version, last_parts = _last_build(context, key)
+                recorded = {INPUTS_VERSION: inputs, INPUTS: MetadataValue.json(parts)}
+                if config.rebuild or inputs != last_version or not warehouse.has_table(f"canonical.{entity}"):
+                    why = _why_rebuilt(config, last_version, last_parts, parts)
+                    context.log.info(f"{_key(entity)}: rebuilt from all its raw rows; {why}")
+                    built = _build(context, entity, warehouse, config)
+                    metadata = {**built, **recorded, "rebuilt": True, "rebuilt_because": why}
                 else:
                     context.log.info(f"{_key(entity)}: no input changed since its last build ({inputs}); not rebuilt")
-                    metadata = {INPUTS_VERSION: inputs, "rebuilt": False}
+                    metadata = {**recorded, "rebuilt": False}
                 yield MaterializeResult(metadata=metadata, data_version=DataVersion(inputs))
             # judged again even when nothing was rebuilt: the newest materialization carries its verdicts, which
             # the automation reads before anything downstream acts on the table (a blocking `contract` above all)
@@ -369,6 +413,30 @@ CUSTOMER_360_COLUMNS = {
 }
 
 
+# Per client: open tickets and won deals (counts), then money per currency (never added across currencies):
+# revenue_paid = succeeded payments less refunds, open_receivables = amount_remaining of open invoices.
+_CLIENTS = """
+    WITH tickets AS (
+        SELECT customer_id, count(*) AS n FROM canonical.tickets
+        WHERE status IN ('open', 'waiting') AND NOT is_deleted AND customer_id IS NOT NULL GROUP BY customer_id
+    ),
+    won AS (
+        SELECT customer_id, count(*) AS n FROM canonical.deals WHERE stage = 'won' AND NOT is_deleted
+        GROUP BY customer_id
+    )
+    SELECT c.customer_id, c.name, c.account_owner, c.plan, c.is_deleted, coalesce(t.n, 0) AS open_tickets,
+        coalesce(w.n, 0) AS won_deals
+    FROM canonical.customers AS c LEFT JOIN tickets AS t ON t.customer_id = c.customer_id
+    LEFT JOIN won AS w ON w.customer_id = c.customer_id"""
+_MONEY = """
+    SELECT 'paid', customer_id, currency, sum(amount - coalesce(amount_refunded, 0)) FROM canonical.payments
+    WHERE status = 'succeeded' AND NOT is_deleted AND customer_id IS NOT NULL GROUP BY customer_id, currency
+    UNION ALL
+    SELECT 'due', customer_id, currency, sum(amount_remaining) FROM canonical.invoices
+    WHERE status = 'open' AND NOT is_deleted AND customer_id IS NOT NULL AND amount_remaining IS NOT NULL
+    GROUP BY customer_id, currency"""
+
+
 @asset(
     key=AssetKey(["canonical", "customer_360"]),
     deps=[AssetKey(["canonical", e]) for e in ("customers", "deals", "invoices", "payments", "tickets")],
@@ -390,37 +458,15 @@ CUSTOMER_360_COLUMNS = {
 )
 def customer_360(context: AssetExecutionContext) -> MaterializeResult:
     warehouse: Warehouse = context.resources.warehouse.open()
-    customers = warehouse.frame("SELECT customer_id, name, account_owner, plan, is_deleted FROM canonical.customers")
-    payments = warehouse.frame(
-        "SELECT customer_id, currency, amount - coalesce(amount_refunded, 0) AS net FROM canonical.payments "
-        "WHERE status = 'succeeded' AND NOT is_deleted AND customer_id IS NOT NULL"
-    )
-    invoices = warehouse.frame(
-        "SELECT customer_id, currency, amount_remaining FROM canonical.invoices "
-        "WHERE status = 'open' AND NOT is_deleted AND customer_id IS NOT NULL"
-    )
-    tickets = warehouse.frame(
-        "SELECT customer_id, count(*) AS n FROM canonical.tickets WHERE status IN ('open', 'waiting') "
-        "AND NOT is_deleted AND customer_id IS NOT NULL GROUP BY customer_id"
-    )
-    deals = warehouse.frame(
-        "SELECT customer_id, count(*) AS n FROM canonical.deals WHERE stage = 'won' AND NOT is_deleted "
-        "GROUP BY customer_id"
-    )
-
-    def per_currency(frame: pd.DataFrame, column: str) -> dict[str, dict[str, int]]:
-        out: dict[str, dict[str, int]] = {}
-        for row in frame.itertuples(index=False):
-            money = out.setdefault(row.customer_id, {})
-            money[row.currency] = money.get(row.currency, 0) + int(getattr(row, column))
-        return out
-
-    revenue, receivables = per_currency(payments, "net"), per_currency(invoices, "amount_remaining")
-    open_tickets = dict(zip(tickets["customer_id"], tickets["n"], strict=True))
-    won = dict(zip(deals["customer_id"], deals["n"], strict=True))
+    with warehouse.held():  # the sums and counts are group-bys in the warehouse; one row per client comes back
+        clients = warehouse.frame(_CLIENTS)
+        money = warehouse.query(_MONEY)
+    per_client: dict[str, dict[str, dict[str, int]]] = {"paid": {}, "due": {}}
+    for kind, customer_id, currency, minor in money:
+        per_client[kind].setdefault(customer_id, {})[currency] = int(minor)
     rows = []
-    for row in customers.itertuples(index=False):
-        paid, due = revenue.get(row.customer_id, {}), receivables.get(row.customer_id, {})
+    for row in clients.itertuples(index=False):
+        paid, due = per_client["paid"].get(row.customer_id, {}), per_client["due"].get(row.customer_id, {})
         rows.append(
             {
                 "customer_id": row.customer_id,
@@ -430,8 +476,8 @@ def customer_360(context: AssetExecutionContext) -> MaterializeResult:
                 "currencies": ",".join(sorted(set(paid) | set(due))),
                 "revenue_paid": paid,
                 "open_receivables": due,
-                "open_tickets": int(open_tickets.get(row.customer_id, 0)),
-                "won_deals": int(won.get(row.customer_id, 0)),
+                "open_tickets": int(row.open_tickets),
+                "won_deals": int(row.won_deals),
                 "is_deleted": bool(row.is_deleted),
             }
         )

@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from integration_assets.core.payload import MISSING, resolve_path
@@ -110,6 +111,84 @@ def _identity_paths(dictionary: FieldDictionary, system: str, object_type: str) 
     }
 
 
+_MEMO_LIMIT = 1 << 16  # distinct raw values remembered per field (cleared when full)
+_SCALARS = (str, int, float, bool, type(None))
+
+
+@dataclass
+class _FieldReader:
+    """How one field is read from one raw object type: planned once per dictionary, not once per record, with
+    the result of each distinct raw value remembered (labels, currencies, owners and numbers recur a lot)."""
+
+    dictionary: FieldDictionary
+    name: str
+    spec: FieldSpec
+    source: Source
+    system: str
+    memo: dict[tuple, tuple[Any, Problem | None]] = field(default_factory=dict)
+
+    def read(self, payload: dict, default_region: str | None) -> tuple[Any, Any, Problem | None]:
+        """(raw value, canonical value or EMPTY, problem)."""
+        raw = _raw(self.source, payload)
+        key = _memo_key(raw, default_region)
+        if key is not None:
+            found = self.memo.get(key)
+            if found is not None:
+                return raw, *found
+        value, problem = self._judge(raw, default_region)
+        if key is not None and not isinstance(value, list):
+            if len(self.memo) >= _MEMO_LIMIT:
+                self.memo.clear()
+            self.memo[key] = (value, problem)
+        return raw, value, problem
+
+    def _judge(self, raw: Any, default_region: str | None) -> tuple[Any, Problem | None]:
+        name, spec, source = self.name, self.spec, self.source
+        try:
+            value, problem = _read(self.dictionary, name, spec, source, self.system, raw, default_region)
+        except ValueError as exc:  # an id that is no id at all (namespaced_id refuses it)
+            value, problem = EMPTY, Problem("contract_violation", name, f"{name}: {exc}")
+        if problem is None and value is EMPTY and spec.empty == "reject":
+            problem = Problem(
+                "missing_required_field",
+                name,
+                f"{name} ({source.path or source.amount}) is empty, but the vendor guarantees it: a broken payload.",
+            )
+        return (EMPTY, problem) if problem is not None else (value, None)
+
+
+def _memo_key(raw: Any, default_region: str | None) -> tuple | None:
+    """A key telling equal values of different types apart (1, 1.0 and True), or None when not a scalar."""
+    if isinstance(raw, tuple):  # money: (amount, currency)
+        if all(isinstance(part, _SCALARS) for part in raw):
+            return (default_region, *((type(part), part) for part in raw))
+        return None
+    if raw is MISSING:
+        return (default_region, "MISSING")
+    return (default_region, type(raw), raw) if isinstance(raw, _SCALARS) else None
+
+
+_PLANS: dict[tuple[int, str, str, str], tuple[FieldDictionary, list[_FieldReader]]] = {}
+
+
+def _plan(dictionary: FieldDictionary, entity: str, system: str, object_type: str) -> list[_FieldReader]:
+    """The fields of `entity` this raw object feeds, each with its reader; identity's explicit links left out."""
+    key = (id(dictionary), entity, system, object_type)
+    cached = _PLANS.get(key)
+    if cached is not None and cached[0] is dictionary:
+        return cached[1]
+    skip = _identity_paths(dictionary, system, object_type)
+    readers = [
+        _FieldReader(dictionary, name, spec, source, system)
+        for name, spec in dictionary.entity(entity).fields.items()
+        if (source := spec.sources.get(system)) is not None
+        and source.object_type == object_type
+        and not (source.path in skip and source.id_system is not None)  # an explicit link: identity.py reads it
+    ]
+    _PLANS[key] = (dictionary, readers)
+    return readers
+
+
 def read_record(
     dictionary: FieldDictionary,
     entity: str,
@@ -121,35 +200,41 @@ def read_record(
 ) -> RecordRead:
     """Every field of `entity` fed by this raw object, normalized; problems with reason codes."""
     out = RecordRead()
-    skip = _identity_paths(dictionary, system, object_type)
-    for name, spec in dictionary.entity(entity).fields.items():
-        source = spec.sources.get(system)
-        if source is None or source.object_type != object_type:
-            continue
-        if source.path in skip and source.id_system is not None:
-            continue  # an explicit link: identity.py reads it
-        raw = _raw(source, payload)
-        try:
-            value, problem = _read(dictionary, name, spec, source, system, raw, default_region)
-        except ValueError as exc:  # an id that is no id at all (namespaced_id refuses it)
-            value, problem = EMPTY, Problem("contract_violation", name, f"{name}: {exc}")
-        if problem is None and value is EMPTY and spec.empty == "reject":
-            problem = Problem(
-                "missing_required_field",
-                name,
-                f"{name} ({source.path or source.amount}) is empty, but the vendor guarantees it: a broken payload.",
-            )
+    for reader in _plan(dictionary, entity, system, object_type):
+        raw, value, problem = reader.read(payload, default_region)
         if problem is not None:
             out.problems.append(problem)
-            value = EMPTY
-        out.values[name] = FieldValue(value, raw)
+        out.values[reader.name] = FieldValue(value, raw)
     return out
 
 
 def _raw(source: Source, payload: dict) -> Any:
     if source.amount is not None:
-        return (resolve_path(payload, source.amount), resolve_path(payload, source.currency or ""))
-    return resolve_path(payload, source.path or "")
+        return (_resolve(payload, source.amount), _resolve(payload, source.currency or ""))
+    return _resolve(payload, source.path or "")
+
+
+@lru_cache(maxsize=1024)
+def _plain_keys(path: str) -> tuple[str, ...] | None:
+    """The keys of a path of plain keys (no `[]`), which `_resolve` walks without recursion."""
+    return None if "[]" in path else tuple(path.split("."))
+
+
+def _resolve(payload: Any, path: str) -> Any:
+    """`resolve_path`, walking a path of plain keys in a loop (the common case, read for every field)."""
+    keys = _plain_keys(path)
+    if keys is None:
+        return resolve_path(payload, path)
+    value = payload
+    for key in keys:
+        if value is None:
+            return None
+        if not isinstance(value, dict):
+            return MISSING
+        value = value.get(key, MISSING)
+        if value is MISSING:
+            return MISSING
+    return value
 
 
 def _read(
@@ -239,6 +324,11 @@ def _currency(raw: Any) -> str | Rejected:
     return code
 
 
+@lru_cache(maxsize=256)
+def _pattern(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern)
+
+
 def _check_format(name: str, spec: FieldSpec, value: Any, number: Any) -> tuple[Any, Problem | None]:
     fmt = spec.format
     if fmt is None:
@@ -255,6 +345,6 @@ def _check_format(name: str, spec: FieldSpec, value: Any, number: Any) -> tuple[
     if isinstance(value, str):
         if fmt.max_length is not None and len(value) > fmt.max_length:
             return EMPTY, Problem(reason, name, f"{name} is longer than {fmt.max_length} characters.")
-        if fmt.pattern is not None and not re.fullmatch(fmt.pattern, value):
+        if fmt.pattern is not None and not _pattern(fmt.pattern).fullmatch(value):
             return EMPTY, Problem(reason, name, f"{name} {shown} does not match {fmt.pattern}.")
     return value, None

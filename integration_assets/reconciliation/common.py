@@ -15,7 +15,8 @@ asset check in the UI, with its own history, executable alone: the step evaluate
 in its run. Each follows its canonical inputs (`automation_condition("reconciliation")`).
 """
 
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,17 +28,18 @@ from dagster import (
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetKey,
+    MetadataValue,
     TableSchema,
     multi_asset_check,
 )
 
 from integration_assets.core.evidence import as_check, check_result, first_named, schema
 from integration_assets.core.monitoring_config import load_monitoring
-from integration_assets.core.payload import resolve_path
 from integration_assets.core.policies import automation_condition
-from integration_assets.core.warehouse import Warehouse
-from integration_assets.mapping.normalize import Money, currency_exponent, namespaced_id
+from integration_assets.core.warehouse import Warehouse, validate_table
+from integration_assets.mapping.normalize import Money, currency_exponent
 from integration_assets.mapping.schema import FieldDictionary
+from integration_assets.reconciliation.findings import FindingsDelta
 from integration_assets.systems import CATALOG
 
 __all__ = [
@@ -49,11 +51,13 @@ __all__ = [
     "canonical_key",
     "cross_system_step",
     "diff_row",
-    "live_raw",
+    "found_text",
+    "json_string",
+    "json_text",
     "money_text",
     "outcome",
-    "raw_reference_ids",
     "ref_text",
+    "reference_sql",
     "source_refs",
 ]
 
@@ -136,28 +140,44 @@ def diff_row(
     }
 
 
-def live_raw(warehouse: Warehouse, table: str) -> dict[str, dict]:
-    """Raw records not deleted at the source, id → payload (accepted or in review alike)."""
-    warehouse.ensure_raw_table(table)
-    return {rid: row["payload"] for rid, row in warehouse.raw_records(table).items() if not row["is_deleted"]}
+_PATH_KEY = re.compile(r"[A-Za-z0-9_-]+")
+_COLUMN = re.compile(r"([a-z_][a-z0-9_]*\.)?[a-z_][a-z0-9_]*")
 
 
-def raw_reference_ids(
-    dictionary: FieldDictionary, entity: str, field: str, system: str, payloads: Iterable[Mapping]
-) -> set[str]:
-    """Canonical ids a field points at, read from raw payloads through the dictionary's path for `system`.
+def json_text(column: str, path: str) -> str:
+    """SQL for the text at a dotted payload path (`metadata.hubspot_deal_id` → `payload->'metadata'->>'…'`).
 
-    Used where a record in review must still count (an invoice in review still bills its deal)."""
+    Chained `->`/`->>` mean the same on DuckDB's JSON and PostgreSQL's jsonb, so one statement serves both.
+    A path that maps over a list (`lines[]`) has no single value and is refused."""
+    keys = path.split(".")
+    if not _COLUMN.fullmatch(column) or not all(_PATH_KEY.fullmatch(key) for key in keys):
+        raise ValueError(f"not a plain payload path: {column!r} {path!r}")
+    *head, last = keys
+    return column + "".join(f"->'{key}'" for key in head) + f"->>'{last}'"
+
+
+def json_string(column: str, path: str) -> str:
+    """SQL for the text at a dotted payload path when the value there is a JSON string; NULL otherwise (missing,
+    null, a number, a boolean, a list or an object), where `json_text` would give a number's digits as text.
+
+    A JSON value cast to text starts with `"` exactly when it is a string, on DuckDB's JSON and PostgreSQL's
+    jsonb alike."""
+    value = json_text(column, path)
+    head, _, last = value.rpartition("->>")
+    return f"CASE WHEN substr(CAST({head}->{last} AS TEXT), 1, 1) = '\"' THEN {value} END"
+
+
+def reference_sql(dictionary: FieldDictionary, entity: str, field: str, system: str, table: str) -> str:
+    """A query of the canonical ids `field` points at in the live raw records of `table`, read through the
+    dictionary's path for `system`: where a record in review must still count (an invoice in review still bills
+    its deal). Lists and objects, empty and missing values point at nothing."""
     source = dictionary.entity(entity).field(field).sources[system]
-    found: set[str] = set()
-    for payload in payloads:
-        value = resolve_path(payload, source.path or "")
-        if value is None or isinstance(value, list | dict) or str(value).strip() == "":
-            continue
-        if not isinstance(value, str | int):
-            continue
-        found.add(namespaced_id(source.id_system or system, str(value).strip()))
-    return found
+    value = json_text("payload", source.path or "")
+    prefix = f"{source.id_system or system}:"
+    return (
+        f"SELECT DISTINCT '{prefix}' || trim(v) AS ref FROM (SELECT {value} AS v FROM {validate_table(table)} "
+        "WHERE NOT is_deleted) AS r WHERE v IS NOT NULL AND trim(v) <> '' AND substr(v, 1, 1) NOT IN ('{', '[')"
+    )
 
 
 def outcome(
@@ -170,23 +190,53 @@ def outcome(
     next_action: str,
     severity: AssetCheckSeverity,
     extra_counts: Mapping[str, int | float] | None = None,
+    findings: FindingsDelta | None = None,
 ) -> AssetCheckResult:
     """The check's result through `check_result`: every problem kind counted (zeros too, so plots are whole),
-    a failing summary naming the counts and the first records, the records as the `DIFF_SCHEMA` table."""
+    a failing summary naming the counts and the first records, the records as the `DIFF_SCHEMA` table.
+
+    With `findings` (what `findings.record_findings` stored of `rows`), the counts of new, persisting and
+    resolved findings are added, the summary names the new ones only, and the metadata says which table holds
+    the full list (the table shown here is capped)."""
     counts: dict[str, int | float] = {kind: sum(1 for r in rows if r["problem"] == kind) for kind in kinds}
     counts.update(extra_counts or {})
-    found = ", ".join(f"{counts[k]} {k}" for k in kinds if counts[k])
+    text = ok_summary if not rows else _failing_summary(summary, found_text(counts, kinds), rows)
+    extra: dict[str, Any] = {}
+    if findings is not None:
+        counts.update(
+            new_findings=len(findings.new),
+            persisting_findings=findings.persisting,
+            resolved_findings=findings.resolved,
+        )
+        text += " " + _changes(findings)
+        new_named = [ref_text((r["system"], r["object_type"], str(r["id"]))) for r in findings.new]
+        extra["new_records"] = MetadataValue.text(first_named(new_named) if new_named else "")
+        extra["findings_table"] = MetadataValue.text(findings.table)
     return check_result(
         passed=not rows,
         system=system,
-        summary=ok_summary if not rows else _failing_summary(summary, found, rows),
+        summary=text,
         next_action=next_action,
         records=rows,
         columns=DIFF_SCHEMA,
         counts=counts,
         limit=load_monitoring().reconciliation.sample_rows,
         severity=severity,
+        extra=extra,
     )
+
+
+def found_text(counts: Mapping[str, int | float], kinds: Sequence[str]) -> str:
+    """`2 won_deal_without_invoice, 1 invoice_amount_mismatch`: the kinds found, in their order."""
+    return ", ".join(f"{counts[k]} {k}" for k in kinds if counts[k])
+
+
+def _changes(findings: FindingsDelta) -> str:
+    """`1 new since the last evaluation: billing/invoices/in_9; 4 persisting, 2 resolved (every finding in
+    ops.reconciliation_findings).`: what changed, naming only the new findings."""
+    named = [ref_text((r["system"], r["object_type"], str(r["id"]))) for r in findings.new]
+    new = f"{len(named)} new since the last evaluation" + (f": {first_named(named)}" if named else "")
+    return f"{new}; {findings.persisting} persisting, {findings.resolved} resolved (every finding in {findings.table})."
 
 
 def _failing_summary(summary: str, found: str, rows: Sequence[Mapping[str, Any]]) -> str:

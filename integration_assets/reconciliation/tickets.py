@@ -8,7 +8,7 @@ A row names the ticket; for an unknown requester, the other record is the reques
 one to link to a CRM contact), not the ticket again.
 """
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from dagster import AssetCheckResult, AssetCheckSeverity
@@ -22,6 +22,7 @@ from integration_assets.reconciliation.common import (
     outcome,
     source_refs,
 )
+from integration_assets.reconciliation.findings import record_findings
 
 __all__ = ["checks", "ticket_problems"]
 
@@ -36,29 +37,44 @@ def _person_record(person: Mapping[str, Any] | None) -> Ref | None:
     return next((ref for ref in refs if ref[0] == SUPPORT), refs[0] if refs else None)
 
 
-def ticket_problems(
-    tickets: Iterable[Mapping[str, Any]], people: Iterable[Mapping[str, Any]], customer_ids: set[str]
-) -> list[dict[str, Any]]:
-    """Rows for tickets whose requester is no CRM person (nor staff), or whose client is unknown."""
-    people = list(people)
-    by_id = {p["person_id"]: p for p in people}
-    known_people = {
-        p["person_id"]: p for p in people if not p["is_deleted"] and (p["contact_id"] or p["role"] == STAFF_ROLE)
-    }
+# A requester is known when the person is live and a CRM contact, or staff; a ticket's client when it is live.
+_TICKETS = f"""
+    WITH t AS (
+        SELECT ticket_id, requester_id, customer_id, source_records FROM canonical.tickets WHERE NOT is_deleted
+    ),
+    known AS (
+        SELECT DISTINCT person_id FROM canonical.contacts
+        WHERE NOT is_deleted AND ((contact_id IS NOT NULL AND contact_id <> '') OR role = '{STAFF_ROLE}')
+    ),
+    clients AS (SELECT DISTINCT customer_id FROM canonical.customers WHERE NOT is_deleted)
+    SELECT 1 AS rule, t.ticket_id, t.source_records, t.requester_id, p.person_id, p.is_deleted, p.role,
+        p.source_records AS person_records
+    FROM t LEFT JOIN known AS k ON k.person_id = t.requester_id
+        LEFT JOIN canonical.contacts AS p ON p.person_id = t.requester_id
+    WHERE k.person_id IS NULL
+    UNION ALL
+    SELECT 2, t.ticket_id, t.source_records, t.customer_id, NULL, NULL, NULL, NULL
+    FROM t LEFT JOIN clients AS c ON c.customer_id = t.customer_id WHERE c.customer_id IS NULL
+    UNION ALL
+    SELECT 0, NULL, NULL, NULL, NULL, NULL, NULL, CAST((SELECT count(*) FROM t) AS TEXT)
+    ORDER BY rule, ticket_id"""
+
+
+def ticket_problems(warehouse: Warehouse) -> tuple[list[dict[str, Any]], int]:
+    """Rows for tickets whose requester is no CRM person (nor staff), or whose client is unknown: joined in the
+    warehouse, only those tickets come back. Returns the rows and the number of live tickets."""
+    (*_, tickets), *found = warehouse.query(_TICKETS)
     rows: list[dict[str, Any]] = []
-    for ticket in tickets:
-        ref = source_refs(ticket["source_records"])[0]
-        requester = ticket["requester_id"]
-        if requester not in known_people:
-            person = by_id.get(requester)
-            shown = "(none)" if not requester else f"{requester} ({_requester_state(person)})"
-            rows.append(
-                diff_row(ref, "unknown_requester", "requester_id", shown, "no CRM contact", _person_record(person))
-            )
-        customer = ticket["customer_id"]
-        if customer not in customer_ids:
-            rows.append(diff_row(ref, "unknown_organization", "customer_id", customer or "(none)", "no known client"))
-    return rows
+    for rule, _, records, value, person_id, is_deleted, role, person_records in found:
+        ref = source_refs(records)[0]
+        if rule == 1:
+            person = None if person_id is None else {"is_deleted": is_deleted, "role": role}
+            shown = "(none)" if not value else f"{value} ({_requester_state(person)})"
+            other = _person_record({"source_records": person_records} if person else None)
+            rows.append(diff_row(ref, "unknown_requester", "requester_id", shown, "no CRM contact", other))
+        else:
+            rows.append(diff_row(ref, "unknown_organization", "customer_id", value or "(none)", "no known client"))
+    return rows, int(tickets)
 
 
 def _requester_state(person: Mapping[str, Any] | None) -> str:
@@ -70,23 +86,19 @@ def _requester_state(person: Mapping[str, Any] | None) -> str:
 
 
 def tickets_known_people(warehouse: Warehouse) -> AssetCheckResult:
-    tickets = warehouse.records(
-        "SELECT ticket_id, requester_id, customer_id, source_records FROM canonical.tickets WHERE NOT is_deleted"
-    )
-    people = warehouse.records("SELECT person_id, contact_id, role, is_deleted, source_records FROM canonical.contacts")
-    customers = {r[0] for r in warehouse.query("SELECT customer_id FROM canonical.customers WHERE NOT is_deleted")}
-    rows = ticket_problems(tickets, people, customers)
+    rows, tickets = ticket_problems(warehouse)
     return outcome(
         system="support",
         rows=rows,
         kinds=KINDS,
-        ok_summary=f"{len(tickets)} tickets: every requester is a CRM contact or staff, every client known.",
+        ok_summary=f"{tickets} tickets: every requester is a CRM contact or staff, every client known.",
         summary="Tickets from people or organizations the CRM does not know",
         next_action="For an unknown requester, add the person as a contact in HubSpot (or set the Zendesk user's "
         "external_id to their contact id); for an unknown organization, link the Zendesk organization to its "
         "HubSpot company (external_id).",
         severity=AssetCheckSeverity.ERROR,
-        extra_counts={"tickets": len(tickets)},
+        extra_counts={"tickets": tickets},
+        findings=record_findings(warehouse, "canonical/tickets", "tickets_known_people", rows),
     )
 
 

@@ -289,3 +289,62 @@ def test_one_check_executes_alone_from_the_asset_graph(sandbox: Sandbox, warehou
     assert (evaluation.asset_key, evaluation.check_name) == (key.asset_key, key.name)
     assert isinstance(evaluation.metadata["records"], TableMetadataValue)
     assert all(name in evaluation.metadata for name in (*EVIDENCE_KEYS, *RECORDS_KEYS))
+
+
+def test_findings_that_persist_page_once_and_new_ones_are_named(sandbox: Sandbox, warehouse_url: str) -> None:
+    """The alert of a failing check fires once per problem (the check): evaluated again with the same findings,
+    it stays quiet, its metadata counting them as persisting; a new record at fault is named on its own."""
+    from integration_assets.core.dagster_adapter import EventPosition
+    from integration_assets.core.monitoring_config import load_monitoring
+    from integration_assets.monitoring.alerts import apply_observations, ensure_alerts_table, load_alerts
+    from integration_assets.monitoring.sensors import family_of, read_check_observations
+
+    families = [family_of(name) for name in CANONICAL_CHECKS]
+    warehouse = Warehouse.from_url(warehouse_url)
+    ensure_alerts_table(warehouse)
+    owners = load_monitoring().owners
+    with DagsterInstance.ephemeral() as instance:
+        first = by_name(run_everything(sandbox, warehouse_url, instance))
+        observations, after = read_check_observations(instance, EventPosition(), families, owners)
+        opened = apply_observations(warehouse, observations, ["jsonl:pager"]).opened
+        payments = first["invoices_paid_by_payments"]
+        assert not payments.passed
+        assert "check:canonical/payments:invoices_paid_by_payments" in {a.problem_key for a in opened}
+        alert = next(a for a in opened if a.check_name == "invoices_paid_by_payments")
+        assert alert.evidence["counts"]["new_findings"] == payments.metadata["problems"].value
+
+        second = by_name(run_everything(sandbox, warehouse_url, instance))  # the same findings
+        observations, after = read_check_observations(instance, after, families, owners)
+        again = apply_observations(warehouse, observations, ["jsonl:pager"])
+        assert not again.opened and not again.escalated  # no second page
+        for name, check in second.items():
+            if not check.passed:
+                assert check.metadata["new_findings"].value == 0, name
+                assert check.metadata["persisting_findings"].value == check.metadata["problems"].value
+
+        # a charge's invoice vanishes from the warehouse: one new finding, named alone, still no new page
+        charge = warehouse.query(  # a clean charge of a clean invoice
+            "SELECT p.invoice_id FROM canonical.payments AS p JOIN canonical.invoices AS i "
+            "ON i.invoice_id = p.invoice_id WHERE NOT p.is_deleted AND p.status = 'succeeded' "
+            "AND p.currency = i.currency AND NOT EXISTS (SELECT 1 FROM ops.reconciliation_findings AS f "
+            "WHERE f.status = 'open' AND 'billing:' || f.record_id IN (p.payment_id, i.invoice_id)) "
+            "ORDER BY p.payment_id LIMIT 1"
+        )[0][0]
+        with warehouse.transaction() as tx:
+            tx.execute("DELETE FROM raw.billing_invoices WHERE id = ?", [charge.split(":", 1)[1]])
+        key = AssetCheckKey(AssetKey(["canonical", "payments"]), "invoices_paid_by_payments")
+        result = materialize(
+            EVERYTHING,
+            selection=AssetSelection.checks(key),
+            resources=resources(sandbox, warehouse_url),
+            instance=instance,
+        )
+        third = by_name(result)["invoices_paid_by_payments"].metadata
+        assert third["new_findings"].value >= 1
+        new = third["new_records"].value
+        assert new.startswith("billing/charges/") and "billing/charges/" in third["summary"].value
+        assert third["persisting_findings"].value == payments.metadata["problems"].value
+        observations, _ = read_check_observations(instance, after, families, owners)
+        later = apply_observations(warehouse, observations, ["jsonl:pager"])
+        assert not later.opened and not later.escalated
+        assert len(load_alerts(warehouse, "check:canonical/payments:invoices_paid_by_payments")) == 1

@@ -12,7 +12,7 @@ import pandas as pd
 
 from integration_assets.canonical import identity as ident
 from integration_assets.canonical.raw_contracts import ContractResult, check_stream
-from integration_assets.canonical.review import PLACEMENT_REASONS, Decisions, ReviewItem
+from integration_assets.canonical.review import PLACEMENT_REASONS, Decision, Decisions, ReviewItem
 from integration_assets.canonical.validate import EMPTY, RecordRead, is_empty, read_record
 from integration_assets.mapping.normalize import Money
 from integration_assets.mapping.schema import FieldDictionary, FieldSpec
@@ -81,6 +81,17 @@ def _column_type(spec: FieldSpec) -> str:
 
 def table_columns(dictionary: FieldDictionary, entity: str) -> dict[str, str]:
     """The canonical table's columns from the dictionary's destinations, plus bookkeeping columns."""
+    key = (id(dictionary), entity)
+    found = _TABLE_COLUMNS.get(key)
+    if found is None or found[0] is not dictionary:
+        found = _TABLE_COLUMNS[key] = (dictionary, _table_columns(dictionary, entity))
+    return dict(found[1])
+
+
+_TABLE_COLUMNS: dict[tuple[int, str], tuple[FieldDictionary, dict[str, str]]] = {}
+
+
+def _table_columns(dictionary: FieldDictionary, entity: str) -> dict[str, str]:
     columns: dict[str, str] = {}
     if entity == "contacts":
         columns["person_id"] = "TEXT NOT NULL"
@@ -98,7 +109,16 @@ def table_columns(dictionary: FieldDictionary, entity: str) -> dict[str, str]:
 
 
 def _column(spec: FieldSpec, entity: str) -> str:
-    return next(d for d in spec.destinations if d.startswith(f"canonical.{entity}.")).rsplit(".", 1)[1]
+    """The field's column in `canonical.<entity>` (remembered per field: every row of every build asks)."""
+    key = (id(spec), entity)
+    found = _COLUMNS.get(key)
+    if found is None or found[0] is not spec:
+        column = next(d for d in spec.destinations if d.startswith(f"canonical.{entity}.")).rsplit(".", 1)[1]
+        found = _COLUMNS[key] = (spec, column)
+    return found[1]
+
+
+_COLUMNS: dict[tuple[int, str], tuple[FieldSpec, str]] = {}
 
 
 def _cell(value: Any) -> Any:
@@ -126,6 +146,11 @@ class _Reader:
         self.d, self.raw, self.decisions, self.region = dictionary, raw, decisions, default_region
         self.own = set(own)
         self.items: dict[tuple[str, str, str, str], ReviewItem] = {}
+        self._in_review: set[tuple[str, str, str]] = set()  # (system, object_type, id) of every item
+        self.ignored: dict[tuple[str, str, str], Decision] = {}  # the first ignore decision of each record
+        for decision in decisions.decisions:
+            if decision.ignore:
+                self.ignored.setdefault(decision.key[:3], decision)
         self.contracts: dict[Stream, ContractResult] = {}
         self._failed: dict[Stream, dict[str, list[str]]] = {}
 
@@ -158,7 +183,13 @@ class _Reader:
                 return  # a person accepted the record as it is
             # "keep" cannot say whose record this is: only an owner decision places it.
             item = replace(item, detail=f"{detail} A keep decision cannot place it: decide its owner instead.")
-        self.items.setdefault(item.key, item)
+        self.add(item)
+
+    def add(self, item: ReviewItem) -> None:
+        """The record's item, unless one with its key is already in (the first reason found stays)."""
+        if item.key not in self.items:
+            self.items[item.key] = item
+            self._in_review.add(item.key[:3])
 
     def check(self, entity: str, stream: Stream, rid: str) -> RecordRead:
         """Contract + field rules for an own record; problems become items. Returns the read (EMPTY on failures)."""
@@ -173,19 +204,16 @@ class _Reader:
         return found
 
     def in_review(self, stream: Stream, rid: str) -> bool:
-        return any(k[:3] == (*stream, rid) for k in self.items)
+        return (*stream, rid) in self._in_review
 
 
 def _flag_ignored(reader: _Reader, stream: Stream, rid: str) -> bool:
     """A record a person chose to leave out stays in the queue (status ignored), with its decision's reason."""
-    for decision in reader.decisions.decisions:
-        if decision.ignore and (decision.system, decision.object_type, decision.record_id) == (*stream, rid):
-            reader.items.setdefault(
-                decision.key,
-                ReviewItem(*stream, rid, decision.reason_code, f"Left out by decision: {decision.note}".strip()),
-            )
-            return True
-    return False
+    decision = reader.ignored.get((*stream, rid))
+    if decision is None:
+        return False
+    reader.add(ReviewItem(*stream, rid, decision.reason_code, f"Left out by decision: {decision.note}".strip()))
+    return True
 
 
 def _accept(built: Built, stream: Stream, rid: str, table: str, key: str | None, how: str) -> None:

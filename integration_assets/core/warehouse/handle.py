@@ -4,7 +4,6 @@ under a file lock on DuckDB, or one held for a run of transactions), plus reads 
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import re
 import threading
@@ -18,6 +17,7 @@ import duckdb
 import pandas as pd
 import psycopg2
 
+from integration_assets.core.warehouse.rows import json_value
 from integration_assets.core.warehouse.sql import Backend, _column, _none_if_missing, column_definitions, validate_table
 from integration_assets.core.warehouse.tables import API_CALLS_COLUMNS, BASE_SCHEMAS, CURSORS_COLUMNS, RAW_COLUMNS
 from integration_assets.core.warehouse.transaction import Transaction
@@ -290,7 +290,7 @@ class Warehouse:
                 json_columns = [column[0] for column in result.description if str(column[1]) == "JSON"]
                 frame = result.df()
                 for name in json_columns:
-                    frame[name] = frame[name].map(lambda v: json.loads(v) if isinstance(v, str) else v)
+                    frame[name] = frame[name].map(lambda v: json_value(v) if isinstance(v, str) else v)
                 return frame
             tx = Transaction(self.backend, connection)
             rows = tx.execute(sql, params)

@@ -100,6 +100,15 @@ def payload_text(payload: Mapping[str, Any]) -> str:
         return _CANONICAL_JSON.encode(payload)
 
 
+def json_value(text: str) -> Any:
+    """A JSON column's text as Python values: orjson (several times faster on the payloads a build reads), or
+    the standard library for what orjson refuses (integers beyond 64 bits), which `payload_text` may store."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
+
+
 def _latest_per_id(rows: Sequence[RawRow]) -> tuple[list[RawRow], int]:
     """Keeps the highest version of each id (the later one on ties); returns them sorted by id, and how
     many rows were superseded. Needed because one INSERT may not touch a key twice: PostgreSQL raises,

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -21,6 +20,7 @@ from integration_assets.core.warehouse.rows import (
     UpsertResult,
     _has_nul,
     _latest_per_id,
+    json_value,
     payload_text,
 )
 from integration_assets.core.warehouse.sql import (
@@ -78,7 +78,7 @@ class Transaction:
             json_columns = [i for i, column in enumerate(description) if str(column[1]) == "JSON"]
             if json_columns:  # DuckDB hands JSON back as text; psycopg2 parses it: agree on parsed
                 rows = [
-                    tuple(json.loads(v) if i in json_columns and v is not None else v for i, v in enumerate(row))
+                    tuple(json_value(v) if i in json_columns and v is not None else v for i, v in enumerate(row))
                     for row in rows
                 ]
             return rows
