@@ -208,7 +208,8 @@ def outcome(
             persisting_findings=findings.persisting,
             resolved_findings=findings.resolved,
         )
-        text += " " + _changes(findings)
+        if rows or findings.resolved:  # a clean check with nothing resolved has nothing to add
+            text += " " + _changes(findings, failing=bool(rows))
         new_named = [ref_text((r["system"], r["object_type"], str(r["id"]))) for r in findings.new]
         extra["new_records"] = MetadataValue.text(first_named(new_named) if new_named else "")
         extra["findings_table"] = MetadataValue.text(findings.table)
@@ -231,9 +232,12 @@ def found_text(counts: Mapping[str, int | float], kinds: Sequence[str]) -> str:
     return ", ".join(f"{counts[k]} {k}" for k in kinds if counts[k])
 
 
-def _changes(findings: FindingsDelta) -> str:
+def _changes(findings: FindingsDelta, *, failing: bool) -> str:
     """`1 new since the last evaluation: billing/invoices/in_9; 4 persisting, 2 resolved (every finding in
-    ops.reconciliation_findings).`: what changed, naming only the new findings."""
+    ops.reconciliation_findings).`: what changed, naming only the new findings; once the check passes, only
+    how many were resolved."""
+    if not failing:
+        return f"{findings.resolved} resolved since the last evaluation (their history is in {findings.table})."
     named = [ref_text((r["system"], r["object_type"], str(r["id"]))) for r in findings.new]
     new = f"{len(named)} new since the last evaluation" + (f": {first_named(named)}" if named else "")
     return f"{new}; {findings.persisting} persisting, {findings.resolved} resolved (every finding in {findings.table})."

@@ -231,6 +231,13 @@ def test_findings_keep_first_seen_resolve_what_is_gone_and_name_only_the_new(war
     passing = invoices_paid_by_payments(warehouse)
     assert passing.passed and passing.metadata["resolved_findings"].value == 3
     assert open_findings(warehouse) == []
+    # a passing check says how many it resolved, then nothing more while it stays clean
+    assert passing.metadata["summary"].value.endswith(
+        f"3 resolved since the last evaluation (their history is in {FINDINGS_TABLE})."
+    )
+    quiet = invoices_paid_by_payments(warehouse)
+    assert quiet.passed and quiet.metadata["resolved_findings"].value == 0
+    assert "since the last evaluation" not in quiet.metadata["summary"].value
 
 
 def test_a_ticket_for_an_unknown_client_or_from_a_stranger_is_listed_but_staff_are_known(warehouse_url: str) -> None:
