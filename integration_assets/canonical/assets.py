@@ -245,9 +245,9 @@ def _balance(
         FROM judged""",
         params,
     )
-    faults = warehouse.query(f"{joined} SELECT problem, id FROM judged WHERE problem IS NOT NULL ORDER BY id", params)
-    ordered = {"unaccounted": 0, "accepted_and_in_review": 1, "unknown": 2}
-    faults.sort(key=lambda fault: (ordered[fault[0]], fault[1]))
+    faults = warehouse.query(f"{joined} SELECT problem, id FROM judged WHERE problem IS NOT NULL", params)
+    ordered = {"unaccounted": 0, "accepted_and_in_review": 1, "unknown": 2}  # ids in code point order, as listed
+    faults.sort(key=lambda fault: (ordered[fault[0]], str(fault[1])))
     return dict(zip(_TALLIES, (int(v) for v in tally), strict=True)), [(str(p), str(i)) for p, i in faults]
 
 

@@ -13,13 +13,11 @@ step). A test resolves both ways and compares.
 
 from __future__ import annotations
 
-import re
-
 import orjson
 
 from integration_assets.canonical import identity as ident
 from integration_assets.canonical.build import LOOKUPS, OWN, Stream
-from integration_assets.core.warehouse import Warehouse, validate_table
+from integration_assets.core.warehouse import Warehouse, json_path, validate_table
 from integration_assets.mapping.schema import FieldDictionary
 from integration_assets.systems import CATALOG
 
@@ -27,7 +25,6 @@ __all__ = ["IDENTITY_ONLY_LOOKUPS", "identity_paths", "load_raw"]
 
 # Entities whose lookups serve identity resolution only (their builds never read a lookup record's fields).
 IDENTITY_ONLY_LOOKUPS = frozenset({"invoices", "payments", "tickets"})
-_PATH_KEY = re.compile(r"[A-Za-z0-9_-]+")  # a key that may be written into SQL text
 
 
 def load_raw(warehouse: Warehouse, entity: str, dictionary: FieldDictionary) -> ident.RawIndex:
@@ -70,10 +67,7 @@ def _leaves(paths: set[str]) -> list[tuple[str, ...]]:
     for path in paths:
         keys: list[str] = []
         for segment in path.split("."):
-            key = segment.removesuffix("[]")
-            if not _PATH_KEY.fullmatch(key):
-                raise ValueError(f"identity path {path!r}: key {key!r} cannot be read in SQL")
-            keys.append(key)
+            keys.append(segment.removesuffix("[]"))
             if segment.endswith("[]"):
                 break
         found.add(tuple(keys))
@@ -82,7 +76,7 @@ def _leaves(paths: set[str]) -> list[tuple[str, ...]]:
 
 def _lean_records(warehouse: Warehouse, table: str, paths: set[str]) -> dict[str, dict]:
     leaves = _leaves(paths)
-    columns = ", ".join("CAST(payload" + "".join(f"->'{key}'" for key in keys) + " AS TEXT)" for keys in leaves)
+    columns = ", ".join(f"CAST({json_path('payload', keys)} AS TEXT)" for keys in leaves)
     rows = warehouse.query(f"SELECT id, is_deleted, {columns} FROM {validate_table(table)}")
     return {str(row[0]): {"payload": _rebuild(leaves, row[2:]), "is_deleted": bool(row[1])} for row in rows}
 

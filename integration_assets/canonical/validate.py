@@ -14,10 +14,11 @@ Fields that identity resolution reads (an explicit link such as `metadata.hubspo
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 
 from integration_assets.core.payload import MISSING, resolve_path
 from integration_assets.mapping.normalize import (
@@ -34,7 +35,7 @@ from integration_assets.mapping.normalize import (
 )
 from integration_assets.mapping.schema import FieldDictionary, FieldSpec, Source
 
-__all__ = ["EMPTY", "FieldValue", "Problem", "RecordRead", "is_empty", "mask", "read_record"]
+__all__ = ["EMPTY", "FieldValue", "Problem", "RecordRead", "is_empty", "mask", "read_record", "remembered"]
 
 # reason code for a value that breaks its type's format (pattern, max_length, min/max)
 FORMAT_REASON = {
@@ -168,25 +169,36 @@ def _memo_key(raw: Any, default_region: str | None) -> tuple | None:
     return (default_region, type(raw), raw) if isinstance(raw, _SCALARS) else None
 
 
-_PLANS: dict[tuple[int, str, str, str], tuple[FieldDictionary, list[_FieldReader]]] = {}
+_T = TypeVar("_T")
+
+
+def remembered(cache: dict[tuple, tuple[Any, Any]], owner: object, key: tuple, make: Callable[[], _T]) -> _T:
+    """`make()` once per `owner` (a loaded dictionary, one of its fields) and `key`: what every record of every
+    build would otherwise recompute. Keyed by the owner's id and checked by identity, since a reloaded
+    dictionary may reuse the id of one gone."""
+    found = cache.get((id(owner), *key))
+    if found is None or found[0] is not owner:
+        found = cache[(id(owner), *key)] = (owner, make())
+    return found[1]
+
+
+_PLANS: dict[tuple, tuple[Any, Any]] = {}
 
 
 def _plan(dictionary: FieldDictionary, entity: str, system: str, object_type: str) -> list[_FieldReader]:
     """The fields of `entity` this raw object feeds, each with its reader; identity's explicit links left out."""
-    key = (id(dictionary), entity, system, object_type)
-    cached = _PLANS.get(key)
-    if cached is not None and cached[0] is dictionary:
-        return cached[1]
-    skip = _identity_paths(dictionary, system, object_type)
-    readers = [
-        _FieldReader(dictionary, name, spec, source, system)
-        for name, spec in dictionary.entity(entity).fields.items()
-        if (source := spec.sources.get(system)) is not None
-        and source.object_type == object_type
-        and not (source.path in skip and source.id_system is not None)  # an explicit link: identity.py reads it
-    ]
-    _PLANS[key] = (dictionary, readers)
-    return readers
+
+    def plan() -> list[_FieldReader]:
+        skip = _identity_paths(dictionary, system, object_type)
+        return [
+            _FieldReader(dictionary, name, spec, source, system)
+            for name, spec in dictionary.entity(entity).fields.items()
+            if (source := spec.sources.get(system)) is not None
+            and source.object_type == object_type
+            and not (source.path in skip and source.id_system is not None)  # an explicit link: identity.py reads it
+        ]
+
+    return remembered(_PLANS, dictionary, (entity, system, object_type), plan)
 
 
 def read_record(

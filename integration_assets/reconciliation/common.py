@@ -15,7 +15,6 @@ asset check in the UI, with its own history, executable alone: the step evaluate
 in its run. Each follows its canonical inputs (`automation_condition("reconciliation")`).
 """
 
-import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,7 +35,7 @@ from dagster import (
 from integration_assets.core.evidence import as_check, check_result, first_named, schema
 from integration_assets.core.monitoring_config import load_monitoring
 from integration_assets.core.policies import automation_condition
-from integration_assets.core.warehouse import Warehouse, validate_table
+from integration_assets.core.warehouse import Warehouse, json_path, validate_table
 from integration_assets.mapping.normalize import Money, currency_exponent
 from integration_assets.mapping.schema import FieldDictionary
 from integration_assets.reconciliation.findings import FindingsDelta
@@ -140,20 +139,10 @@ def diff_row(
     }
 
 
-_PATH_KEY = re.compile(r"[A-Za-z0-9_-]+")
-_COLUMN = re.compile(r"([a-z_][a-z0-9_]*\.)?[a-z_][a-z0-9_]*")
-
-
 def json_text(column: str, path: str) -> str:
     """SQL for the text at a dotted payload path (`metadata.hubspot_deal_id` → `payload->'metadata'->>'…'`).
-
-    Chained `->`/`->>` mean the same on DuckDB's JSON and PostgreSQL's jsonb, so one statement serves both.
     A path that maps over a list (`lines[]`) has no single value and is refused."""
-    keys = path.split(".")
-    if not _COLUMN.fullmatch(column) or not all(_PATH_KEY.fullmatch(key) for key in keys):
-        raise ValueError(f"not a plain payload path: {column!r} {path!r}")
-    *head, last = keys
-    return column + "".join(f"->'{key}'" for key in head) + f"->>'{last}'"
+    return json_path(column, path.split("."), text=True)
 
 
 def json_string(column: str, path: str) -> str:
@@ -162,9 +151,8 @@ def json_string(column: str, path: str) -> str:
 
     A JSON value cast to text starts with `"` exactly when it is a string, on DuckDB's JSON and PostgreSQL's
     jsonb alike."""
-    value = json_text(column, path)
-    head, _, last = value.rpartition("->>")
-    return f"CASE WHEN substr(CAST({head}->{last} AS TEXT), 1, 1) = '\"' THEN {value} END"
+    value = json_path(column, path.split("."))
+    return f"CASE WHEN substr(CAST({value} AS TEXT), 1, 1) = '\"' THEN {json_text(column, path)} END"
 
 
 def reference_sql(dictionary: FieldDictionary, entity: str, field: str, system: str, table: str) -> str:

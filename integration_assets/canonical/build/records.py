@@ -13,7 +13,7 @@ import pandas as pd
 from integration_assets.canonical import identity as ident
 from integration_assets.canonical.raw_contracts import ContractResult, check_stream
 from integration_assets.canonical.review import PLACEMENT_REASONS, Decision, Decisions, ReviewItem
-from integration_assets.canonical.validate import EMPTY, RecordRead, is_empty, read_record
+from integration_assets.canonical.validate import EMPTY, RecordRead, is_empty, read_record, remembered
 from integration_assets.mapping.normalize import Money
 from integration_assets.mapping.schema import FieldDictionary, FieldSpec
 from integration_assets.systems import CATALOG
@@ -81,14 +81,10 @@ def _column_type(spec: FieldSpec) -> str:
 
 def table_columns(dictionary: FieldDictionary, entity: str) -> dict[str, str]:
     """The canonical table's columns from the dictionary's destinations, plus bookkeeping columns."""
-    key = (id(dictionary), entity)
-    found = _TABLE_COLUMNS.get(key)
-    if found is None or found[0] is not dictionary:
-        found = _TABLE_COLUMNS[key] = (dictionary, _table_columns(dictionary, entity))
-    return dict(found[1])
+    return dict(remembered(_TABLE_COLUMNS, dictionary, (entity,), lambda: _table_columns(dictionary, entity)))
 
 
-_TABLE_COLUMNS: dict[tuple[int, str], tuple[FieldDictionary, dict[str, str]]] = {}
+_TABLE_COLUMNS: dict[tuple, tuple[Any, Any]] = {}
 
 
 def _table_columns(dictionary: FieldDictionary, entity: str) -> dict[str, str]:
@@ -110,15 +106,15 @@ def _table_columns(dictionary: FieldDictionary, entity: str) -> dict[str, str]:
 
 def _column(spec: FieldSpec, entity: str) -> str:
     """The field's column in `canonical.<entity>` (remembered per field: every row of every build asks)."""
-    key = (id(spec), entity)
-    found = _COLUMNS.get(key)
-    if found is None or found[0] is not spec:
-        column = next(d for d in spec.destinations if d.startswith(f"canonical.{entity}.")).rsplit(".", 1)[1]
-        found = _COLUMNS[key] = (spec, column)
-    return found[1]
+    return remembered(
+        _COLUMNS,
+        spec,
+        (entity,),
+        lambda: next(d for d in spec.destinations if d.startswith(f"canonical.{entity}.")).rsplit(".", 1)[1],
+    )
 
 
-_COLUMNS: dict[tuple[int, str], tuple[FieldSpec, str]] = {}
+_COLUMNS: dict[tuple, tuple[Any, Any]] = {}
 
 
 def _cell(value: Any) -> Any:

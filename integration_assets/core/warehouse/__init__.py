@@ -24,7 +24,13 @@ to `%s` for psycopg2, outside string literals), so callers write one dialect-neu
 from integration_assets.core.warehouse.handle import NestedAccessError, Warehouse, is_postgres_url
 from integration_assets.core.warehouse.handle import _exclusive as _exclusive  # benchmarks' prototypes use it
 from integration_assets.core.warehouse.rows import RawRow, UnstorablePayload, UpsertResult, payload_text
-from integration_assets.core.warehouse.sql import Backend, InvalidIdentifier, column_definitions, validate_table
+from integration_assets.core.warehouse.sql import (
+    Backend,
+    InvalidIdentifier,
+    column_definitions,
+    json_path,
+    validate_table,
+)
 from integration_assets.core.warehouse.tables import API_CALLS_COLUMNS, BASE_SCHEMAS, CURSORS_COLUMNS, RAW_COLUMNS
 from integration_assets.core.warehouse.transaction import Transaction
 
@@ -43,6 +49,7 @@ __all__ = [
     "Warehouse",
     "column_definitions",
     "is_postgres_url",
+    "json_path",
     "payload_text",
     "validate_table",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -37,6 +37,20 @@ def validate_table(table: str) -> str:
         )
     schema, name = table.split(".")
     return f'"{schema}"."{name}"'
+
+
+_JSON_KEY = re.compile(r"[A-Za-z0-9_-]+")
+_COLUMN_REF = re.compile(r"([a-z_][a-z0-9_]*\.)?[a-z_][a-z0-9_]*")  # `payload`, `r.payload`
+
+
+def json_path(column: str, keys: Sequence[str], *, text: bool = False) -> str:
+    """SQL for the value at `keys` in a JSON column: `payload->'metadata'->'deal_id'` (JSON), its last step
+    `->>` when `text` (the value as text). Chained `->`/`->>` mean the same on DuckDB's JSON and PostgreSQL's
+    jsonb, so one statement serves both. The column and keys are written into the SQL text, hence checked."""
+    if not keys or not _COLUMN_REF.fullmatch(column) or not all(_JSON_KEY.fullmatch(key) for key in keys):
+        raise InvalidIdentifier(f"not a plain JSON path: {column!r} {list(keys)!r}")
+    *head, last = keys
+    return column + "".join(f"->'{key}'" for key in head) + f"{'->>' if text else '->'}'{last}'"
 
 
 def _column(name: str) -> str:
