@@ -1,47 +1,90 @@
 """The raw records one canonical build reads, loaded as lean as the build allows.
 
-An entity's own streams and the lookups it reads as records (deals read invoices, customers read deals) come
-whole. The lookups read only by identity resolution (a payment names its client through billing's customers,
-resolved against CRM companies and contacts) come as the few payload paths the dictionary's identity steps
-read, extracted in the warehouse: the payments build reads about 60,000 charges but 400,000 lookup records at
-a million records, and parsing their whole payloads was most of its time and memory.
+No build reads a whole payload any more. An entity's own streams, and the lookups it reads as records (deals
+read invoices, customers read deals), come as their staged reads (`staged.py`: each record read once per
+version, only the rows loaded since the last build read anew) plus the few payload paths the build itself
+follows: the identity steps' paths, references to other records, the duplicate rule's fields. The lookups read
+only by identity resolution (a payment names its client through billing's customers, resolved against CRM
+companies and contacts) come as the identity paths alone. The paths are extracted in the warehouse.
 
-The lean payload holds the value at each of those paths; where the whole payload has nothing (a key absent, or
-null on the way), the lean one has no key, which identity resolution reads alike (an empty value: try the next
-step). A test resolves both ways and compares.
+A lean payload holds the value at each of those paths; where the whole payload has nothing (a key absent, or
+null on the way), the lean one has no key, which the build reads alike (an empty value). Tests build both ways
+and compare.
 """
 
 from __future__ import annotations
 
-import orjson
+from dataclasses import dataclass, field
 
 from integration_assets.canonical import identity as ident
-from integration_assets.canonical.build import LOOKUPS, OWN, Stream
-from integration_assets.core.warehouse import Warehouse, json_path, validate_table
+from integration_assets.canonical.build import LOOKUPS, OWN, READ_AS, Stream
+from integration_assets.canonical.staged import STAGED_READS, Staged, reads_basis, stage_stream
+from integration_assets.core.warehouse import Warehouse, json_path, json_value, validate_table
 from integration_assets.mapping.schema import FieldDictionary
 from integration_assets.systems import CATALOG
 
-__all__ = ["IDENTITY_ONLY_LOOKUPS", "identity_paths", "load_raw"]
+__all__ = ["IDENTITY_ONLY_LOOKUPS", "Loaded", "build_paths", "identity_paths", "load_raw"]
 
 # Entities whose lookups serve identity resolution only (their builds never read a lookup record's fields).
 IDENTITY_ONLY_LOOKUPS = frozenset({"invoices", "payments", "tickets"})
+_ATTEMPTS = 3  # a row loaded again between staging and loading is staged again, this many times at most
 
 
-def load_raw(warehouse: Warehouse, entity: str, dictionary: FieldDictionary) -> ident.RawIndex:
-    """Every raw record the entity's build reads: id -> {payload, is_deleted}, per stream."""
-    raw: ident.RawIndex = {}
+@dataclass
+class Loaded:
+    """The records of one build, and what staging their reads did per stream."""
+
+    raw: ident.RawIndex
+    staged: dict[Stream, Staged] = field(default_factory=dict)
+
+
+def load_raw(
+    warehouse: Warehouse,
+    entity: str,
+    dictionary: FieldDictionary,
+    *,
+    default_region: str | None = None,
+    restage: bool = False,
+) -> Loaded:
+    """Every raw record the entity's build reads: id -> {payload (lean), is_deleted[, read, contract]}."""
+    loaded = Loaded({})
     lean = entity in IDENTITY_ONLY_LOOKUPS
     for stream in [*OWN[entity], *LOOKUPS[entity]]:
         table = CATALOG.stream_of(*stream).raw_table
         warehouse.ensure_raw_table(table)
         if lean and stream not in OWN[entity]:
-            raw[stream] = _lean_records(warehouse, table, identity_paths(dictionary, stream))
+            loaded.raw[stream] = _lean_records(warehouse, table, identity_paths(dictionary, stream))
+            continue
+        for attempt in range(_ATTEMPTS):
+            staged = stage_stream(
+                warehouse, stream, READ_AS[stream], dictionary, default_region=default_region, restage=restage
+            )
+            loaded.staged[stream] = staged if attempt == 0 else loaded.staged[stream]
+            records = _staged_records(warehouse, stream, build_paths(dictionary, stream), reads_basis(default_region))
+            if records is not None:
+                loaded.raw[stream] = records
+                break
+            restage = False
         else:
-            raw[stream] = {
-                rid: {"payload": row["payload"], "is_deleted": bool(row["is_deleted"])}
-                for rid, row in warehouse.raw_records(table).items()
-            }
-    return raw
+            raise RuntimeError(f"{table} kept changing while its reads were staged ({_ATTEMPTS} attempts)")
+    return loaded
+
+
+def build_paths(dictionary: FieldDictionary, stream: Stream) -> set[str]:
+    """The payload paths a build follows in records of `stream`: identity's, the references to other records
+    (a payment's customer, a user's organization), and the fields the duplicate rule compares raw."""
+    paths = identity_paths(dictionary, stream)
+    for spec in (f for entity in dictionary.entities.values() for f in entity.fields.values()):
+        source = spec.sources.get(stream[0])
+        if spec.references and source is not None and source.object_type == stream[1] and source.path:
+            paths.add(source.path)
+    for name, identity in dictionary.identity.items():
+        if identity.duplicates is not None and (identity.target.system, identity.target.object_type) == stream:
+            for field_name in identity.duplicates.match_all:
+                source = dictionary.entity(name).field(field_name).sources.get(stream[0])
+                if source is not None and source.path:
+                    paths.add(source.path)
+    return paths
 
 
 def identity_paths(dictionary: FieldDictionary, stream: Stream) -> set[str]:
@@ -74,20 +117,51 @@ def _leaves(paths: set[str]) -> list[tuple[str, ...]]:
     return sorted(found)
 
 
-def _lean_records(warehouse: Warehouse, table: str, paths: set[str]) -> dict[str, dict]:
+def _extracted(paths: set[str]) -> tuple[list[tuple[str, ...]], str]:
     leaves = _leaves(paths)
-    columns = ", ".join(f"CAST({json_path('payload', keys)} AS TEXT)" for keys in leaves)
-    rows = warehouse.query(f"SELECT id, is_deleted, {columns} FROM {validate_table(table)}")
+    return leaves, ", ".join(f"CAST({json_path('r.payload', keys)} AS TEXT)" for keys in leaves)
+
+
+def _lean_records(warehouse: Warehouse, table: str, paths: set[str]) -> dict[str, dict]:
+    leaves, columns = _extracted(paths)
+    rows = warehouse.query(f"SELECT r.id, r.is_deleted, {columns} FROM {validate_table(table)} AS r")
     return {str(row[0]): {"payload": _rebuild(leaves, row[2:]), "is_deleted": bool(row[1])} for row in rows}
 
 
+def _staged_records(warehouse: Warehouse, stream: Stream, paths: set[str], basis: str) -> dict[str, dict] | None:
+    """The stream's records with their staged reads; None when a row was loaded again since it was staged."""
+    spec = CATALOG.stream_of(*stream)
+    leaves, columns = _extracted(paths)
+    rows = warehouse.query(
+        f"SELECT r.id, r.is_deleted, s.read, s.contract, {columns} FROM {validate_table(spec.raw_table)} AS r "
+        f"LEFT JOIN {STAGED_READS} AS s ON s.stream = ? AND s.record_id = r.id AND s.loaded_at = r.loaded_at "
+        "AND s.basis = ?",
+        [spec.key, basis],
+    )
+    if any(row[2] is None for row in rows):
+        return None
+    return {
+        str(row[0]): {
+            "payload": _rebuild(leaves, row[4:]),
+            "is_deleted": bool(row[1]),
+            "read": row[2],
+            "contract": json_value(row[3]) if row[3] is not None else None,
+        }
+        for row in rows
+    }
+
+
 def _rebuild(leaves: list[tuple[str, ...]], texts: tuple) -> dict:
-    """A payload holding only the leaves' values (SQL NULL: nothing there, so the path reads as missing)."""
+    """A payload holding only the leaves' values (SQL NULL: nothing there, so the path reads as missing); the
+    values of one row are parsed together, as one JSON array."""
+    present = [(keys, text) for keys, text in zip(leaves, texts, strict=True) if text is not None]
     payload: dict = {}
-    for keys, text in zip(leaves, texts, strict=True):
-        if text is not None:
-            parent = payload
-            for key in keys[:-1]:
-                parent = parent.setdefault(key, {})
-            parent[keys[-1]] = orjson.loads(text)
+    if not present:
+        return payload
+    values = json_value("[" + ",".join(text for _, text in present) + "]")
+    for (keys, _), value in zip(present, values, strict=True):
+        parent = payload
+        for key in keys[:-1]:
+            parent = parent.setdefault(key, {})
+        parent[keys[-1]] = value
     return payload

@@ -62,20 +62,20 @@ class _Empty:
 EMPTY: Any = _Empty()  # "the source has no value": distinct from a canonical None chosen by a rule
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Problem:
     reason_code: str
     field: str
     detail: str
 
 
-@dataclass
+@dataclass(slots=True)
 class FieldValue:
     value: Any  # canonical value, or EMPTY
     raw: Any
 
 
-@dataclass
+@dataclass(slots=True)
 class RecordRead:
     values: dict[str, FieldValue] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)

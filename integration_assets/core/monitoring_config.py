@@ -40,6 +40,7 @@ class Owners(BaseModel):
 class Reconciliation(_Strict):
     won_deal_invoice_grace_days: float = Field(ge=0)
     sample_rows: int = Field(gt=0)
+    listing_recount_hours: float = Field(24, ge=0)
 
 
 class Drift(_Strict):

@@ -127,19 +127,21 @@ def build_source_asset(
                 landed = Landed(report, metadata)
                 watched = {name: gathered() for name, (_, gathered) in watchers.items()}
             for check in selected:
-                result = check.evaluate(
-                    StreamCheckRun(
-                        stream=stream,
-                        warehouse=warehouse,
-                        instance=context.instance,
-                        run_id=context.run.run_id,
-                        client=lambda: connection.client(connector=stream.connector, run_id=context.run.run_id),
-                        live_total=live_total,
-                        landed=landed,
-                        watched=watched.get(check.name),
-                    )
+                run = StreamCheckRun(
+                    stream=stream,
+                    warehouse=warehouse,
+                    instance=context.instance,
+                    run_id=context.run.run_id,
+                    client=lambda: connection.client(connector=stream.connector, run_id=context.run.run_id),
+                    live_total=live_total,
+                    landed=landed,
+                    watched=watched.get(check.name),
                 )
-                yield as_check(result, AssetCheckKey(stream.asset_key, check.name))
+                skipped = check.skip_reason(run)
+                if skipped is not None:  # not yielded: the UI shows the check as skipped in this run
+                    context.log.info(f"{stream.key}: {check.name} not evaluated in this run: {skipped}")
+                    continue
+                yield as_check(check.evaluate(run), AssetCheckKey(stream.asset_key, check.name))
 
     return source
 

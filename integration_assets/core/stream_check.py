@@ -66,5 +66,9 @@ class StreamCheck(ABC):
         """A callback seeing each committed chunk, and what it gathered; None when the check needs neither."""
         return None
 
+    def skip_reason(self, run: StreamCheckRun) -> str | None:
+        """Why the check is not evaluated in this run (it shows as skipped in the UI), or None: evaluate it."""
+        return None
+
     @abstractmethod
     def evaluate(self, run: StreamCheckRun) -> AssetCheckResult: ...

@@ -179,6 +179,7 @@ def outcome(
     severity: AssetCheckSeverity,
     extra_counts: Mapping[str, int | float] | None = None,
     findings: FindingsDelta | None = None,
+    extra_text: Mapping[str, str] | None = None,
 ) -> AssetCheckResult:
     """The check's result through `check_result`: every problem kind counted (zeros too, so plots are whole),
     a failing summary naming the counts and the first records, the records as the `DIFF_SCHEMA` table.
@@ -189,7 +190,7 @@ def outcome(
     counts: dict[str, int | float] = {kind: sum(1 for r in rows if r["problem"] == kind) for kind in kinds}
     counts.update(extra_counts or {})
     text = ok_summary if not rows else _failing_summary(summary, found_text(counts, kinds), rows)
-    extra: dict[str, Any] = {}
+    extra: dict[str, Any] = {name: MetadataValue.text(value) for name, value in (extra_text or {}).items()}
     if findings is not None:
         counts.update(
             new_findings=len(findings.new),

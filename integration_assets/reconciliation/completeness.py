@@ -13,16 +13,18 @@ database) is live at the vendor yet not in the raw table, and no refresh stores 
 import time
 from typing import Any
 
-from dagster import AssetCheckResult, AssetCheckSeverity
+from dagster import AssetCheckKey, AssetCheckResult, AssetCheckSeverity
 
 from integration_assets.core import quarantine
 from integration_assets.core.catalog import StreamSpec
+from integration_assets.core.monitoring_config import load_monitoring
 from integration_assets.core.stream_check import StreamCheck, StreamCheckRun
 from integration_assets.reconciliation.common import diff_row, outcome
 
 __all__ = ["CompletenessCheck", "completeness_problems"]
 
 KINDS = ("missing_records", "extra_records")
+COUNTED_BY = "counted_by"  # metadata: "count" (the vendor's own total) or "listing" (every id listed)
 
 
 def completeness_problems(
@@ -84,6 +86,30 @@ class CompletenessCheck(StreamCheck):
             "(read-only calls under the source connector's grant, in the stream's own step)."
         )
 
+    def skip_reason(self, run: StreamCheckRun) -> str | None:
+        """A vendor counted by listing every id (Stripe) is not listed again after a sync that read only
+        changes while its last listing is recent (`listing_recount_hours`): at a million records that listing
+        cost more than the sync itself. A full listing, a check run alone, and every count-only vendor count."""
+        if run.landed is None or run.landed.report.mode == "full":
+            return None
+        hours = load_monitoring().reconciliation.listing_recount_hours
+        key = AssetCheckKey(run.stream.asset_key, self.name)
+        # the newest evaluation (this run's own execution is only planned: no evaluation yet)
+        for record in run.instance.event_log_storage.get_asset_check_execution_history(key, limit=5):
+            evaluation = record.event.asset_check_evaluation if record.event is not None else None
+            if evaluation is None:
+                continue
+            counted_by = evaluation.metadata.get(COUNTED_BY)
+            age_hours = (time.time() - record.create_timestamp) / 3600
+            if counted_by is not None and counted_by.value == "listing" and age_hours < hours:
+                return (
+                    f"{run.stream.vendor} has no count, so its ids are listed; the last listing was "
+                    f"{age_hours:.1f} h ago and this sync read only changes (recounted after "
+                    f"{hours:g} h, `listing_recount_hours` in monitoring.yaml, and on every full listing)"
+                )
+            return None
+        return None
+
     def evaluate(self, run: StreamCheckRun) -> AssetCheckResult:
         stream, warehouse = run.stream, run.warehouse
         started = time.monotonic()
@@ -128,4 +154,5 @@ class CompletenessCheck(StreamCheck):
                 "loaded_live": len(loaded),
                 **counting,
             },
+            extra_text={COUNTED_BY: "count" if vendor_ids is None else "listing"},
         )

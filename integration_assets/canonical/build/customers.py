@@ -28,9 +28,10 @@ def build_customers(reader: _Reader, built: Built) -> None:
     for rid in raw.get(companies, {}):
         if not _flag_ignored(reader, companies, rid):
             reads[companies][rid] = reader.check("customers", companies, rid)
-    live_values = {
+    compared = d.identity["customers"].duplicates.match_all if d.identity["customers"].duplicates else ()
+    live_values = {  # a value its own rule refused still counts as written (the same client recorded twice)
         rid: {
-            f: v.get(f) if not is_empty(v.get(f)) else _raw_text(raw[companies][rid]["payload"], d, f) for f in v.values
+            f: v.get(f) if not is_empty(v.get(f)) else _raw_text(raw[companies][rid]["payload"], d, f) for f in compared
         }
         for rid, v in reads[companies].items()
         if not raw[companies][rid]["is_deleted"]

@@ -23,7 +23,7 @@ to `%s` for psycopg2, outside string literals), so callers write one dialect-neu
 
 from integration_assets.core.warehouse.handle import NestedAccessError, Warehouse, is_postgres_url
 from integration_assets.core.warehouse.handle import _exclusive as _exclusive  # benchmarks' prototypes use it
-from integration_assets.core.warehouse.rows import RawRow, UnstorablePayload, UpsertResult, payload_text
+from integration_assets.core.warehouse.rows import RawRow, UnstorablePayload, UpsertResult, json_value, payload_text
 from integration_assets.core.warehouse.sql import (
     Backend,
     InvalidIdentifier,
@@ -50,6 +50,7 @@ __all__ = [
     "column_definitions",
     "is_postgres_url",
     "json_path",
+    "json_value",
     "payload_text",
     "validate_table",
 ]

@@ -102,11 +102,17 @@ def payload_text(payload: Mapping[str, Any]) -> str:
 
 def json_value(text: str) -> Any:
     """A JSON column's text as Python values: orjson (several times faster on the payloads a build reads), or
-    the standard library for what orjson refuses (integers beyond 64 bits), which `payload_text` may store."""
-    try:
-        return orjson.loads(text)
-    except orjson.JSONDecodeError:
-        return json.loads(text)
+    the standard library where orjson would not keep a value exactly: it reads an integer beyond 64 bits as
+    a float (silently), so text holding a run of 19 digits goes to the standard library, which keeps it."""
+    if _LONG_DIGITS.search(text) is None:
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(text)
+
+
+_LONG_DIGITS = re.compile(r"[0-9]{19}")
 
 
 def _latest_per_id(rows: Sequence[RawRow]) -> tuple[list[RawRow], int]:

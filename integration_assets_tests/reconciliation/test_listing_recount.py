@@ -1,0 +1,68 @@
+"""Stripe has no count, so `complete_against_vendor` lists every id: one call per 100 records at the vendor's
+rate limit. After a sync that read only changes it lists again only when its last listing is older than
+`listing_recount_hours`; a full listing counts every time, and count-only vendors (HubSpot) count every run."""
+
+from pathlib import Path
+
+from dagster import AssetKey, DagsterInstance, materialize
+
+from integration_assets.core.config import config_path
+from integration_assets_tests.testing.sync import checked_sources, resources
+from integration_sandbox.server import Sandbox
+
+COMPLETE = "complete_against_vendor"
+INVOICES, COMPANIES = AssetKey(["billing", "invoices"]), AssetKey(["crm", "companies"])
+SOURCES = checked_sources(COMPLETE)
+
+
+def _counted(result) -> dict[str, dict]:
+    """Asset key → the metadata of its completeness evaluation in this run (absent: skipped)."""
+    return {
+        e.asset_key.to_user_string(): e.metadata
+        for e in result.get_asset_check_evaluations()
+        if e.check_name == COMPLETE
+    }
+
+
+def _skipped_messages(instance: DagsterInstance, result) -> list[str]:
+    """What the run's log says of checks it did not evaluate."""
+    messages = [entry.user_message for entry in instance.all_logs(result.run_id)]
+    return [m for m in messages if "not evaluated in this run" in m]
+
+
+def _sync(sandbox: Sandbox, url: str, instance: DagsterInstance, **run_config):
+    result = materialize(
+        SOURCES, selection=[INVOICES, COMPANIES], resources=resources(sandbox, url), instance=instance, **run_config
+    )
+    assert result.success
+    return result
+
+
+def test_a_listing_is_not_repeated_after_an_incremental_sync_until_it_is_due(
+    sandbox: Sandbox, tmp_path: Path, config_dir: Path
+) -> None:
+    url = str(tmp_path / "wh.duckdb")
+    with DagsterInstance.ephemeral() as instance:
+        first = _counted(_sync(sandbox, url, instance))
+        assert first["billing/invoices"]["counted_by"].value == "listing"
+        assert first["billing/invoices"]["counting_api_calls"].value >= 1
+        assert first["crm/companies"]["counted_by"].value == "count"
+
+        incremental = _sync(sandbox, url, instance)
+        counted = _counted(incremental)
+        assert "billing/invoices" not in counted, "listed again although the last listing is minutes old"
+        assert counted["crm/companies"]["counted_by"].value == "count"
+        (message,) = _skipped_messages(instance, incremental)
+        assert "billing/invoices" in message and "listing_recount_hours" in message
+
+        full = {"ops": {"billing__invoices": {"config": {"full_refresh": True}}}}
+        assert "billing/invoices" in _counted(_sync(sandbox, url, instance, run_config=full))
+
+        packaged = config_path("monitoring.yaml").read_text()
+        assert "listing_recount_hours: 24" in packaged
+        (config_dir / "monitoring.yaml").write_text(
+            packaged.replace("listing_recount_hours: 24", "listing_recount_hours: 0")
+        )
+        due = _sync(sandbox, url, instance)
+        assert _counted(due)["billing/invoices"]["counted_by"].value == "listing"
+        assert not _skipped_messages(instance, due)
