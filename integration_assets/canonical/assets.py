@@ -41,7 +41,7 @@ from integration_assets.canonical import review
 from integration_assets.canonical.build import OWN, build_entity, streams_of, table_columns
 from integration_assets.canonical.columns import canonical_schema, customer_360_schema, review_queue_schema
 from integration_assets.canonical.contract_check import contract_description, evaluate_contract
-from integration_assets.canonical.load import load_raw
+from integration_assets.canonical.load import PhaseLoader
 from integration_assets.core.columns import storage_kind, table_metadata
 from integration_assets.core.config import config_path
 from integration_assets.core.evidence import as_check, check_result, first_named, schema
@@ -142,28 +142,19 @@ def _build(context: AssetExecutionContext, entity: str, warehouse: Warehouse, co
     review.ensure_table(warehouse)
     decisions = review.load_decisions()
     dictionary = load_dictionary()
-    loaded = load_raw(warehouse, entity, dictionary, default_region=config.default_region, restage=config.rebuild)
-    built = build_entity(entity, dictionary, loaded.raw, decisions, default_region=config.default_region)
-    mapped = [
-        {
-            "asset": _key(entity),
-            "system": s[0],
-            "object_type": s[1],
-            "record_id": rid,
-            "table_name": table,
-            "canonical_id": cid,
-            "matched_by": how,
-        }
-        for s, records in built.accepted.items()
-        for rid, (table, cid, how) in records.items()
-    ]
+    loader = PhaseLoader(warehouse, dictionary, default_region=config.default_region, restage=config.rebuild)
+    built = build_entity(entity, dictionary, loader, decisions, default_region=config.default_region)
+    mapped: dict[str, list[Any]] = {name: [] for name in RECORD_MAP_COLUMNS}  # column by column: one row per record
+    for (system, object_type), records in built.accepted.items():
+        for rid, (table, cid, how) in records.items():
+            for name, value in zip(mapped, (_key(entity), system, object_type, rid, table, cid, how), strict=True):
+                mapped[name].append(value)
     warehouse.ensure_table(RECORD_MAP, RECORD_MAP_COLUMNS)
     with warehouse.transaction() as tx:
         for table, frame in built.tables.items():
             tx.replace_table(f"canonical.{table}", table_columns(dictionary, table), frame)
         tx.execute(f"DELETE FROM {RECORD_MAP} WHERE asset = ?", [_key(entity)])
-        if mapped:
-            tx.append(RECORD_MAP, mapped)
+        tx.append_columns(RECORD_MAP, mapped)
         summary = review.sync_items(
             tx, built.items, found_by=_key(entity), run_id=context.run.run_id, decisions=decisions
         )
@@ -191,8 +182,8 @@ def _build(context: AssetExecutionContext, entity: str, warehouse: Warehouse, co
         metadata[f"{name}_contract_failures"] = len(failed.failed) if failed else 0
     # how many records were read anew (loaded since the last build, or all on a rebuild), and how many kept
     # the read staged when they were loaded before
-    metadata["records_read"] = sum(staged.read for staged in loaded.staged.values())
-    metadata["records_reused"] = sum(staged.reused for staged in loaded.staged.values())
+    metadata["records_read"] = sum(staged.read for staged in loader.staged.values())
+    metadata["records_reused"] = sum(staged.reused for staged in loader.staged.values())
     for reason, count in sorted(Counter(i.reason_code for i in built.items).items()):
         metadata[f"review_{reason}"] = count
     return metadata

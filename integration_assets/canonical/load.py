@@ -17,22 +17,64 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from integration_assets.canonical import identity as ident
-from integration_assets.canonical.build import LOOKUPS, OWN, READ_AS, Stream
+from integration_assets.canonical.build import IDENTITY_ONLY_LOOKUPS, READ_AS, Phase, Stream, phases_of
 from integration_assets.canonical.staged import STAGED_READS, Staged, reads_basis, stage_stream
 from integration_assets.core.warehouse import Warehouse, json_path, json_value, validate_table
 from integration_assets.mapping.schema import FieldDictionary
 from integration_assets.systems import CATALOG
 
-__all__ = ["IDENTITY_ONLY_LOOKUPS", "Loaded", "build_paths", "identity_paths", "load_raw"]
+__all__ = ["IDENTITY_ONLY_LOOKUPS", "Loaded", "PhaseLoader", "build_paths", "identity_paths", "load_raw"]
 
-# Entities whose lookups serve identity resolution only (their builds never read a lookup record's fields).
-IDENTITY_ONLY_LOOKUPS = frozenset({"invoices", "payments", "tickets"})
 _ATTEMPTS = 3  # a row loaded again between staging and loading is staged again, this many times at most
+
+
+class PhaseLoader:
+    """The records of each phase of a build (`build_entity` calls it as each phase starts), their reads staged
+    first; `staged` says what staging did per stream."""
+
+    def __init__(
+        self,
+        warehouse: Warehouse,
+        dictionary: FieldDictionary,
+        *,
+        default_region: str | None = None,
+        restage: bool = False,
+    ) -> None:
+        self.warehouse, self.dictionary, self.region, self.restage = warehouse, dictionary, default_region, restage
+        self.staged: dict[Stream, Staged] = {}
+
+    def __call__(self, phase: Phase) -> ident.RawIndex:
+        raw = {stream: self.identity_records(stream) for stream in phase.identity_only}
+        raw.update({stream: self.records(stream) for stream in phase.streams})
+        return raw
+
+    def records(self, stream: Stream) -> dict[str, dict]:
+        """id -> {payload (the paths the build follows), is_deleted, read, contract}, staged first."""
+        table = CATALOG.stream_of(*stream).raw_table
+        self.warehouse.ensure_raw_table(table)
+        restage = self.restage and stream not in self.staged  # a rebuild reads each stream anew once
+        for _ in range(_ATTEMPTS):
+            staged = stage_stream(
+                self.warehouse, stream, READ_AS[stream], self.dictionary, default_region=self.region, restage=restage
+            )
+            self.staged.setdefault(stream, staged)
+            paths = build_paths(self.dictionary, stream)
+            records = _staged_records(self.warehouse, stream, paths, reads_basis(self.region))
+            if records is not None:
+                return records
+            restage = False
+        raise RuntimeError(f"{table} kept changing while its reads were staged ({_ATTEMPTS} attempts)")
+
+    def identity_records(self, stream: Stream) -> dict[str, dict]:
+        """id -> {payload (the identity steps' paths), is_deleted}: a record only identity resolution reads."""
+        table = CATALOG.stream_of(*stream).raw_table
+        self.warehouse.ensure_raw_table(table)
+        return _lean_records(self.warehouse, table, identity_paths(self.dictionary, stream))
 
 
 @dataclass
 class Loaded:
-    """The records of one build, and what staging their reads did per stream."""
+    """Every record of a build at once, and what staging their reads did per stream."""
 
     raw: ident.RawIndex
     staged: dict[Stream, Staged] = field(default_factory=dict)
@@ -46,28 +88,14 @@ def load_raw(
     default_region: str | None = None,
     restage: bool = False,
 ) -> Loaded:
-    """Every raw record the entity's build reads: id -> {payload (lean), is_deleted[, read, contract]}."""
-    loaded = Loaded({})
-    lean = entity in IDENTITY_ONLY_LOOKUPS
-    for stream in [*OWN[entity], *LOOKUPS[entity]]:
-        table = CATALOG.stream_of(*stream).raw_table
-        warehouse.ensure_raw_table(table)
-        if lean and stream not in OWN[entity]:
-            loaded.raw[stream] = _lean_records(warehouse, table, identity_paths(dictionary, stream))
-            continue
-        for attempt in range(_ATTEMPTS):
-            staged = stage_stream(
-                warehouse, stream, READ_AS[stream], dictionary, default_region=default_region, restage=restage
-            )
-            loaded.staged[stream] = staged if attempt == 0 else loaded.staged[stream]
-            records = _staged_records(warehouse, stream, build_paths(dictionary, stream), reads_basis(default_region))
-            if records is not None:
-                loaded.raw[stream] = records
-                break
-            restage = False
-        else:
-            raise RuntimeError(f"{table} kept changing while its reads were staged ({_ATTEMPTS} attempts)")
-    return loaded
+    """Every raw record the entity's build reads, all phases at once (a stream one phase reads whole and another
+    for identity only comes whole)."""
+    loader = PhaseLoader(warehouse, dictionary, default_region=default_region, restage=restage)
+    phases = phases_of(entity)
+    whole = {stream for phase in phases for stream in phase.streams}
+    raw = {s: loader.identity_records(s) for phase in phases for s in phase.identity_only if s not in whole}
+    raw.update({stream: loader.records(stream) for phase in phases for stream in phase.streams})
+    return Loaded(raw, loader.staged)
 
 
 def build_paths(dictionary: FieldDictionary, stream: Stream) -> set[str]:

@@ -195,6 +195,18 @@ def test_append_to_the_call_log(warehouse: Warehouse) -> None:
     assert set(frame.columns) >= {"called_at", "connector", "latency_ms", "request_id"}
 
 
+def test_append_columns_stores_a_batch_given_column_by_column(warehouse: Warehouse) -> None:
+    warehouse.ensure_table("ops.columns_drill", {"id": "TEXT NOT NULL", "n": "BIGINT", "doc": "JSON"})
+    columns = {"id": ["a", "b", "c"], "n": [1, None, 2**40], "doc": [{"k": [1, 2]}, None, ["x"]]}
+    with warehouse.transaction() as tx:
+        assert tx.append_columns("ops.columns_drill", columns) == 3
+        assert tx.append_columns("ops.columns_drill", {"id": [], "n": []}) == 0
+        with pytest.raises(ValueError, match="different lengths"):
+            tx.append_columns("ops.columns_drill", {"id": ["d"], "n": []})
+    stored = warehouse.query("SELECT id, n, doc FROM ops.columns_drill ORDER BY id")
+    assert stored == [("a", 1, {"k": [1, 2]}), ("b", None, None), ("c", 2**40, ["x"])]
+
+
 def test_raw_records_round_trip_nested_payloads(warehouse: Warehouse) -> None:
     payloads = {
         "unicode": {"name": "Zoë Ørsted 東京 😀", "note": 'quote " backslash \\ newline \n tab \t'},

@@ -14,20 +14,25 @@ normalize are left empty.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from integration_assets.canonical import identity as ident
+from integration_assets.canonical.build.contacts import build_contacts
 from integration_assets.canonical.build.customers import PLANS, build_customers
 from integration_assets.canonical.build.deals import build_deals
 from integration_assets.canonical.build.invoices import build_invoices, build_payments
 from integration_assets.canonical.build.records import (
+    IDENTITY_ONLY_LOOKUPS,
     LOOKUPS,
     OWN,
     PLACEMENT_REASONS,
     READ_AS,
     Built,
+    Phase,
     Stream,
     _accept,
     _Reader,
+    phases_of,
     streams_of,
     table_columns,
 )
@@ -37,46 +42,69 @@ from integration_assets.canonical.review import Decisions
 from integration_assets.mapping.schema import FieldDictionary
 
 __all__ = [
+    "IDENTITY_ONLY_LOOKUPS",
     "LOOKUPS",
     "OWN",
     "PLACEMENT_REASONS",
     "PLANS",
     "READ_AS",
     "Built",
+    "Loader",
+    "Phase",
     "Stream",
     "build_entity",
+    "from_index",
+    "phases_of",
     "streams_of",
     "table_columns",
 ]
 
-# One build per asset; `customers` also builds `contacts` (people are grouped under their clients' identities).
-_BUILDS: dict[str, Callable[[_Reader, Built], None]] = {
-    "customers": build_customers,
-    "deals": build_deals,
-    "invoices": build_invoices,
-    "payments": build_payments,
-    "tickets": build_tickets,
+# Each asset's build, phase by phase (`phases_of`): what one phase hands the next goes through `carried`.
+_PHASES: dict[str, tuple[Callable[[_Reader, Built, dict[str, Any]], None], ...]] = {
+    "customers": (build_customers, build_contacts),
+    "deals": (lambda reader, built, _: build_deals(reader, built),),
+    "invoices": (lambda reader, built, _: build_invoices(reader, built),),
+    "payments": (lambda reader, built, _: build_payments(reader, built),),
+    "tickets": (lambda reader, built, _: build_tickets(reader, built),),
 }
+
+# The records of one phase: its streams read as records, its identity-only streams as a few paths each.
+Loader = Callable[[Phase], ident.RawIndex]
+
+
+def from_index(raw: ident.RawIndex) -> Loader:
+    """A loader serving every phase from records already in memory (tests, small datasets)."""
+    return lambda phase: {s: raw[s] for s in (*phase.streams, *phase.identity_only) if s in raw}
 
 
 def build_entity(
     entity: str,
     dictionary: FieldDictionary,
-    raw: ident.RawIndex,
+    raw: ident.RawIndex | Loader,
     decisions: Decisions,
     *,
     default_region: str | None = None,
 ) -> Built:
-    """The canonical table(s) of one asset (`customers` also builds `contacts`)."""
-    reader = _Reader(dictionary, raw, decisions, OWN[entity], default_region)
+    """The canonical table(s) of one asset (`customers` also builds `contacts`). Each phase's records are
+    loaded when it starts and let go when it ends, so a build holds about one phase's records at a time."""
+    load = raw if callable(raw) else from_index(raw)
+    reader = _Reader(dictionary, {}, decisions, OWN[entity], default_region)
     built = Built()
-    _BUILDS[entity](reader, built)
-    for table in list(built.tables):
-        _enforce(reader, built, table)
+    carried: dict[str, Any] = {}
+    for phase, build in zip(phases_of(entity), _PHASES[entity], strict=True):
+        reader.raw = load(phase)
+        before = set(built.tables)
+        build(reader, built, carried)
+        for table in [t for t in built.tables if t not in before]:
+            _enforce(reader, built, table)
+        for stream in phase.streams:
+            if stream in OWN[entity]:
+                built.records_in[stream] = len(reader.raw.get(stream, {}))
+        reader.raw = {}
     built.items = sorted(reader.items.values(), key=lambda i: i.key)
     built.contracts = {s: r for s, r in reader.contracts.items() if s in reader.own}
     for stream in OWN[entity]:
-        built.records_in[stream] = len(raw.get(stream, {}))
+        built.records_in.setdefault(stream, 0)
         review = built.review_ids(stream)
         built.accepted[stream] = {k: v for k, v in built.accepted.get(stream, {}).items() if k not in review}
     return built

@@ -23,8 +23,10 @@ from integration_assets.canonical.validate import EMPTY, RecordRead
 from integration_assets.mapping.normalize import namespaced_id
 
 
-def build_contacts(reader: _Reader, built: Built, customer_matches: dict[tuple[str, str, str], ident.Match]) -> None:
+def build_contacts(reader: _Reader, built: Built, carried: dict[str, Any]) -> None:
+    """The people, placed under the clients the first phase matched their organizations to."""
     d, raw = reader.d, reader.raw
+    customer_matches: dict[tuple[str, str, str], ident.Match] = carried["customer_matches"]
     contacts, users = ("crm", "contacts"), ("support", "users")
     matches = ident.resolve(d, "contacts", raw, reader.decisions)
     groups: dict[str, list[tuple[Stream, str, RecordRead]]] = defaultdict(list)

@@ -9,7 +9,6 @@ from typing import Any
 import pandas as pd
 
 from integration_assets.canonical import identity as ident
-from integration_assets.canonical.build.contacts import build_contacts
 from integration_assets.canonical.build.merge import _merge_group
 from integration_assets.canonical.build.records import Built, Stream, _accept, _flag_ignored, _Reader, table_columns
 from integration_assets.canonical.validate import EMPTY, RecordRead, is_empty
@@ -19,7 +18,8 @@ from integration_assets.mapping.schema import FieldDictionary
 PLANS = ("starter", "professional", "enterprise")  # by won deals: 0, 1, 2 or more (customers.plan's rule)
 
 
-def build_customers(reader: _Reader, built: Built) -> None:
+def build_customers(reader: _Reader, built: Built, carried: dict[str, Any]) -> None:
+    """The clients; their identity matches are carried to the people's phase (`build_contacts`)."""
     d, raw = reader.d, reader.raw
     companies = ("crm", "companies")
     customers_ = {"billing": ("billing", "customers"), "support": ("support", "organizations")}
@@ -121,7 +121,9 @@ def build_customers(reader: _Reader, built: Built) -> None:
         for s, r in kept:
             _accept(built, s, r, "canonical.customers", key, how.get((s, r), "own"))
     built.tables["customers"] = pd.DataFrame(rows, columns=list(table_columns(d, "customers")))
-    build_contacts(reader, built, matches)
+    carried["customer_matches"] = {
+        key: match for key, match in matches.items() if key[:2] == ("support", "organizations")
+    }
 
 
 def _raw_text(payload: dict, d: FieldDictionary, name: str) -> Any:

@@ -43,6 +43,30 @@ LOOKUPS: dict[str, list[Stream]] = {
 }
 
 
+# Entities whose lookups serve identity resolution only (their builds never read a lookup record's fields).
+IDENTITY_ONLY_LOOKUPS = frozenset({"invoices", "payments", "tickets"})
+
+
+@dataclass(frozen=True)
+class Phase:
+    """The part of a build that holds its records in memory at once: the streams it reads as records, and those
+    it reads only for identity resolution (a few paths of each record)."""
+
+    streams: tuple[Stream, ...]
+    identity_only: tuple[Stream, ...] = ()
+
+
+def phases_of(entity: str) -> tuple[Phase, ...]:
+    """`customers` builds its clients, then its people, each phase with its own records (about half each at a
+    million records); every other entity is one phase."""
+    if entity == "customers":
+        clients, people = OWN["customers"][:3], OWN["customers"][3:]
+        return (Phase((*clients, *LOOKUPS["customers"]), identity_only=people[:1]), Phase(people))
+    if entity in IDENTITY_ONLY_LOOKUPS:
+        return (Phase(tuple(OWN[entity]), identity_only=tuple(LOOKUPS[entity])),)
+    return (Phase(tuple(streams_of(entity))),)
+
+
 # the entity each stream's records are read as (a lookup is read as its own entity: deals read invoices as invoices)
 READ_AS: dict[Stream, str] = {
     ("crm", "companies"): "customers",

@@ -274,26 +274,40 @@ class Transaction:
         Dict and list values are stored as JSON text. Set-based on both backends: DuckDB's executemany costs
         about half a millisecond per row.
         """
-        qualified = validate_table(table)
         if not rows:
             return 0
         names = list(dict.fromkeys(key for row in rows for key in row))
-        columns = ", ".join(_column(name) for name in names)
-        values = [[_value(row.get(name)) for name in names] for row in rows]
+        return self.append_columns(table, {name: [row.get(name) for row in rows] for name in names})
+
+    def append_columns(self, table: str, columns: Mapping[str, Sequence[Any]]) -> int:
+        """`append` for rows given column by column (lists of equal length): a large batch without a dict per
+        row (a canonical build's record map holds one row per raw record)."""
+        qualified = validate_table(table)
+        names = list(columns)
+        count = len(columns[names[0]]) if names else 0
+        if not count:
+            return 0
+        if any(len(columns[name]) != count for name in names):
+            raise ValueError(f"append_columns into {table}: columns of different lengths")
+        values = {name: [_value(v) for v in columns[name]] for name in names}
+        sql_columns = ", ".join(_column(name) for name in names)
         if self.backend == "postgres":
             with self._connection.cursor() as cur:
                 psycopg2.extras.execute_values(
-                    cur, f"INSERT INTO {qualified} ({columns}) VALUES %s", values, page_size=_PG_PAGE
+                    cur,
+                    f"INSERT INTO {qualified} ({sql_columns}) VALUES %s",
+                    zip(*values.values(), strict=True),
+                    page_size=_PG_PAGE,
                 )
-            return len(rows)
+            return count
         stage = pd.DataFrame(values, columns=names, dtype=object)
         name = f"_wh_stage_{next(_stage_names)}"
         con = self._connection
         # Let DuckDB look at every value when it infers each object column's type, not a sample of 1000.
-        con.execute(f"SET pandas_analyze_sample = {max(len(rows), 1000)}")
+        con.execute(f"SET pandas_analyze_sample = {max(count, 1000)}")
         con.register(name, stage)
         try:
-            con.execute(f"INSERT INTO {qualified} ({columns}) SELECT {columns} FROM {name}")
+            con.execute(f"INSERT INTO {qualified} ({sql_columns}) SELECT {sql_columns} FROM {name}")
         finally:
             con.unregister(name)
-        return len(rows)
+        return count
