@@ -73,14 +73,10 @@ def _encode(value: Any) -> Any:
     raise TypeError(f"a canonical value of type {type(value).__name__} cannot be staged: {value!r}")
 
 
-def _decode(value: Any) -> Any:
-    if value is None:
-        return EMPTY
-    if isinstance(value, dict):
-        if "m" in value:
-            return Money(*value["m"])
-        return datetime.fromisoformat(value["t"])
-    return value
+def _tagged(value: dict[str, Any]) -> Any:
+    if "m" in value:
+        return Money(*value["m"])
+    return datetime.fromisoformat(value["t"])
 
 
 def _dumps(document: Any) -> str:
@@ -101,10 +97,14 @@ def encode_read(read: RecordRead) -> str:
 def decode_read(text: str) -> RecordRead:
     """A fresh `RecordRead` from `encode_read`'s text (builds may change the values they are given)."""
     document = json_value(text)
-    return RecordRead(
-        values={name: FieldValue(_decode(value), None) for name, value in document["v"].items()},
-        problems=[Problem(*problem) for problem in document.get("p", ())],
-    )
+    values = {}
+    for name, value in document["v"].items():  # a loop, not a call per value: every build decodes every record
+        if value is None:
+            value = EMPTY
+        elif type(value) is dict:
+            value = _tagged(value)
+        values[name] = FieldValue(value, None)
+    return RecordRead(values=values, problems=[Problem(*problem) for problem in document.get("p", ())])
 
 
 # ----------------------------------------------------------------------------------------------- the basis
