@@ -57,9 +57,10 @@ class PhaseLoader:
             staged = stage_stream(
                 self.warehouse, stream, READ_AS[stream], self.dictionary, default_region=self.region, restage=restage
             )
-            self.staged.setdefault(stream, staged)
+            before = self.staged.get(stream)
+            self.staged[stream] = staged if before is None else Staged(before.read + staged.read, staged.reused)
             paths = build_paths(self.dictionary, stream)
-            records = _staged_records(self.warehouse, stream, paths, reads_basis(self.region))
+            records = _staged_records(self.warehouse, stream, paths, reads_basis(self.dictionary, self.region))
             if records is not None:
                 return records
             restage = False

@@ -27,11 +27,11 @@ from typing import Any
 import orjson
 
 from integration_assets.canonical import raw_contracts, validate
-from integration_assets.canonical.validate import EMPTY, FieldValue, Problem, RecordRead, read_record
+from integration_assets.canonical.validate import EMPTY, FieldValue, Problem, RecordRead, read_record, remembered
 from integration_assets.core import payload as payload_module
-from integration_assets.core.config import config_path
+from integration_assets.core import promised
 from integration_assets.core.warehouse import Warehouse, json_value, validate_table
-from integration_assets.mapping import normalize
+from integration_assets.mapping import normalize, schema
 from integration_assets.mapping.normalize import Money
 from integration_assets.mapping.schema import FieldDictionary
 from integration_assets.systems import CATALOG
@@ -110,7 +110,13 @@ def decode_read(text: str) -> RecordRead:
 # ----------------------------------------------------------------------------------------------- the basis
 
 
-_PARSERS = ("phonenumbers", "email-validator", "pandera", "pandas")  # libraries whose releases may change a read
+_PARSERS = (
+    "phonenumbers",
+    "email-validator",
+    "iso4217",
+    "pandera",
+    "pandas",
+)  # libraries whose releases may change a read
 
 
 @cache
@@ -118,17 +124,26 @@ def _code_fingerprint() -> str:
     """The source of the code that turns a payload into reads: a release that changes it voids them."""
     contracts = sorted({s.contract.__module__ for s in CATALOG.streams if s.contract is not None})
     digest = hashlib.sha256(" ".join(f"{name}={version(name)}" for name in _PARSERS).encode())
-    for module in [validate, normalize, raw_contracts, payload_module, *map(importlib.import_module, contracts)]:
+    modules = [validate, normalize, schema, raw_contracts, promised, payload_module]
+    for module in [*modules, *map(importlib.import_module, contracts)]:
         digest.update(Path(module.__file__).read_bytes())
     return digest.hexdigest()[:12]
 
 
-def reads_basis(default_region: str | None) -> str:
-    """What every staged read depends on besides its payload: dictionary, default region, reading code and the
-    libraries that parse values (a new phonenumbers release may read a number differently)."""
-    path = config_path("field_dictionary.yaml")
-    dictionary = hashlib.sha256(path.read_bytes()).hexdigest()[:12] if path.exists() else "-"
-    return f"{dictionary}:{default_region}:{_code_fingerprint()}"
+def reads_basis(dictionary: FieldDictionary, default_region: str | None) -> str:
+    """What every staged read depends on besides its payload: the dictionary the build loaded, the default
+    region, the reading code and the libraries that parse values (a new phonenumbers release may read a
+    number differently)."""
+    fingerprint = remembered(
+        _DICTIONARY_PRINTS,
+        dictionary,
+        (),
+        lambda: hashlib.sha256(dictionary.model_dump_json().encode()).hexdigest()[:12],
+    )
+    return f"{fingerprint}:{default_region}:{_code_fingerprint()}"
+
+
+_DICTIONARY_PRINTS: dict[tuple, tuple[Any, Any]] = {}
 
 
 # ----------------------------------------------------------------------------------------------- staging
@@ -145,7 +160,7 @@ def stage_stream(
 ) -> Staged:
     """Brings the stream's staged reads up to date with its raw table; returns how many were read anew."""
     spec = CATALOG.stream_of(*stream)
-    raw, basis = validate_table(spec.raw_table), reads_basis(default_region)
+    raw, basis = validate_table(spec.raw_table), reads_basis(dictionary, default_region)
     warehouse.ensure_raw_table(spec.raw_table)
     warehouse.ensure_table(STAGED_READS, STAGED_COLUMNS, primary_key=["stream", "record_id"])
     with warehouse.transaction() as tx:

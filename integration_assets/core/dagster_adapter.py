@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from dagster import (
+    AssetCheckKey,
     AssetKey,
     BetaWarning,
     DagsterEventType,
@@ -56,6 +57,7 @@ from dagster._core.events import ASSET_EVENTS, DagsterEvent, StepMaterialization
 
 # waits for: a public enum for `instance.all_instigator_state(instigator_type=...)`
 from dagster._core.scheduler.instigation import InstigatorType
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
 # waits for: a public error type on `DagsterEvent.step_failure_data.error` / `job_failure_data.error`
 from dagster._utils.error import SerializableErrorInfo
@@ -334,3 +336,14 @@ def freshness_windows_minutes(
 def _minutes(window: Any) -> float:
     delta = window.to_timedelta() if hasattr(window, "to_timedelta") else window
     return delta.total_seconds() / 60
+
+
+def latest_check_evaluation(instance: DagsterInstance, key: AssetCheckKey) -> tuple[Any, float] | None:
+    """The newest evaluation of a check (passed or failed) and when it was planned; executions that were only
+    planned (skipped, or this run's own) do not count. Waits for: a public status filter on check history."""
+    done = {AssetCheckExecutionRecordStatus.SUCCEEDED, AssetCheckExecutionRecordStatus.FAILED}
+    for record in instance.event_log_storage.get_asset_check_execution_history(key, limit=1, status=done):
+        evaluation = record.event.asset_check_evaluation if record.event is not None else None
+        if evaluation is not None:
+            return evaluation, record.create_timestamp
+    return None

@@ -17,6 +17,7 @@ from dagster import AssetCheckKey, AssetCheckResult, AssetCheckSeverity
 
 from integration_assets.core import quarantine
 from integration_assets.core.catalog import StreamSpec
+from integration_assets.core.dagster_adapter import latest_check_evaluation
 from integration_assets.core.monitoring_config import load_monitoring
 from integration_assets.core.stream_check import StreamCheck, StreamCheckRun
 from integration_assets.reconciliation.common import diff_row, outcome
@@ -88,27 +89,25 @@ class CompletenessCheck(StreamCheck):
 
     def skip_reason(self, run: StreamCheckRun) -> str | None:
         """A vendor counted by listing every id (Stripe) is not listed again after a sync that read only
-        changes while its last listing is recent (`listing_recount_hours`): at a million records that listing
-        cost more than the sync itself. A full listing, a check run alone, and every count-only vendor count."""
+        changes while its last listing passed recently (`listing_recount_hours`): at a million records that
+        listing cost more than the sync itself. A full listing, a check run alone, every count-only vendor and
+        every run after a failing listing count."""
         if run.landed is None or run.landed.report.mode == "full":
             return None
         hours = load_monitoring().reconciliation.listing_recount_hours
-        key = AssetCheckKey(run.stream.asset_key, self.name)
-        # the newest evaluation (this run's own execution is only planned: no evaluation yet)
-        for record in run.instance.event_log_storage.get_asset_check_execution_history(key, limit=5):
-            evaluation = record.event.asset_check_evaluation if record.event is not None else None
-            if evaluation is None:
-                continue
-            counted_by = evaluation.metadata.get(COUNTED_BY)
-            age_hours = (time.time() - record.create_timestamp) / 3600
-            if counted_by is not None and counted_by.value == "listing" and age_hours < hours:
-                return (
-                    f"{run.stream.vendor} has no count, so its ids are listed; the last listing was "
-                    f"{age_hours:.1f} h ago and this sync read only changes (recounted after "
-                    f"{hours:g} h, `listing_recount_hours` in monitoring.yaml, and on every full listing)"
-                )
+        last = latest_check_evaluation(run.instance, AssetCheckKey(run.stream.asset_key, self.name))
+        if last is None:
             return None
-        return None
+        evaluation, planned_at = last
+        counted_by = evaluation.metadata.get(COUNTED_BY)
+        age_hours = (time.time() - planned_at) / 3600
+        if not evaluation.passed or counted_by is None or counted_by.value != "listing" or age_hours >= hours:
+            return None  # a failing listing is repeated every run, so a fix shows as soon as it lands
+        return (
+            f"{run.stream.vendor} has no count, so its ids are listed; the last listing passed "
+            f"{age_hours:.1f} h ago and this sync read only changes (listed again after {hours:g} h, "
+            "`listing_recount_hours` in monitoring.yaml, on every full listing, and on every run while it fails)"
+        )
 
     def evaluate(self, run: StreamCheckRun) -> AssetCheckResult:
         stream, warehouse = run.stream, run.warehouse

@@ -7,6 +7,7 @@ from pathlib import Path
 from dagster import AssetKey, DagsterInstance, materialize
 
 from integration_assets.core.config import config_path
+from integration_assets.core.warehouse import Warehouse
 from integration_assets_tests.testing.sync import checked_sources, resources
 from integration_sandbox.server import Sandbox
 
@@ -66,3 +67,14 @@ def test_a_listing_is_not_repeated_after_an_incremental_sync_until_it_is_due(
         due = _sync(sandbox, url, instance)
         assert _counted(due)["billing/invoices"]["counted_by"].value == "listing"
         assert not _skipped_messages(instance, due)
+
+        # a listing that finds a record missing is repeated on every run until it passes again
+        warehouse = Warehouse.from_url(url)
+        lost = warehouse.query("SELECT min(id) FROM raw.billing_invoices WHERE NOT is_deleted")[0][0]
+        with warehouse.transaction() as tx:
+            tx.execute("DELETE FROM raw.billing_invoices WHERE id = ?", [lost])
+        missing = _counted(_sync(sandbox, url, instance))["billing/invoices"]
+        assert missing["missing_records"].value == 1 and lost in missing["summary"].value
+        (config_dir / "monitoring.yaml").unlink()  # back to the packaged 24 h
+        again = _counted(_sync(sandbox, url, instance))
+        assert again["billing/invoices"]["missing_records"].value == 1, "a failing listing is never skipped"

@@ -27,6 +27,7 @@ def build_contacts(reader: _Reader, built: Built, carried: dict[str, Any]) -> No
     """The people, placed under the clients the first phase matched their organizations to."""
     d, raw = reader.d, reader.raw
     customer_matches: dict[tuple[str, str, str], ident.Match] = carried["customer_matches"]
+    organization_path = d.entity("contacts").field("customer_id").sources["support"].path or ""  # the user's client
     contacts, users = ("crm", "contacts"), ("support", "users")
     matches = ident.resolve(d, "contacts", raw, reader.decisions)
     groups: dict[str, list[tuple[Stream, str, RecordRead]]] = defaultdict(list)
@@ -49,7 +50,7 @@ def build_contacts(reader: _Reader, built: Built, carried: dict[str, Any]) -> No
             continue
         if reader.in_review(users, rid):
             continue
-        org = ident.resolve_path(record["payload"], "organization_id")
+        org = ident.resolve_path(record["payload"], organization_path)
         ref = _customer_ref(customer_matches, "support", "organizations", org)
         values.values["customer_id"].value = EMPTY if ref is None else ref
         user_reads[rid] = values
