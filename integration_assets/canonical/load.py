@@ -49,9 +49,8 @@ class PhaseLoader:
         return raw
 
     def records(self, stream: Stream) -> dict[str, dict]:
-        """id -> {payload (the paths the build follows), is_deleted, read, contract}, staged first."""
-        table = CATALOG.stream_of(*stream).raw_table
-        self.warehouse.ensure_raw_table(table)
+        """id -> {payload (the paths the build follows), is_deleted, read, contract}, staged first (staging
+        ensures the raw table)."""
         restage = self.restage and stream not in self.staged  # a rebuild reads each stream anew once
         for _ in range(_ATTEMPTS):
             staged = stage_stream(
@@ -64,6 +63,7 @@ class PhaseLoader:
             if records is not None:
                 return records
             restage = False
+        table = CATALOG.stream_of(*stream).raw_table
         raise RuntimeError(f"{table} kept changing while its reads were staged ({_ATTEMPTS} attempts)")
 
     def identity_records(self, stream: Stream) -> dict[str, dict]:

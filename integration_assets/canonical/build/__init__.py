@@ -104,7 +104,6 @@ def build_entity(
     built.items = sorted(reader.items.values(), key=lambda i: i.key)
     built.contracts = {s: r for s, r in reader.contracts.items() if s in reader.own}
     for stream in OWN[entity]:
-        built.records_in.setdefault(stream, 0)
         review = built.review_ids(stream)
         built.accepted[stream] = {k: v for k, v in built.accepted.get(stream, {}).items() if k not in review}
     return built
