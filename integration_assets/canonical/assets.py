@@ -15,7 +15,6 @@ warehouse alone: records in = accepted + in review, and no record both.
 """
 
 import hashlib
-from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
@@ -42,6 +41,9 @@ from integration_assets.canonical.build import OWN, build_entity, streams_of, ta
 from integration_assets.canonical.columns import canonical_schema, customer_360_schema, review_queue_schema
 from integration_assets.canonical.contract_check import contract_description, evaluate_contract
 from integration_assets.canonical.load import PhaseLoader
+from integration_assets.canonical.plan import build_basis, ensure_state, last_state, plan_build, save_state
+from integration_assets.canonical.review import ref_texts
+from integration_assets.canonical.staged import STAGED_READS, reads_basis
 from integration_assets.core.columns import storage_kind, table_metadata
 from integration_assets.core.config import config_path
 from integration_assets.core.evidence import as_check, check_result, first_named, schema
@@ -54,8 +56,9 @@ from integration_assets.core.policies import (
     freshness_sentence,
 )
 from integration_assets.core.quarantine import QUARANTINE_REASONS
-from integration_assets.core.warehouse import Warehouse, validate_table
+from integration_assets.core.warehouse import Transaction, Warehouse, validate_table
 from integration_assets.mapping.dictionary import load_dictionary
+from integration_assets.mapping.schema import FieldDictionary
 from integration_assets.systems import CATALOG
 
 __all__ = ["INPUTS_VERSION", "accounting_balances", "assets"]
@@ -74,6 +77,7 @@ RECORD_MAP_COLUMNS = {
 
 INPUTS_VERSION = "inputs_version"  # metadata of each build: what it was built from (`_inputs_version`)
 INPUTS = "inputs"  # metadata of each build: the fingerprint of each input, to say what changed next time
+BATCH_RECORDS = 100_000  # own records a build holds at once (whole groups), at most about
 
 
 class CanonicalConfig(Config):
@@ -138,54 +142,161 @@ def _why_rebuilt(config: CanonicalConfig, last_version: str | None, last: dict[s
 
 
 def _build(context: AssetExecutionContext, entity: str, warehouse: Warehouse, config: CanonicalConfig) -> dict:
-    """Rebuilds the entity's tables, record map and review items in one transaction; returns the metadata."""
+    """Builds the entity's tables, record map and review items, and writes them in one transaction: only the
+    groups of records whose inputs changed since the last build (`plan.py`), or everything when the last build
+    was made under another basis (dictionary, decisions, region, code) or a rebuild is asked for. Returns the
+    metadata."""
     review.ensure_table(warehouse)
+    decisions_path = config_path("review_decisions.yaml")
     decisions = review.load_decisions()
     dictionary = load_dictionary()
-    loader = PhaseLoader(warehouse, dictionary, default_region=config.default_region, restage=config.rebuild)
-    built = build_entity(entity, dictionary, loader, decisions, default_region=config.default_region)
+    loader = PhaseLoader(
+        warehouse, dictionary, default_region=config.default_region, restage=config.rebuild, identity=False
+    )
+    basis = build_basis(loader, decisions_path.read_text() if decisions_path.exists() else "")
+    tables = ("customers", "contacts") if entity == "customers" else (entity,)
+    complete = all(warehouse.has_table(f"canonical.{table}") for table in tables)
+    last = last_state(warehouse, _key(entity), basis) if complete and not config.rebuild else None
+    plan = plan_build(entity, loader, decisions, basis, last)
+    frames: dict[str, list[pd.DataFrame]] = {table: [] for table in tables}
     mapped: dict[str, list[Any]] = {name: [] for name in RECORD_MAP_COLUMNS}  # column by column: one row per record
-    for (system, object_type), records in built.accepted.items():
-        for rid, (table, cid, how) in records.items():
-            for name, value in zip(mapped, (_key(entity), system, object_type, rid, table, cid, how), strict=True):
-                mapped[name].append(value)
-    warehouse.ensure_table(RECORD_MAP, RECORD_MAP_COLUMNS)
-    with warehouse.transaction() as tx:
+    items: list[review.ReviewItem] = []
+    for scope in plan.batches(BATCH_RECORDS):  # a batch's records are let go before the next one's are loaded
+        loader.only = scope
+        built = build_entity(
+            entity,
+            dictionary,
+            loader,
+            decisions,
+            default_region=config.default_region,
+            matches=plan.matches,
+            duplicates=plan.duplicates,
+        )
         for table, frame in built.tables.items():
-            tx.replace_table(f"canonical.{table}", table_columns(dictionary, table), frame)
-        tx.execute(f"DELETE FROM {RECORD_MAP} WHERE asset = ?", [_key(entity)])
+            frames[table].append(frame)
+        for (system, object_type), records in built.accepted.items():
+            for rid, (table, cid, how) in records.items():
+                row = (_key(entity), system, object_type, rid, table, cid, how)
+                for name, value in zip(mapped, row, strict=True):
+                    mapped[name].append(value)
+        items += built.items
+        del built
+    empty = {table: pd.DataFrame(columns=list(table_columns(dictionary, table))) for table in tables}
+    whole = {table: pd.concat(parts, ignore_index=True) if parts else empty[table] for table, parts in frames.items()}
+    del frames
+    warehouse.ensure_table(RECORD_MAP, RECORD_MAP_COLUMNS)
+    ensure_state(warehouse)
+    with warehouse.transaction() as tx:
+        if plan.affected is None:
+            for table, frame in whole.items():
+                tx.replace_table(f"canonical.{table}", table_columns(dictionary, table), frame)
+            tx.execute(f"DELETE FROM {RECORD_MAP} WHERE asset = ?", [_key(entity)])
+        else:
+            _replace_rows(tx, entity, dictionary, whole, ref_texts(plan.affected))
         tx.append_columns(RECORD_MAP, mapped)
         summary = review.sync_items(
-            tx, built.items, found_by=_key(entity), run_id=context.run.run_id, decisions=decisions
+            tx, items, found_by=_key(entity), run_id=context.run.run_id, decisions=decisions, within=plan.affected
         )
-    main = built.tables[entity]
-    deleted = int(main["is_deleted"].sum()) if len(main) else 0
+        save_state(tx, _key(entity), basis, plan)
     metadata: dict[str, Any] = {
-        "dagster/row_count": len(main) - deleted,  # what the asset is: rows whose records are live at a source
-        "deleted_rows": deleted,  # rows kept with is_deleted = true (deleted or archived at every source)
+        **_row_counts(warehouse, entity, tables),
         "review_opened": summary.opened,
         "review_still_open": summary.still_open,
         "review_resolved": summary.resolved,
         "review_ignored": summary.ignored,
     }
-    for table, frame in built.tables.items():
-        if table != entity:  # `canonical.contacts` of customers: counted like the entity's own table
-            other_deleted = int(frame["is_deleted"].sum()) if len(frame) else 0
-            metadata[f"{table}_row_count"] = len(frame) - other_deleted
-            metadata[f"{table}_deleted_rows"] = other_deleted
-    for stream in OWN[entity]:
-        name = CATALOG.stream_of(*stream).key.replace("/", "_")
-        metadata[f"{name}_records_in"] = built.records_in[stream]
-        metadata[f"{name}_accepted"] = len(built.accepted.get(stream, {}))
-        metadata[f"{name}_in_review"] = len(built.review_ids(stream))
-        failed = built.contracts.get(stream)
-        metadata[f"{name}_contract_failures"] = len(failed.failed) if failed else 0
+    metadata.update(_stream_counts(warehouse, entity, loader))
     # how many records were read anew (loaded since the last build, or all on a rebuild), and how many kept
-    # the read staged when they were loaded before
+    # the read staged when they were loaded before; how many were built again, and why
     metadata["records_read"] = sum(staged.read for staged in loader.staged.values())
     metadata["records_reused"] = sum(staged.reused for staged in loader.staged.values())
-    for reason, count in sorted(Counter(i.reason_code for i in built.items).items()):
-        metadata[f"review_{reason}"] = count
+    metadata["records_built"] = len(plan.state) if plan.affected is None else len(plan.affected & plan.state.keys())
+    metadata["built"] = "only what changed" if plan.affected is not None else "everything"
+    return metadata
+
+
+def _key_column(dictionary: FieldDictionary, table: str) -> str:
+    """The column naming a canonical row: what the record map's canonical_id holds for the table."""
+    if table in ("customers", "contacts"):
+        return "customer_id" if table == "customers" else "person_id"
+    spec = dictionary.entity(table).field(dictionary.entity(table).key[0])
+    return next(d for d in spec.destinations if d.startswith(f"canonical.{table}.")).rsplit(".", 1)[1]
+
+
+def _replace_rows(
+    tx: Transaction, entity: str, dictionary: FieldDictionary, tables: dict[str, pd.DataFrame], refs: list[str]
+) -> None:
+    """Replaces what the affected records (`refs`) made at the last build with what they make now: the rows
+    they were mapped to, and their lines in the record map."""
+    for table, frame in tables.items():
+        columns = table_columns(dictionary, table)
+        key = _key_column(dictionary, table)
+        tx.execute(
+            f'DELETE FROM canonical.{table} WHERE "{key}" IN (SELECT canonical_id FROM {RECORD_MAP} '
+            f"WHERE asset = ? AND table_name = ? AND {review.REF_SQL} IN (SELECT unnest(?)))",
+            [_key(entity), f"canonical.{table}", refs],
+        )
+        if len(frame):
+            tx.execute(
+                f'DELETE FROM canonical.{table} WHERE "{key}" IN (SELECT unnest(?))', [[str(k) for k in frame[key]]]
+            )
+        tx.insert_frame(f"canonical.{table}", columns, frame)
+    tx.execute(
+        f"DELETE FROM {RECORD_MAP} WHERE asset = ? AND {review.REF_SQL} IN (SELECT unnest(?))", [_key(entity), refs]
+    )
+
+
+def _row_counts(warehouse: Warehouse, entity: str, tables: tuple[str, ...]) -> dict[str, int]:
+    """Rows live at a source and rows kept as deleted, per table the build writes, counted in the warehouse."""
+    counts: dict[str, int] = {}
+    for table in tables:
+        rows, deleted = warehouse.query(f"SELECT count(*), count(*) FILTER (WHERE is_deleted) FROM canonical.{table}")[
+            0
+        ]
+        if table == entity:  # what the asset is: rows whose records are live at a source
+            counts["dagster/row_count"], counts["deleted_rows"] = int(rows) - int(deleted), int(deleted)
+        else:  # `canonical.contacts` of customers: counted like the entity's own table
+            counts[f"{table}_row_count"], counts[f"{table}_deleted_rows"] = int(rows) - int(deleted), int(deleted)
+    return counts
+
+
+def _stream_counts(warehouse: Warehouse, entity: str, loader: PhaseLoader) -> dict[str, Any]:
+    """Per own stream: records in, accepted, in review, and live records breaking the vendor contract; then
+    the open review items by reason. Counted in the warehouse, so a build of some records says the whole."""
+    metadata: dict[str, Any] = {}
+    basis = reads_basis(loader.dictionary, loader.region)
+    for stream in OWN[entity]:
+        source = CATALOG.stream_of(*stream)
+        name = source.key.replace("/", "_")
+        raw = validate_table(source.raw_table)
+        ((records_in, broken),) = warehouse.query(
+            f"SELECT count(*), count(s.contract) FILTER (WHERE NOT r.is_deleted) FROM {raw} AS r "
+            f"LEFT JOIN {STAGED_READS} AS s ON s.stream = ? AND s.record_id = r.id AND s.basis = ?",
+            [source.key, basis],
+        )
+        ((accepted,),) = warehouse.query(
+            f"SELECT count(*) FROM {RECORD_MAP} WHERE asset = ? AND system = ? AND object_type = ?",
+            [_key(entity), *stream],
+        )
+        ((in_review,),) = warehouse.query(
+            f"SELECT count(DISTINCT record_id) FROM {review.TABLE} WHERE found_by = ? AND system = ? "
+            "AND object_type = ? AND status IN ('open', 'ignored')",
+            [_key(entity), *stream],
+        )
+        metadata.update(
+            {
+                f"{name}_records_in": int(records_in),
+                f"{name}_accepted": int(accepted),
+                f"{name}_in_review": int(in_review),
+                f"{name}_contract_failures": int(broken),
+            }
+        )
+    reasons = warehouse.query(
+        f"SELECT reason_code, count(*) FROM {review.TABLE} WHERE found_by = ? AND status IN ('open', 'ignored') "
+        "GROUP BY reason_code ORDER BY reason_code",
+        [_key(entity)],
+    )
+    metadata.update({f"review_{reason}": int(count) for reason, count in reasons})
     return metadata
 
 
@@ -438,7 +549,8 @@ _MONEY = """
     UNION ALL
     SELECT 'due', customer_id, currency, sum(amount_remaining) FROM canonical.invoices
     WHERE status = 'open' AND NOT is_deleted AND customer_id IS NOT NULL AND amount_remaining IS NOT NULL
-    GROUP BY customer_id, currency"""
+    GROUP BY customer_id, currency
+    ORDER BY 1, 2, 3"""  # currencies in code order in each JSON object, whatever order the tables' rows are in
 
 
 @asset(

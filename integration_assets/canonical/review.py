@@ -32,6 +32,14 @@ from integration_assets.mapping.schema import SYSTEM_OBJECT_TYPES, VENDORS
 TABLE = REVIEW_TABLE
 COLUMNS = REVIEW_COLUMNS
 KEY = REVIEW_KEY
+REF_SQL = "system || '/' || object_type || '/' || record_id"  # a record as one text, to match a list of them
+
+
+def ref_texts(refs: Iterable[tuple[str, str, str]]) -> list[str]:
+    """Records as the texts `REF_SQL` makes of them, for `IN (SELECT unnest(?))` (never an empty list, whose
+    element type neither backend can tell)."""
+    return sorted("/".join(ref) for ref in refs) or ["/"]
+
 
 NEXT_ACTIONS = {
     "missing_required_field": "fill in {field} on {object_type} {record_id} in {vendor}",
@@ -244,13 +252,29 @@ def ensure_table(warehouse: Warehouse) -> None:
 
 
 def sync_items(
-    tx: Transaction, items: Iterable[ReviewItem], *, found_by: str, run_id: str, decisions: Decisions
+    tx: Transaction,
+    items: Iterable[ReviewItem],
+    *,
+    found_by: str,
+    run_id: str,
+    decisions: Decisions,
+    within: set[tuple[str, str, str]] | None = None,
 ) -> ReviewSummary:
-    """Makes the queue's items from `found_by` match what this run found, keeping their history."""
+    """Makes the queue's items from `found_by` match what this run found, keeping their history.
+
+    `within`: the records this run judged (system, object_type, id), when it judged only some; the items of
+    the others stand as they are, seen again by this run."""
     now = datetime.now(UTC)
     found = {item.key: item for item in items}
     rows = tx.execute(f"SELECT * FROM {TABLE} WHERE found_by = ?", [found_by])
     existing = {tuple(row[:4]): dict(zip(tx.last_columns, row, strict=True)) for row in rows}
+    if within is not None:  # the items of records this run did not judge stand as they are, seen again
+        existing = {key: row for key, row in existing.items() if key[:3] in within}
+        tx.execute(
+            f"UPDATE {TABLE} SET last_seen = ?, occurrences = occurrences + 1, run_id = ? WHERE found_by = ? "
+            f"AND status IN ('open', 'ignored') AND {REF_SQL} NOT IN (SELECT unnest(?))",
+            [now, run_id, found_by, ref_texts(within)],
+        )
     kept: list[dict[str, Any]] = []
     opened = still_open = resolved = ignored = 0
     for key, item in found.items():
@@ -290,7 +314,13 @@ def sync_items(
                 "run_id": run_id,
             }
         kept.append(before)
-    tx.execute(f"DELETE FROM {TABLE} WHERE found_by = ?", [found_by])
+    if within is None:
+        tx.execute(f"DELETE FROM {TABLE} WHERE found_by = ?", [found_by])
+    else:
+        tx.execute(
+            f"DELETE FROM {TABLE} WHERE found_by = ? AND {REF_SQL} IN (SELECT unnest(?))",
+            [found_by, ref_texts(within)],
+        )
     if kept:
         tx.append(TABLE, kept)
     return ReviewSummary(opened=opened, still_open=still_open, resolved=resolved, ignored=ignored)

@@ -14,7 +14,6 @@ normalize are left empty.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from integration_assets.canonical import identity as ident
 from integration_assets.canonical.build.contacts import build_contacts
@@ -59,13 +58,13 @@ __all__ = [
     "table_columns",
 ]
 
-# Each asset's build, phase by phase (`phases_of`): what one phase hands the next goes through `carried`.
-_PHASES: dict[str, tuple[Callable[[_Reader, Built, dict[str, Any]], None], ...]] = {
+# Each asset's build, phase by phase (`phases_of`); a later phase sees the identity matches of an earlier one.
+_PHASES: dict[str, tuple[Callable[[_Reader, Built], None], ...]] = {
     "customers": (build_customers, build_contacts),
-    "deals": (lambda reader, built, _: build_deals(reader, built),),
-    "invoices": (lambda reader, built, _: build_invoices(reader, built),),
-    "payments": (lambda reader, built, _: build_payments(reader, built),),
-    "tickets": (lambda reader, built, _: build_tickets(reader, built),),
+    "deals": (build_deals,),
+    "invoices": (build_invoices,),
+    "payments": (build_payments,),
+    "tickets": (build_tickets,),
 }
 
 # The records of one phase: its streams read as records, its identity-only streams as a few paths each.
@@ -84,17 +83,23 @@ def build_entity(
     decisions: Decisions,
     *,
     default_region: str | None = None,
+    matches: dict[str, dict[tuple[str, str, str], ident.Match]] | None = None,
+    duplicates: dict[str, list[str]] | None = None,
 ) -> Built:
     """The canonical table(s) of one asset (`customers` also builds `contacts`). Each phase's records are
-    loaded when it starts and let go when it ends, so a build holds about one phase's records at a time."""
+    loaded when it starts and let go when it ends, so a build holds about one phase's records at a time.
+
+    `matches` (per identity) and `duplicates` (companies recorded twice), when given, were resolved over every
+    record (`plan.py`): the loader may then hold only the records to build again, with their groups."""
     load = raw if callable(raw) else from_index(raw)
     reader = _Reader(dictionary, {}, decisions, OWN[entity], default_region)
+    reader.matched.update(matches or {})
+    reader.duplicates = duplicates
     built = Built()
-    carried: dict[str, Any] = {}
     for phase, build in zip(phases_of(entity), _PHASES[entity], strict=True):
         reader.raw = load(phase)
         before = set(built.tables)
-        build(reader, built, carried)
+        build(reader, built)
         for table in [t for t in built.tables if t not in before]:
             _enforce(reader, built, table)
         for stream in phase.streams:

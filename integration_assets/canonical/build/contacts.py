@@ -23,13 +23,13 @@ from integration_assets.canonical.validate import EMPTY, RecordRead
 from integration_assets.mapping.normalize import namespaced_id
 
 
-def build_contacts(reader: _Reader, built: Built, carried: dict[str, Any]) -> None:
+def build_contacts(reader: _Reader, built: Built) -> None:
     """The people, placed under the clients the first phase matched their organizations to."""
     d, raw = reader.d, reader.raw
-    customer_matches: dict[tuple[str, str, str], ident.Match] = carried["customer_matches"]
+    customer_matches = reader.matches("customers")  # the clients' phase resolved them
     organization_path = d.entity("contacts").field("customer_id").sources["support"].path or ""  # the user's client
     contacts, users = ("crm", "contacts"), ("support", "users")
-    matches = ident.resolve(d, "contacts", raw, reader.decisions)
+    matches = reader.matches("contacts")
     groups: dict[str, list[tuple[Stream, str, RecordRead]]] = defaultdict(list)
     for rid in raw.get(contacts, {}):
         if _flag_ignored(reader, contacts, rid):

@@ -18,8 +18,8 @@ from integration_assets.mapping.schema import FieldDictionary
 PLANS = ("starter", "professional", "enterprise")  # by won deals: 0, 1, 2 or more (customers.plan's rule)
 
 
-def build_customers(reader: _Reader, built: Built, carried: dict[str, Any]) -> None:
-    """The clients; their identity matches are carried to the people's phase (`build_contacts`)."""
+def build_customers(reader: _Reader, built: Built) -> None:
+    """The clients; the people's phase (`build_contacts`) sees their identity matches."""
     d, raw = reader.d, reader.raw
     companies = ("crm", "companies")
     customers_ = {"billing": ("billing", "customers"), "support": ("support", "organizations")}
@@ -28,15 +28,19 @@ def build_customers(reader: _Reader, built: Built, carried: dict[str, Any]) -> N
     for rid in raw.get(companies, {}):
         if not _flag_ignored(reader, companies, rid):
             reads[companies][rid] = reader.check("customers", companies, rid)
-    compared = d.identity["customers"].duplicates.match_all if d.identity["customers"].duplicates else ()
-    live_values = {  # a value its own rule refused still counts as written (the same client recorded twice)
-        rid: {
-            f: v.get(f) if not is_empty(v.get(f)) else _raw_text(raw[companies][rid]["payload"], d, f) for f in compared
-        }
-        for rid, v in reads[companies].items()
-        if not raw[companies][rid]["is_deleted"]
-    }
-    for rid, others in ident.duplicates(d, "customers", live_values).items():
+    if reader.duplicates is None:
+        reader.duplicates = ident.duplicates(
+            d,
+            "customers",
+            {
+                rid: compared_values(d, values, raw[companies][rid]["payload"])
+                for rid, values in reads[companies].items()
+                if not raw[companies][rid]["is_deleted"]
+            },
+        )
+    for rid, others in reader.duplicates.items():
+        if rid not in raw[companies]:  # a build of some records only is given every company's
+            continue
         reader.flag(
             companies,
             rid,
@@ -44,7 +48,7 @@ def build_customers(reader: _Reader, built: Built, carried: dict[str, Any]) -> N
             f"Same name and domain as companies {', '.join(others)}: the same client recorded twice?",
         )
     # --- billing customers and support organizations: identity
-    matches = ident.resolve(d, "customers", raw, reader.decisions)
+    matches = reader.matches("customers")
     groups: dict[str, list[tuple[Stream, str, RecordRead]]] = defaultdict(list)
     for rid, values in reads[companies].items():
         if not reader.in_review(companies, rid):
@@ -121,8 +125,15 @@ def build_customers(reader: _Reader, built: Built, carried: dict[str, Any]) -> N
         for s, r in kept:
             _accept(built, s, r, "canonical.customers", key, how.get((s, r), "own"))
     built.tables["customers"] = pd.DataFrame(rows, columns=list(table_columns(d, "customers")))
-    carried["customer_matches"] = {
-        key: match for key, match in matches.items() if key[:2] == ("support", "organizations")
+
+
+def compared_values(d: FieldDictionary, read: RecordRead | dict[str, Any], payload: dict) -> dict[str, Any]:
+    """The values of a live company the duplicate rule compares: a value its own rule refused still counts
+    as written (the same client recorded twice), so the raw text stands in for an empty read."""
+    rule = d.identity["customers"].duplicates
+    return {
+        name: read.get(name) if not is_empty(read.get(name)) else _raw_text(payload, d, name)
+        for name in (rule.match_all if rule else ())
     }
 
 

@@ -3,18 +3,13 @@ record whose client is not resolved (unknown, or itself in review) goes to revie
 
 from __future__ import annotations
 
-from integration_assets.canonical import identity as ident
 from integration_assets.canonical.build.records import Built, _Reader
 from integration_assets.canonical.build.single import build_single
 
 
 def build_invoices(reader: _Reader, built: Built) -> None:
-    build_single(reader, built, "invoices", _clients(reader))
+    build_single(reader, built, "invoices", reader.matches("customers"))
 
 
 def build_payments(reader: _Reader, built: Built) -> None:
-    build_single(reader, built, "payments", _clients(reader))
-
-
-def _clients(reader: _Reader) -> dict[tuple[str, str, str], ident.Match]:
-    return ident.resolve(reader.d, "customers", reader.raw, reader.decisions)
+    build_single(reader, built, "payments", reader.matches("customers"))

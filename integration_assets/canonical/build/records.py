@@ -188,6 +188,16 @@ class _Reader:
                 self.ignored.setdefault(decision.key[:3], decision)
         self.contracts: dict[Stream, ContractResult] = {}
         self._failed: dict[Stream, dict[str, list[str]]] = {}
+        # identity matches per identity name, and the companies recorded twice: resolved from this build's own
+        # records unless given (a build of some records only is given them, resolved over every record)
+        self.matched: dict[str, dict[tuple[str, str, str], ident.Match]] = {}
+        self.duplicates: dict[str, list[str]] | None = None
+
+    def matches(self, name: str) -> dict[tuple[str, str, str], ident.Match]:
+        """Identity `name`'s match of each record it reads (every phase after the first sees the same)."""
+        if name not in self.matched:
+            self.matched[name] = ident.resolve(self.d, name, self.raw, self.decisions)
+        return self.matched[name]
 
     def contract(self, stream: Stream) -> dict[str, list[str]]:
         """Which live records broke the vendor contract: staged with their reads, else checked here."""

@@ -13,6 +13,7 @@ from integration_assets.canonical.build.merge import _merge
 from integration_assets.canonical.build.records import (
     OWN,
     Built,
+    Stream,
     _accept,
     _column,
     _customer_ref,
@@ -22,6 +23,7 @@ from integration_assets.canonical.build.records import (
 )
 from integration_assets.canonical.validate import EMPTY, RecordRead, is_empty
 from integration_assets.mapping.normalize import namespaced_id
+from integration_assets.mapping.schema import FieldDictionary
 
 # An entity's own derived values for one record: (record id, its read, the derived values to add to).
 Extra = Callable[[str, RecordRead, dict[str, Any]], None]
@@ -46,27 +48,16 @@ def build_single(
         values = reader.check(entity, stream, rid)
         payload = record["payload"]
         derived: dict[str, Any] = {}
-        for name, spec in fields.items():
-            source = spec.sources.get(stream[0])
-            if (
-                spec.references == "customers"
-                and source is not None
-                and source.id_system is None
-                and stream[0] != "crm"
-            ):
-                raw_id = ident.resolve_path(payload, source.path or "")
-                ref = _customer_ref(matches, stream[0], _ref_object(stream[0]), raw_id)
-                if ref is None:
-                    reader.flag(
-                        stream,
-                        rid,
-                        "unresolved_reference",
-                        f"{name}: {raw_id} has no resolved client (its record is in review or unknown).",
-                        name,
-                    )
-                derived[name] = EMPTY if ref is None else ref
-            elif spec.references == "contacts" and source is not None and stream[0] == "support":
-                derived[name] = _person_ref(matches, raw, ident.resolve_path(payload, source.path or ""))
+        for name, (ref, raw_id) in references(d, entity, stream, payload, matches).items():
+            if ref is None:
+                reader.flag(
+                    stream,
+                    rid,
+                    "unresolved_reference",
+                    f"{name}: {raw_id} has no resolved client (its record is in review or unknown).",
+                    name,
+                )
+            derived[name] = EMPTY if ref is None else ref
         if extra is not None:
             extra(rid, values, derived)
         row, problems = _merge(reader, entity, [(stream, rid, values)], derived)
@@ -81,7 +72,29 @@ def build_single(
     built.tables[entity] = pd.DataFrame(rows, columns=list(table_columns(d, entity)))
 
 
-def _person_ref(matches: dict[tuple[str, str, str], ident.Match], raw: ident.RawIndex, raw_id: Any) -> Any:
+def references(
+    d: FieldDictionary,
+    entity: str,
+    stream: Stream,
+    payload: dict,
+    matches: dict[tuple[str, str, str], ident.Match],
+) -> dict[str, tuple[Any, Any]]:
+    """The record's references to clients and people, resolved through identity: field -> (the canonical id,
+    EMPTY when the record names none, None when the one it names has no resolved client; the raw id)."""
+    found: dict[str, tuple[Any, Any]] = {}
+    for name, spec in d.entity(entity).fields.items():
+        source = spec.sources.get(stream[0])
+        if source is None or not spec.references:
+            continue
+        raw_id = ident.resolve_path(payload, source.path or "")
+        if spec.references == "customers" and source.id_system is None and stream[0] != "crm":
+            found[name] = (_customer_ref(matches, stream[0], _ref_object(stream[0]), raw_id), raw_id)
+        elif spec.references == "contacts" and stream[0] == "support":
+            found[name] = (_person_ref(matches, raw_id), raw_id)
+    return found
+
+
+def _person_ref(matches: dict[tuple[str, str, str], ident.Match], raw_id: Any) -> Any:
     """A Zendesk user id as the canonical person key: its CRM contact when linked, else support:<id>."""
     if is_empty(raw_id):
         return EMPTY

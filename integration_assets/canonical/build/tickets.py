@@ -3,15 +3,9 @@ person (the linked CRM contact, else the Zendesk user)."""
 
 from __future__ import annotations
 
-from integration_assets.canonical import identity as ident
 from integration_assets.canonical.build.records import Built, _Reader
 from integration_assets.canonical.build.single import build_single
 
 
 def build_tickets(reader: _Reader, built: Built) -> None:
-    d, raw = reader.d, reader.raw
-    matches = {
-        **ident.resolve(d, "customers", raw, reader.decisions),
-        **ident.resolve(d, "contacts", raw, reader.decisions),
-    }
-    build_single(reader, built, "tickets", matches)
+    build_single(reader, built, "tickets", {**reader.matches("customers"), **reader.matches("contacts")})

@@ -231,6 +231,12 @@ class Transaction:
         self.execute(f'CREATE SCHEMA IF NOT EXISTS "{table.split(".")[0]}"')
         self.execute(f"DROP TABLE IF EXISTS {qualified}")
         self.execute(f"CREATE TABLE {qualified} ({', '.join(definitions)})")
+        return self.insert_frame(table, columns, rows)
+
+    def insert_frame(self, table: str, columns: Mapping[str, str], rows: pd.DataFrame) -> int:
+        """Inserts a frame's rows into a table of `columns` (as `replace_table` made it), each value cast to
+        its column's type; returns the count."""
+        qualified = validate_table(table)
         frame = rows[list(columns)]
         json_columns = [name for name, spec in columns.items() if spec.split()[0] == "JSON"]
         values = [
