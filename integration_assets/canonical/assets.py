@@ -1,5 +1,6 @@
-"""The canonical assets: each rebuilds its `canonical.*` table(s), its rows in `canonical.record_map` and its
-review items in one transaction, and an `accounting_balances` check proves that nothing vanished.
+"""The canonical assets: each builds its `canonical.*` table(s), its rows in `canonical.record_map` and its
+review items in one transaction (only the groups of records that changed since its last build, `plan.py`), and
+an `accounting_balances` check proves that nothing vanished.
 
 Each entity is one step with its checks (`contract`, blocking, and `accounting_balances`): they judge the
 tables the step just wrote. A build whose inputs (raw tables, field dictionary, review decisions, settings)
@@ -128,9 +129,9 @@ def _last_build(context: AssetExecutionContext, key: AssetKey) -> tuple[str | No
 
 
 def _why_rebuilt(config: CanonicalConfig, last_version: str | None, last: dict[str, str], now: dict[str, str]) -> str:
-    """The reason a build runs, in words: what changed since the last one. Every table is rebuilt from all its
-    records (a changed dictionary or decision touches every record, so nothing narrower would be right); only
-    the records loaded since the last build are read anew (`staged.py`)."""
+    """The reason a build runs, in words: what changed since the last one. A changed dictionary or decision
+    builds everything (it touches every record, so nothing narrower would be right); changed raw tables build
+    the groups their changed records touch (`plan.py`), reading anew only the records loaded since (`staged.py`)."""
     if config.rebuild:
         return "asked for (config rebuild: true)"
     if last_version is None:
@@ -182,7 +183,10 @@ def _build(context: AssetExecutionContext, entity: str, warehouse: Warehouse, co
         items += built.items
         del built
     empty = {table: pd.DataFrame(columns=list(table_columns(dictionary, table))) for table in tables}
-    whole = {table: pd.concat(parts, ignore_index=True) if parts else empty[table] for table, parts in frames.items()}
+    whole = {
+        table: pd.concat(filled, ignore_index=True) if (filled := [p for p in parts if len(p)]) else empty[table]
+        for table, parts in frames.items()
+    }
     del frames
     warehouse.ensure_table(RECORD_MAP, RECORD_MAP_COLUMNS)
     ensure_state(warehouse)

@@ -30,7 +30,6 @@ __all__ = [
     "build_paths",
     "identity_paths",
     "lean_records",
-    "linked_paths",
     "load_raw",
     "read_values",
 ]
@@ -121,10 +120,10 @@ def load_raw(
 def build_paths(dictionary: FieldDictionary, stream: Stream) -> set[str]:
     """The payload paths a build follows in records of `stream`: identity's, the references to other records
     (a payment's customer, a user's organization), and the fields the duplicate rule compares raw."""
-    return identity_paths(dictionary, stream) | linked_paths(dictionary, stream)
+    return identity_paths(dictionary, stream) | _linked_paths(dictionary, stream)
 
 
-def linked_paths(dictionary: FieldDictionary, stream: Stream) -> set[str]:
+def _linked_paths(dictionary: FieldDictionary, stream: Stream) -> set[str]:
     """The payload paths a build follows in records of `stream` besides identity's: the references to other
     records (a payment's customer, a user's organization), the fields the duplicate rule compares raw, the id."""
     paths = {"id"}

@@ -27,7 +27,7 @@ from integration_assets.canonical.build import LOOKUPS, OWN, Stream
 from integration_assets.canonical.build.customers import compared_values
 from integration_assets.canonical.build.records import _customer_ref
 from integration_assets.canonical.build.single import references
-from integration_assets.canonical.load import PhaseLoader, identity_paths, lean_records, linked_paths, read_values
+from integration_assets.canonical.load import PhaseLoader, build_paths, lean_records, read_values
 from integration_assets.canonical.review import REF_SQL, Decisions, ref_texts
 from integration_assets.canonical.staged import reads_basis
 from integration_assets.canonical.validate import EMPTY
@@ -220,9 +220,9 @@ class _Planner:
         self.duplicates: dict[str, list[str]] | None = None
 
     def records(self, stream: Stream) -> dict[str, dict]:
-        """The stream's records with their stamps and the paths a build follows besides identity's."""
+        """The stream's records with their stamps and the paths a build follows (identity's among them)."""
         if stream not in self.lean:
-            self.lean[stream] = lean_records(self.warehouse, stream, linked_paths(self.d, stream))
+            self.lean[stream] = lean_records(self.warehouse, stream, build_paths(self.d, stream))
         return self.lean[stream]
 
     def resolve(self, name: str) -> dict[Ref, ident.Match]:
@@ -239,7 +239,7 @@ class _Planner:
             version = hashlib.sha256("\n".join([self.basis, *versions]).encode()).hexdigest()[:16]
             self.matches[name] = _kept_matches(self.warehouse, name, version)
             if self.matches[name] is None:
-                lean = {s: lean_records(self.warehouse, s, identity_paths(self.d, s)) for s in streams}
+                lean = {s: self.records(s) for s in streams}
                 self.matches[name] = ident.resolve(self.d, name, lean, self.decisions)
                 _keep_matches(self.warehouse, name, version, self.matches[name])
         return self.matches[name]

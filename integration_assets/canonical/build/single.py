@@ -21,7 +21,7 @@ from integration_assets.canonical.build.records import (
     _Reader,
     table_columns,
 )
-from integration_assets.canonical.validate import EMPTY, RecordRead, is_empty
+from integration_assets.canonical.validate import EMPTY, RecordRead, is_empty, remembered
 from integration_assets.mapping.normalize import namespaced_id
 from integration_assets.mapping.schema import FieldDictionary
 
@@ -82,15 +82,29 @@ def references(
     """The record's references to clients and people, resolved through identity: field -> (the canonical id,
     EMPTY when the record names none, None when the one it names has no resolved client; the raw id)."""
     found: dict[str, tuple[Any, Any]] = {}
+    for name, kind, path in remembered(_REFERENCES, d, (entity, stream), lambda: _references(d, entity, stream)):
+        raw_id = ident.resolve_path(payload, path)
+        if kind == "customers":
+            found[name] = (_customer_ref(matches, stream[0], _ref_object(stream[0]), raw_id), raw_id)
+        else:
+            found[name] = (_person_ref(matches, raw_id), raw_id)
+    return found
+
+
+_REFERENCES: dict[tuple, tuple[Any, Any]] = {}
+
+
+def _references(d: FieldDictionary, entity: str, stream: Stream) -> list[tuple[str, str, str]]:
+    """(field, customers or contacts, path) of each reference the entity's records of `stream` resolve."""
+    found = []
     for name, spec in d.entity(entity).fields.items():
         source = spec.sources.get(stream[0])
         if source is None or not spec.references:
             continue
-        raw_id = ident.resolve_path(payload, source.path or "")
         if spec.references == "customers" and source.id_system is None and stream[0] != "crm":
-            found[name] = (_customer_ref(matches, stream[0], _ref_object(stream[0]), raw_id), raw_id)
+            found.append((name, "customers", source.path or ""))
         elif spec.references == "contacts" and stream[0] == "support":
-            found[name] = (_person_ref(matches, raw_id), raw_id)
+            found.append((name, "contacts", source.path or ""))
     return found
 
 

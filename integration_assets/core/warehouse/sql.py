@@ -82,8 +82,13 @@ def _pyformat(sql: str) -> str:
     return "".join(parts)
 
 
+_PLAIN_TYPES = frozenset({str, int, float, bool, type(None)})  # passed as they are, without the Mapping check
+
+
 def _value(value: Any) -> Any:
     """Dicts and lists go in as JSON text: both backends cast text into JSON columns; neither adapts dicts."""
+    if type(value) in _PLAIN_TYPES:  # most values: a million-row insert called this for every one
+        return value
     if isinstance(value, Mapping | list | tuple):
         return json.dumps(value, ensure_ascii=False, allow_nan=False, default=str)
     return value
