@@ -21,7 +21,7 @@ from integration_assets.core.payload import resolve_path
 from integration_assets.mapping.normalize import namespaced_id
 from integration_assets.mapping.schema import FieldDictionary, Identity, IdentityStep
 
-__all__ = ["Match", "RawIndex", "Resolution", "duplicates", "resolution", "resolve"]
+__all__ = ["Match", "RawIndex", "duplicates", "resolve"]
 
 # (system, object_type) -> record id -> {"payload": dict, "is_deleted": bool}
 RawIndex = dict[tuple[str, str], dict[str, dict[str, Any]]]
@@ -64,11 +64,7 @@ class _Targets:
         self.identity = identity
         self.raw = raw
         self.ignore = frozenset(identity.ignore_domains)
-        self._steps = {step.name: step for step in identity.steps}
         self._index: dict[str, dict[str, set[str]]] = {}
-
-    def step(self, name: str) -> IdentityStep:
-        return self._steps[name]
 
     def candidates(self, step: IdentityStep, value: str) -> set[str]:
         if step.name not in self._index:
@@ -102,109 +98,62 @@ def resolve(
     decisions: Decisions,
 ) -> dict[tuple[str, str, str], Match]:
     """(system, object_type, record id) -> Match, for every record that identity `name`'s steps read."""
-    return resolution(dictionary, name, raw, decisions).matches
-
-
-@dataclass
-class Resolution:
-    """Identity's matches with what decided them: each source's version and the keys it looked up, and each
-    key's candidates. A later resolution redoes only the sources that changed or whose keys' candidates did."""
-
-    matches: dict[tuple[str, str, str], Match]
-    stamps: dict[tuple[str, str, str], str]  # a source's version (its row's loaded_at)
-    keys: dict[tuple[str, str, str], list[str]]  # "step|key" of every step a source's payload takes part in
-    candidates: dict[str, list[str]]  # "step|key" -> the live targets it found, sorted
-
-
-def resolution(
-    dictionary: FieldDictionary,
-    name: str,
-    raw: RawIndex,
-    decisions: Decisions,
-    before: Resolution | None = None,
-) -> Resolution:
-    """`resolve` with what decided each match; given the resolution `before` (under the same dictionary and
-    decisions), a source whose version and whose keys' candidates are unchanged keeps its match."""
     identity = dictionary.identity[name]
     targets = _Targets(identity, raw)
-    now: dict[str, list[str]] = {}  # candidates as they are now, of every key looked up
-    moved: set[str] = set()
-    if before is not None:
-        for key, found in before.candidates.items():
-            step_name, _, value = key.partition("|")
-            now[key] = sorted(targets.candidates(targets.step(step_name), value))
-            if now[key] != found:
-                moved.add(key)
-    done = Resolution({}, {}, {}, {})
     owners = {(d.system, d.object_type, d.record_id): d.owner for d in decisions.decisions if d.owner and not d.ignore}
     live_targets = {
         namespaced_id(identity.target.system, rid)
         for rid, row in raw.get((identity.target.system, identity.target.object_type), {}).items()
         if not row["is_deleted"]
     }
-    for system, object_type in dict.fromkeys((s.from_.system, s.from_.object_type) for s in identity.steps):
+    sources = list(dict.fromkeys((s.from_.system, s.from_.object_type) for s in identity.steps))
+    out: dict[tuple[str, str, str], Match] = {}
+    for system, object_type in sources:
         steps = [s for s in identity.steps if (s.from_.system, s.from_.object_type) == (system, object_type)]
         for rid, row in raw.get((system, object_type), {}).items():
-            ref = (system, object_type, rid)
-            done.stamps[ref] = stamp = str(row.get("loaded_at"))
-            if (
-                before is not None
-                and ref in before.matches
-                and ref not in owners
-                and before.stamps.get(ref) == stamp
-                and not moved.intersection(before.keys[ref])
-            ):
-                done.matches[ref], done.keys[ref] = before.matches[ref], before.keys[ref]
-                continue
-            owner = owners.get(ref)
+            key = (system, object_type, rid)
+            owner = owners.get(key)
             if owner is not None:
-                reason = None if owner in live_targets else identity.on_many
-                detail = "" if reason is None else f"The decision names {owner}, which is no live record."
-                done.matches[ref], done.keys[ref] = (
-                    Match(owner if reason is None else None, "decision", reason, detail),
-                    [],
+                if owner in live_targets:
+                    out[key] = Match(owner, "decision")
+                    continue
+                out[key] = Match(
+                    None, "decision", identity.on_many, f"The decision names {owner}, which is no live record."
                 )
                 continue
-            done.matches[ref], done.keys[ref] = _match(identity, steps, targets, row["payload"])
-    for keys in done.keys.values():
-        for key in keys:
-            if key not in done.candidates:
-                step_name, _, value = key.partition("|")
-                found = now.get(key)
-                done.candidates[key] = (
-                    found if found is not None else sorted(targets.candidates(targets.step(step_name), value))
-                )
-    return done
+            out[key] = _match(identity, steps, targets, row["payload"])
+    return out
 
 
-def _match(identity: Identity, steps: list[IdentityStep], targets: _Targets, payload: dict) -> tuple[Match, list[str]]:
-    """The record's match, and the "step|key" of every step its payload takes part in (not only the deciding
-    one: a change of candidates at any of them may change the match)."""
-    looked: list[tuple[IdentityStep, list[str]]] = []
+def _match(identity: Identity, steps: list[IdentityStep], targets: _Targets, payload: dict) -> Match:
     for step in steps:
-        if step.where is not None and resolve_path(payload, step.where.path) not in step.where.in_:
-            continue
+        if step.where is not None:
+            held = resolve_path(payload, step.where.path)
+            if held not in step.where.in_:
+                continue
         value = resolve_path(payload, step.from_.path)
         values = value if isinstance(value, list) else [value]
         keys = [k for k in (_normalize(v, step.normalize, targets.ignore) for v in values) if k is not None]
-        if keys:
-            looked.append((step, keys))
-    used = [f"{step.name}|{key}" for step, keys in looked for key in keys]
-    for step, keys in looked:
+        if not keys:
+            continue
         found: set[str] = set()
         for k in keys:
             found |= targets.candidates(step, k)
         shown = ", ".join(keys) if step.method in ("explicit_id", "domain", "email_domain") else "the address"
         if len(found) > 1:
-            detail = f"{step.name}: {shown} matches {len(found)} live records ({', '.join(sorted(found))})."
-            return Match(None, step.name, identity.on_many, detail), used
+            return Match(
+                None,
+                step.name,
+                identity.on_many,
+                f"{step.name}: {shown} matches {len(found)} live records ({', '.join(sorted(found))}).",
+            )
         if len(found) == 1:
-            return Match(next(iter(found)), step.name), used
+            return Match(next(iter(found)), step.name)
         if step.on_no_match != "next":
-            return Match(None, step.name, step.on_no_match, f"{step.name}: {shown} matches no live record."), used
+            return Match(None, step.name, step.on_no_match, f"{step.name}: {shown} matches no live record.")
     if identity.on_unmatched == "accept":
-        return Match(None, "unmatched"), used
-    return Match(None, "unmatched", identity.on_unmatched, "No identity step found a record it belongs to."), used
+        return Match(None, "unmatched")
+    return Match(None, "unmatched", identity.on_unmatched, "No identity step found a record it belongs to.")
 
 
 _SPACES = re.compile(r"\s+")

@@ -22,8 +22,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import orjson
-
 from integration_assets.canonical import identity as ident
 from integration_assets.canonical.build import LOOKUPS, OWN, Stream
 from integration_assets.canonical.build.customers import compared_values
@@ -33,7 +31,7 @@ from integration_assets.canonical.load import PhaseLoader, build_paths, lean_rec
 from integration_assets.canonical.review import REF_SQL, Decisions, ref_texts
 from integration_assets.canonical.staged import reads_basis
 from integration_assets.canonical.validate import EMPTY
-from integration_assets.core.warehouse import Transaction, Warehouse, json_value
+from integration_assets.core.warehouse import Transaction, Warehouse
 from integration_assets.mapping.normalize import namespaced_id
 from integration_assets.systems import CATALOG
 
@@ -49,14 +47,18 @@ STATE_COLUMNS = {
     "group_key": "TEXT NOT NULL",
     "signature": "TEXT NOT NULL",
 }
-BASES = "canonical.build_bases"  # per asset: the basis its state was built under
+BASES = "canonical.build_bases"  # per asset: the basis its state was built under; per identity: its version
 BASES_COLUMNS = {"asset": "TEXT NOT NULL", "basis": "TEXT NOT NULL"}
-RESOLUTIONS = "canonical.identity_resolutions"  # per identity: its last resolution over every record
-RESOLUTIONS_COLUMNS = {
+MATCHES = "canonical.identity_matches"  # per identity and record it resolves: its match, at the version in BASES
+MATCHES_COLUMNS = {
     "identity": "TEXT NOT NULL",
-    "basis": "TEXT NOT NULL",  # the build basis it was made under (dictionary, decisions, code)
-    "versions": "TEXT NOT NULL",  # the versions of the raw tables it read
-    "document": "TEXT NOT NULL",  # `_keep_resolution`: matches, sources' versions and keys, keys' candidates
+    "system": "TEXT NOT NULL",
+    "object_type": "TEXT NOT NULL",
+    "record_id": "TEXT NOT NULL",
+    "target": "TEXT",
+    "matched_by": "TEXT NOT NULL",
+    "reason_code": "TEXT",
+    "detail": "TEXT NOT NULL",
 }
 
 
@@ -109,35 +111,34 @@ def build_basis(loader: PhaseLoader, decisions_text: str) -> str:
 def ensure_state(warehouse: Warehouse) -> None:
     warehouse.ensure_table(STATE, STATE_COLUMNS)
     warehouse.ensure_table(BASES, BASES_COLUMNS)
-    warehouse.ensure_table(RESOLUTIONS, RESOLUTIONS_COLUMNS)
+    warehouse.ensure_table(MATCHES, MATCHES_COLUMNS)
 
 
-def _kept_resolution(warehouse: Warehouse, name: str) -> tuple[str, str, ident.Resolution] | None:
-    """The last resolution of identity `name`, with the basis and raw versions it was made under."""
+def _kept_matches(warehouse: Warehouse, name: str, version: str) -> dict[Ref, ident.Match] | None:
+    """The matches kept for identity `name` at `version`; None when none are (or they are of another)."""
     ensure_state(warehouse)
-    rows = warehouse.query(f"SELECT basis, versions, document FROM {RESOLUTIONS} WHERE identity = ?", [name])
-    if not rows:
+    if warehouse.query(f"SELECT basis FROM {BASES} WHERE asset = ?", [f"identity:{name}"]) != [(version,)]:
         return None
-    basis, versions, text = rows[0]
-    document = json_value(text)
-    resolution = ident.Resolution({}, {}, {}, document["candidates"])
-    for system, object_type, rid, target, by, reason, detail, stamp, keys in document["sources"]:
-        ref = (system, object_type, rid)
-        resolution.matches[ref] = ident.Match(target, by, reason, detail)
-        resolution.stamps[ref], resolution.keys[ref] = stamp, keys
-    return basis, versions, resolution
+    rows = warehouse.query(
+        f"SELECT system, object_type, record_id, target, matched_by, reason_code, detail FROM {MATCHES} "
+        "WHERE identity = ?",
+        [name],
+    )
+    return {(s, o, r): ident.Match(target, by, reason, detail) for s, o, r, target, by, reason, detail in rows}
 
 
-def _keep_resolution(warehouse: Warehouse, name: str, basis: str, versions: str, done: ident.Resolution) -> None:
-    sources = [
-        [*ref, match.target, match.matched_by, match.reason_code, match.detail, done.stamps[ref], done.keys[ref]]
-        for ref, match in done.matches.items()
-    ]
-    text = orjson.dumps({"sources": sources, "candidates": done.candidates}).decode()
+def _keep_matches(warehouse: Warehouse, name: str, version: str, matches: dict[Ref, ident.Match]) -> None:
+    columns: dict[str, list] = {column: [] for column in MATCHES_COLUMNS}
+    for (system, object_type, rid), match in matches.items():
+        row = (name, system, object_type, rid, match.target, match.matched_by, match.reason_code, match.detail)
+        for column, value in zip(columns, row, strict=True):
+            columns[column].append(value)
     with warehouse.transaction() as tx:
-        tx.lock_table(RESOLUTIONS)  # two builds resolving at once: the second waits, then writes the same
-        tx.execute(f"DELETE FROM {RESOLUTIONS} WHERE identity = ?", [name])
-        tx.append(RESOLUTIONS, [{"identity": name, "basis": basis, "versions": versions, "document": text}])
+        tx.lock_table(MATCHES)  # two builds resolving at once: the second waits, then writes the same
+        tx.execute(f"DELETE FROM {MATCHES} WHERE identity = ?", [name])
+        tx.append_columns(MATCHES, columns)
+        tx.execute(f"DELETE FROM {BASES} WHERE asset = ?", [f"identity:{name}"])
+        tx.append(BASES, [{"asset": f"identity:{name}", "basis": version}])
 
 
 def last_state(warehouse: Warehouse, asset: str, basis: str) -> dict[Ref, tuple[str, str]] | None:
@@ -234,18 +235,13 @@ class _Planner:
             streams |= {(target[0], s.match.object_type or target[1]) for s in identity.steps}
             for stream in streams:
                 self.warehouse.ensure_raw_table(CATALOG.stream_of(*stream).raw_table)
-            versions = "\n".join(
-                f"{s}={self.warehouse.raw_version(CATALOG.stream_of(*s).raw_table)}" for s in sorted(streams)
-            )
-            kept = _kept_resolution(self.warehouse, name)
-            if kept is not None and kept[:2] == (self.basis, versions):
-                self.matches[name] = kept[2].matches
-            else:  # only the sources that changed, or whose keys' candidates did, are matched again
-                before = kept[2] if kept is not None and kept[0] == self.basis else None
+            versions = [f"{s}={self.warehouse.raw_version(CATALOG.stream_of(*s).raw_table)}" for s in sorted(streams)]
+            version = hashlib.sha256("\n".join([self.basis, *versions]).encode()).hexdigest()[:16]
+            self.matches[name] = _kept_matches(self.warehouse, name, version)
+            if self.matches[name] is None:
                 lean = {s: self.records(s) for s in streams}
-                done = ident.resolution(self.d, name, lean, self.decisions, before)
-                _keep_resolution(self.warehouse, name, self.basis, versions, done)
-                self.matches[name] = done.matches
+                self.matches[name] = ident.resolve(self.d, name, lean, self.decisions)
+                _keep_matches(self.warehouse, name, version, self.matches[name])
         return self.matches[name]
 
     def reads(self, stream: Stream, names: list[str]) -> dict[str, tuple[str, list]]:
