@@ -39,6 +39,7 @@ from pydantic import Field
 
 from integration_assets.canonical import review
 from integration_assets.canonical.build import OWN, build_entity, streams_of, table_columns
+from integration_assets.canonical.build.records import _column
 from integration_assets.canonical.columns import canonical_schema, customer_360_schema, review_queue_schema
 from integration_assets.canonical.contract_check import contract_description, evaluate_contract
 from integration_assets.canonical.load import PhaseLoader
@@ -221,10 +222,9 @@ def _build(context: AssetExecutionContext, entity: str, warehouse: Warehouse, co
 
 def _key_column(dictionary: FieldDictionary, table: str) -> str:
     """The column naming a canonical row: what the record map's canonical_id holds for the table."""
-    if table in ("customers", "contacts"):
-        return "customer_id" if table == "customers" else "person_id"
-    spec = dictionary.entity(table).field(dictionary.entity(table).key[0])
-    return next(d for d in spec.destinations if d.startswith(f"canonical.{table}.")).rsplit(".", 1)[1]
+    if table == "contacts":
+        return "person_id"
+    return _column(dictionary.entity(table).field(dictionary.entity(table).key[0]), table)
 
 
 def _replace_rows(

@@ -14,7 +14,9 @@ and compare.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from integration_assets.canonical import identity as ident
 from integration_assets.canonical.build import IDENTITY_ONLY_LOOKUPS, READ_AS, Phase, Stream, phases_of
@@ -192,13 +194,7 @@ def lean_records(warehouse: Warehouse, stream: Stream, paths: set[str]) -> dict[
     )
     records = {}
     for rid, deleted, loaded_at, *found in json_value(document) if document else ():
-        payload: dict = {}
-        for keys, value in zip(leaves, found, strict=True):
-            if value is not None:
-                parent = payload
-                for key in keys[:-1]:
-                    parent = parent.setdefault(key, {})
-                parent[keys[-1]] = value
+        payload = _nested((keys, value) for keys, value in zip(leaves, found, strict=True) if value is not None)
         records[rid] = {"payload": payload, "is_deleted": deleted, "loaded_at": loaded_at}
     return records
 
@@ -234,11 +230,17 @@ def _rebuild(leaves: list[tuple[str, ...]], texts: tuple) -> dict:
     """A payload holding only the leaves' values (SQL NULL: nothing there, so the path reads as missing); the
     values of one row are parsed together, as one JSON array."""
     present = [(keys, text) for keys, text in zip(leaves, texts, strict=True) if text is not None]
-    payload: dict = {}
     if not present:
-        return payload
+        return {}
     values = json_value("[" + ",".join(text for _, text in present) + "]")
-    for (keys, _), value in zip(present, values, strict=True):
+    return _nested((keys, value) for (keys, _), value in zip(present, values, strict=True))
+
+
+def _nested(leaves: Iterable[tuple[tuple[str, ...], Any]]) -> dict:
+    """A payload from (key path, value) pairs: `(("properties", "domain"), "a.example")` is
+    `{"properties": {"domain": "a.example"}}`."""
+    payload: dict = {}
+    for keys, value in leaves:
         parent = payload
         for key in keys[:-1]:
             parent = parent.setdefault(key, {})

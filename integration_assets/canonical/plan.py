@@ -24,8 +24,8 @@ from pathlib import Path
 
 from integration_assets.canonical import identity as ident
 from integration_assets.canonical.build import LOOKUPS, OWN, Stream
+from integration_assets.canonical.build.contacts import user_client
 from integration_assets.canonical.build.customers import compared_values
-from integration_assets.canonical.build.records import _customer_ref
 from integration_assets.canonical.build.single import references
 from integration_assets.canonical.load import PhaseLoader, build_paths, lean_records, read_values
 from integration_assets.canonical.review import REF_SQL, Decisions, ref_texts
@@ -280,14 +280,12 @@ class _Planner:
                 group = f"customers|{customer}"
                 self.feeds[deals][rid] = group
                 sign.depends(group, _records((*deals, rid), loaded_at))
-        organization_path = self.d.entity("contacts").field("customer_id").sources["support"].path or ""
         for rid, record in self.records(contacts).items():
             sign.member((*contacts, rid), f"contacts|{namespaced_id('crm', rid)}", record["loaded_at"])
         for rid, record in self.records(users).items():
             match = people.get((*users, rid), ident.Match(None, "unmatched"))
             key = match.target or namespaced_id("support", record["payload"].get("id", rid))
-            org = ident.resolve_path(record["payload"], organization_path)
-            client = _customer_ref(clients, *organizations, org)
+            client = user_client(self.d, record["payload"], clients)
             sign.member((*users, rid), f"contacts|{key}", record["loaded_at"], match, client)
 
     def deals(self) -> None:

@@ -19,15 +19,15 @@ from integration_assets.canonical.build.records import (
     _Reader,
     table_columns,
 )
-from integration_assets.canonical.validate import EMPTY, RecordRead
+from integration_assets.canonical.validate import EMPTY, RecordRead, remembered
 from integration_assets.mapping.normalize import namespaced_id
+from integration_assets.mapping.schema import FieldDictionary
 
 
 def build_contacts(reader: _Reader, built: Built) -> None:
     """The people, placed under the clients the first phase matched their organizations to."""
     d, raw = reader.d, reader.raw
     customer_matches = reader.matches("customers")  # the clients' phase resolved them
-    organization_path = d.entity("contacts").field("customer_id").sources["support"].path or ""  # the user's client
     contacts, users = ("crm", "contacts"), ("support", "users")
     matches = reader.matches("contacts")
     groups: dict[str, list[tuple[Stream, str, RecordRead]]] = defaultdict(list)
@@ -50,8 +50,7 @@ def build_contacts(reader: _Reader, built: Built) -> None:
             continue
         if reader.in_review(users, rid):
             continue
-        org = ident.resolve_path(record["payload"], organization_path)
-        ref = _customer_ref(customer_matches, "support", "organizations", org)
+        ref = user_client(d, record["payload"], customer_matches)
         values.values["customer_id"].value = EMPTY if ref is None else ref
         user_reads[rid] = values
         how[rid] = match.matched_by
@@ -84,3 +83,14 @@ def build_contacts(reader: _Reader, built: Built) -> None:
         for s, r in kept:
             _accept(built, s, r, "canonical.contacts", key, how.get(r, "own") if s == users else "own")
     built.tables["contacts"] = pd.DataFrame(rows, columns=list(table_columns(d, "contacts")))
+
+
+def user_client(d: FieldDictionary, payload: dict, customer_matches: dict[tuple[str, str, str], ident.Match]) -> Any:
+    """The client a Zendesk user's organization resolves to (EMPTY: it names none; None: not resolved)."""
+    source = remembered(
+        _ORGANIZATION_SOURCE, d, (), lambda: d.entity("contacts").field("customer_id").sources["support"]
+    )
+    return _customer_ref(customer_matches, "support", "organizations", ident.resolve_path(payload, source.path or ""))
+
+
+_ORGANIZATION_SOURCE: dict[tuple, tuple[Any, Any]] = {}
