@@ -40,6 +40,9 @@ class Chunk:
     cursor: str | None = None  # committed with these rows; None keeps the stored one
     pages: int = 1
     complete_listing: bool = False  # the stream has now listed everything it holds (a full pass ended)
+    # the pass listed the id of every live record (a vendor without a count): the completeness check takes this
+    # step's listing as the vendor's list instead of listing every id a second time
+    listed_all: bool = False
 
 
 class Reader(Protocol):

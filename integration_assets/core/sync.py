@@ -119,6 +119,7 @@ class SyncReport:
     quarantine_reasons: dict[str, int] = field(default_factory=dict)  # reason code → records
     quarantined_ids: list[str] = field(default_factory=list)  # the first few, for the run log
     resolved: int = 0  # records quarantined earlier that this run stored at last
+    listed: frozenset[str] | None = None  # the live ids of a pass that listed them all (`Chunk.listed_all`)
 
 
 FIELD_SAMPLE = 200  # rows per chunk whose fields are observed: a vendor's shape is the same for all its records
@@ -249,6 +250,7 @@ def _store(chunks, stream, client, warehouse, table, run_id, listed, report, wat
     """Commits each chunk with its cursor and the calls that fetched it; quarantines what cannot be stored."""
     quarantine.ensure_tables(warehouse)
     quarantined = quarantine.quarantined_versions(warehouse, stream)
+    tombstones: set[str] = set()  # ids the pass saw deleted: not in the vendor's list of live records
     for chunk in chunks:
         screened = screen(chunk.rows)
         rows, rejected = screened.rows, screened.rejected
@@ -256,6 +258,9 @@ def _store(chunks, stream, client, warehouse, table, run_id, listed, report, wat
             observe_fields(row.payload, report.fields)
         # a quarantined record is still at the source: a complete listing must not mark its stored version deleted
         listed.update(row.id for row in chunk.rows if isinstance(row.id, str) and row.id)
+        tombstones.update(row.id for row in chunk.rows if row.is_deleted)
+        if chunk.listed_all:
+            report.listed = frozenset(listed - tombstones)
         calls = client.call_log.drain()  # kept out of the transaction: a refused chunk is written again
         try:
             result, deleted, fixed = _commit(

@@ -7,7 +7,13 @@ from pathlib import Path
 from dagster import AssetKey, DagsterInstance, materialize
 
 from integration_assets.core.config import config_path
+from integration_assets.core.http import ApiClient
+from integration_assets.core.stream_check import Landed, StreamCheckRun
+from integration_assets.core.sync import SyncReport
 from integration_assets.core.warehouse import Warehouse
+from integration_assets.reconciliation.completeness import CompletenessCheck
+from integration_assets.systems import CATALOG
+from integration_assets.systems.billing import totals
 from integration_assets_tests.testing.sync import checked_sources, resources
 from integration_sandbox.server import Sandbox
 
@@ -46,8 +52,13 @@ def test_a_listing_is_not_repeated_after_an_incremental_sync_until_it_is_due(
     with DagsterInstance.ephemeral() as instance:
         first = _counted(_sync(sandbox, url, instance))
         assert first["billing/invoices"]["counted_by"].value == "listing"
-        assert first["billing/invoices"]["counting_api_calls"].value >= 1
+        # the full pass listed every id: the check compares that list with what landed, without a call of its own
+        assert first["billing/invoices"]["listed_by"].value == "the sync of this step"
+        assert first["billing/invoices"]["counting_api_calls"].value == 0
+        live = Warehouse.from_url(url).query("SELECT count(*) FROM raw.billing_invoices WHERE NOT is_deleted")[0][0]
+        assert first["billing/invoices"]["vendor_total"].value == live > 0
         assert first["crm/companies"]["counted_by"].value == "count"
+        assert first["crm/companies"]["counting_api_calls"].value == 1
 
         incremental = _sync(sandbox, url, instance)
         counted = _counted(incremental)
@@ -66,6 +77,8 @@ def test_a_listing_is_not_repeated_after_an_incremental_sync_until_it_is_due(
         )
         due = _sync(sandbox, url, instance)
         assert _counted(due)["billing/invoices"]["counted_by"].value == "listing"
+        assert _counted(due)["billing/invoices"]["listed_by"].value == "this check"
+        assert _counted(due)["billing/invoices"]["counting_api_calls"].value >= 1
         assert not _skipped_messages(instance, due)
 
         # a listing that finds a record missing is repeated on every run until it passes again
@@ -78,3 +91,28 @@ def test_a_listing_is_not_repeated_after_an_incremental_sync_until_it_is_due(
         (config_dir / "monitoring.yaml").unlink()  # back to the packaged 24 h
         again = _counted(_sync(sandbox, url, instance))
         assert again["billing/invoices"]["missing_records"].value == 1, "a failing listing is never skipped"
+
+
+def test_a_listing_handed_over_by_the_sync_still_names_what_did_not_land(
+    sandbox: Sandbox, tmp_path: Path, config_dir: Path
+) -> None:
+    """The sync's own list is compared with the raw table as the check's listing would be: a record the pass
+    listed that is not in the table is missing, a live row it did not list is extra, each named."""
+    url = str(tmp_path / "wh.duckdb")
+    with DagsterInstance.ephemeral() as instance:
+        _sync(sandbox, url, instance)
+        warehouse = Warehouse.from_url(url)
+        ids = [r[0] for r in warehouse.query("SELECT id FROM raw.billing_invoices WHERE NOT is_deleted ORDER BY id")]
+        listed = frozenset([*ids[1:], "in_listed_but_never_landed"])  # listed a record that did not land; not ids[0]
+        stream = CATALOG.stream_of("billing", "invoices")
+        report = SyncReport(stream=stream.key, mode="full", listed=listed)
+
+        def no_calls() -> ApiClient:
+            raise AssertionError("the check called the vendor although the sync had listed every id")
+
+        run = StreamCheckRun(stream, warehouse, instance, "run", no_calls, totals.live_total, Landed(report, {}))
+        result = CompletenessCheck().evaluate(run)
+    assert not result.passed
+    assert result.metadata["missing_records"].value == 1 and result.metadata["extra_records"].value == 1
+    assert "in_listed_but_never_landed" in result.metadata["summary"].value
+    assert result.metadata["counting_api_calls"].value == 0

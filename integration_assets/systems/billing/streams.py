@@ -41,7 +41,7 @@ class StripeStream:
     def _listing(self, client: ApiClient) -> Iterator[Chunk]:
         started_s = int(time.time())
         yield from chunked(self._listed_pages(client), self.chunk_records)
-        yield Chunk([], cursor=str(started_s - 1), pages=0, complete_listing=self.deletes_vanish)
+        yield Chunk([], cursor=str(started_s - 1), pages=0, complete_listing=self.deletes_vanish, listed_all=True)
 
     def _listed_pages(self, client: ApiClient) -> Iterator[tuple[list[RawRow], None]]:
         params: dict[str, object] = {"limit": PAGE}
