@@ -13,15 +13,10 @@ uniqueness holds by the raw table's key), so a record's verdict does not depend 
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import importlib
 import json
-import multiprocessing
-import os
-from collections import deque
 from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
@@ -186,17 +181,9 @@ def stage_stream(
             [spec.key],
         )
     ]
-    chunks = (
-        (
-            ids,
-            warehouse.query(
-                f"SELECT id, CAST(payload AS TEXT), is_deleted, loaded_at FROM {raw} WHERE id = ANY(?)", [ids]
-            ),
-        )
-        for ids in _batches(pending, CHUNK)
-    )
-    task = (spec.key, entity, basis, default_region)
-    for ids, staged in _read_chunks(dictionary, task, chunks, workers=_workers(len(pending))):
+    for ids in _batches(pending, CHUNK):
+        rows = warehouse.query(f"SELECT id, payload, is_deleted, loaded_at FROM {raw} WHERE id = ANY(?)", [ids])
+        staged = _read_rows(spec, entity, dictionary, rows, basis, default_region)
         with warehouse.transaction() as tx:
             tx.lock_table(STAGED_READS)  # a concurrent build staging the same rows waits, then replaces them
             tx.execute(f"DELETE FROM {STAGED_READS} WHERE stream = ? AND record_id = ANY(?)", [spec.key, ids])
@@ -205,67 +192,10 @@ def stage_stream(
     return Staged(read=len(pending), reused=int(total) - len(pending))
 
 
-# ----------------------------------------------------------------------------------------------- reading
-
-# Reading is pure Python per record (the validators, phonenumbers, email-validator, the vendor contract), so a
-# large staging reads its chunks in worker processes, one per core, while this process fetches the next chunks
-# and writes the read ones: at a million records that is most of the canonical layer's time. A few rows (an
-# hourly sync's changes) are read here: starting the workers would cost more than it saves.
-POOL_MIN_ROWS = 2 * CHUNK
-WORKERS = min(os.cpu_count() or 1, 4)
-
-Task = tuple[str, str, str, "str | None"]  # stream key, entity read as, basis, default region
-
-
-def _workers(pending: int) -> int:
-    return WORKERS if pending >= POOL_MIN_ROWS and WORKERS > 1 else 0
-
-
-def _read_chunks(
-    dictionary: FieldDictionary, task: Task, chunks: Iterator[tuple[list[str], list[tuple]]], *, workers: int
-) -> Iterator[tuple[list[str], list[dict[str, Any]]]]:
-    """(ids, staged rows) per chunk, in order: read here, or by `workers` processes with as many chunks in
-    flight, so this process holds a bounded number of chunks at a time.
-
-    The workers are forked for this staging and gone when it ends. Forked, not spawned: a spawned worker imports
-    the main module again, which re-runs a script that calls `materialize` without a main guard. A forked worker
-    touches nothing of this process's but the reading code (not the warehouse's connection nor its threads) and
-    leaves by `os._exit`, closing nothing of theirs; it ends before the step releases the warehouse's file lock,
-    a copy of which it holds. It first moves everything it inherited out of the garbage collector's sight
-    (`gc.freeze`): a collection would otherwise walk the whole of this process's heap (millions of objects
-    in a large build) and copy every page it touches."""
-    if not workers:
-        for ids, rows in chunks:
-            yield ids, _read_rows(dictionary, task, rows)
-        return
-    _WORKER_DICTIONARY[:] = [dictionary]  # what each forked worker reads under
-    context = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=gc.freeze) as pool:
-        flight: deque[tuple[list[str], Future]] = deque()
-        for ids, rows in chunks:
-            flight.append((ids, pool.submit(_read_in_worker, task, rows)))
-            if len(flight) > workers:
-                done, future = flight.popleft()
-                yield done, future.result()
-        while flight:
-            done, future = flight.popleft()
-            yield done, future.result()
-
-
-_WORKER_DICTIONARY: list[FieldDictionary] = []
-
-
-def _read_in_worker(task: Task, rows: list[tuple]) -> list[dict[str, Any]]:
-    return _read_rows(_WORKER_DICTIONARY[0], task, rows)
-
-
-def _read_rows(dictionary: FieldDictionary, task: Task, rows: Sequence[tuple]) -> list[dict[str, Any]]:
-    """The staged rows of raw rows (id, payload as JSON text, is_deleted, loaded_at): each record's contract
-    verdict and field reads."""
-    key, entity, basis, default_region = task
-    spec = CATALOG.stream(key)
-    payloads = {str(rid): json_value(text) if text is not None else {} for rid, text, _, _ in rows}
-    live = {str(rid): payloads[str(rid)] for rid, _, is_deleted, _ in rows if not is_deleted}
+def _read_rows(
+    spec, entity: str, dictionary: FieldDictionary, rows: Sequence[tuple], basis: str, default_region: str | None
+) -> list[dict[str, Any]]:
+    live = {str(rid): payload for rid, payload, is_deleted, _ in rows if not is_deleted}
     failed = raw_contracts.check_stream(spec, live).failed if spec.contract is not None and live else {}
     return [
         {
@@ -275,12 +205,10 @@ def _read_rows(dictionary: FieldDictionary, task: Task, rows: Sequence[tuple]) -
             "basis": basis,
             "contract": _dumps(failed[str(rid)]) if str(rid) in failed else None,
             "read": encode_read(
-                read_record(
-                    dictionary, entity, spec.role, spec.object_type, payloads[str(rid)], default_region=default_region
-                )
+                read_record(dictionary, entity, spec.role, spec.object_type, payload, default_region=default_region)
             ),
         }
-        for rid, _, _, loaded_at in rows
+        for rid, payload, _, loaded_at in rows
     ]
 
 

@@ -3,19 +3,15 @@ exactly as one that reads every whole payload, and a build after changes at the 
 that reads everything anew: every canonical table, the record map and the review queue, on both warehouses."""
 
 import copy
-import os
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
-from pathlib import Path
 
 import requests
 from dagster import DagsterInstance, materialize
 
 from integration_assets.canonical import review
-from integration_assets.canonical import staged as staging
 from integration_assets.canonical.assets import assets as canonical_assets
-from integration_assets.canonical.build import LOOKUPS, OWN, READ_AS, build_entity
+from integration_assets.canonical.build import LOOKUPS, OWN, build_entity
 from integration_assets.canonical.load import PhaseLoader, load_raw
 from integration_assets.canonical.staged import STAGED_READS, decode_read, encode_read
 from integration_assets.canonical.validate import EMPTY, FieldValue, Problem, RecordRead
@@ -242,44 +238,3 @@ def test_a_build_of_what_changed_equals_a_rebuild_when_records_move_between_grou
         assert incremental[name] == rows, (name, sorted(set(incremental[name]) ^ set(rows))[:5])
     reasons = {row[3] for row in rebuilt["review_queue"] if row[6] == "open"}
     assert "duplicate_record" in reasons, reasons  # the twin companies are in review
-
-
-def test_reads_staged_by_worker_processes_equal_reads_staged_here(
-    sandbox: Sandbox, warehouse_url: str, monkeypatch
-) -> None:
-    """A large staging reads its chunks in forked worker processes (`staged._read_chunks`): what they stage,
-    vendor-contract verdicts included, is what this process stages, row for row."""
-    with DagsterInstance.ephemeral() as instance:
-        assert materialize(SOURCES, resources=resources(sandbox, warehouse_url), instance=instance).success
-    warehouse = Warehouse.from_url(warehouse_url)
-    company = next(iter(warehouse.raw_records("raw.crm_companies").values()))["payload"]
-    with warehouse.transaction() as tx:  # an id that is no HubSpot id breaks the vendor contract
-        tx.upsert_raw("raw.crm_companies", [RawRow("12x", 1, {**company, "id": "12x"})], run_id="drill")
-    dictionary = load_dictionary()
-
-    def staged_everything() -> list[tuple]:
-        loader = PhaseLoader(warehouse, dictionary, restage=True)
-        for stream in READ_AS:
-            loader.stage(stream)
-        assert sum(s.read for s in loader.staged.values()) == sum(
-            warehouse.query(f"SELECT count(*) FROM {CATALOG.stream_of(*s).raw_table}")[0][0] for s in READ_AS
-        )
-        return warehouse.query(f"SELECT * FROM {STAGED_READS} ORDER BY stream, record_id")
-
-    here = staged_everything()
-    workers: set[int] = set()
-
-    class Pool(ProcessPoolExecutor):  # the real pool, noting its workers' pids
-        def shutdown(self, *args, **kwargs) -> None:
-            workers.update(self._processes or ())
-            super().shutdown(*args, **kwargs)
-
-    monkeypatch.setattr(staging, "ProcessPoolExecutor", Pool)
-    monkeypatch.setattr(staging, "POOL_MIN_ROWS", 1)
-    monkeypatch.setattr(staging, "CHUNK", 50)  # several chunks in flight per stream
-    monkeypatch.setattr(staging, "WORKERS", 2)
-    by_workers = staged_everything()
-    assert len(workers) == 2 * len(READ_AS) and os.getpid() not in workers  # two workers per stream staged
-    assert not any(Path(f"/proc/{pid}").exists() for pid in workers), "a worker outlived its staging"
-    assert by_workers == here and len(here) > 500
-    assert any(row[1] == "12x" and row[4] for row in by_workers), "the contract verdict of 12x was not staged"
