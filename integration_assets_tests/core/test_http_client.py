@@ -114,6 +114,21 @@ def test_budget_paces_under_the_hubspot_limit_without_429s(sandbox: Sandbox) -> 
     assert client.budget.limit == 20 and client.budget.waited_s > 1.0
 
 
+@pytest.mark.parametrize(
+    ("key", "per_second"),
+    [("sk_live_x", 100), ("rk_live_x", 100), ("sk_test_x", 25), ("rk_test_x", 25), ("not_a_stripe_key", 25)],
+)
+def test_the_stripe_budget_follows_the_key_mode(key: str, per_second: int) -> None:
+    """Stripe allows 100 requests/s with a live key and 25 in test mode: a live account paced as a test one
+    would take four times as long to sync."""
+    client = StripeResource(base_url="https://api.stripe.com", api_key=key).client("billing_source")
+    assert client.budget.limit == per_second
+    unpaced = StripeResource(
+        base_url="https://api.stripe.com", api_key=key, requests_per_second=None, live_requests_per_second=None
+    )
+    assert unpaced.client("billing_source").budget.limit is None
+
+
 def test_a_call_outside_the_access_policy_is_blocked_before_sending(sandbox: Sandbox) -> None:
     client = hubspot(sandbox).client("crm_source")
     with pytest.raises(IntegrationError) as raised:

@@ -12,10 +12,17 @@ from integration_assets.core.pacing import RequestBudget
 from integration_assets.core.resources import VendorConnection
 from integration_assets.systems.billing.client import Stripe
 
+LIVE_KEY_PREFIXES = ("sk_live_", "rk_live_")
+
 
 class StripeResource(VendorConnection):
     api_key: str = Field(description="STRIPE_API_KEY (a restricted key with only what the connector needs)")
-    requests_per_second: int | None = Field(25, description="Stripe allows 25/s in test mode, 100/s live")
+    requests_per_second: int | None = Field(
+        25, description="pace with a test-mode key (sk_test_, rk_test_): Stripe allows 25 requests/s; None: unpaced"
+    )
+    live_requests_per_second: int | None = Field(
+        100, description="pace with a live-mode key (sk_live_, rk_live_): Stripe allows 100 requests/s; None: unpaced"
+    )
 
     def vendor(self) -> Stripe:
         return Stripe()
@@ -33,4 +40,7 @@ class StripeResource(VendorConnection):
         return BearerToken(settings["API_KEY"] or "")
 
     def budget(self) -> RequestBudget:
-        return RequestBudget(self.requests_per_second, 1.0)
+        """Stripe's limit follows the key's mode: a live key may send four times a test key's requests. A key
+        of neither kind is paced as a test key."""
+        live = self.api_key.startswith(LIVE_KEY_PREFIXES)
+        return RequestBudget(self.live_requests_per_second if live else self.requests_per_second, 1.0)
