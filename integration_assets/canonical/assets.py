@@ -43,7 +43,7 @@ from integration_assets.canonical.build.records import _column
 from integration_assets.canonical.columns import canonical_schema, customer_360_schema, review_queue_schema
 from integration_assets.canonical.contract_check import contract_description, evaluate_contract
 from integration_assets.canonical.load import PhaseLoader
-from integration_assets.canonical.plan import build_basis, ensure_state, last_state, plan_build, save_state
+from integration_assets.canonical.plan import build_basis, ensure_state, incremental_possible, plan_build, save_state
 from integration_assets.canonical.review import ref_texts
 from integration_assets.canonical.staged import STAGED_READS, reads_basis
 from integration_assets.core.columns import storage_kind, table_metadata
@@ -158,8 +158,8 @@ def _build(context: AssetExecutionContext, entity: str, warehouse: Warehouse, co
     basis = build_basis(loader, decisions_path.read_text() if decisions_path.exists() else "")
     tables = ("customers", "contacts") if entity == "customers" else (entity,)
     complete = all(warehouse.has_table(f"canonical.{table}") for table in tables)
-    last = last_state(warehouse, _key(entity), basis) if complete and not config.rebuild else None
-    plan = plan_build(entity, loader, decisions, basis, last)
+    incremental = complete and not config.rebuild and incremental_possible(warehouse, entity, basis)
+    plan = plan_build(entity, loader, decisions, basis, incremental=incremental)
     frames: dict[str, list[pd.DataFrame]] = {table: [] for table in tables}
     mapped: dict[str, list[Any]] = {name: [] for name in RECORD_MAP_COLUMNS}  # column by column: one row per record
     items: list[review.ReviewItem] = []

@@ -177,8 +177,9 @@ def _extracted(paths: set[str]) -> tuple[list[tuple[str, ...]], str]:
     return leaves, ", ".join(f"CAST({json_path('r.payload', keys)} AS TEXT)" for keys in leaves)
 
 
-def lean_records(warehouse: Warehouse, stream: Stream, paths: set[str]) -> dict[str, dict]:
-    """id -> {payload (the values at `paths`), is_deleted, loaded_at (the row's stamp, as text)}.
+def lean_records(warehouse: Warehouse, stream: Stream, paths: set[str], ids: set[str] | None = None) -> dict[str, dict]:
+    """id -> {payload (the values at `paths`), is_deleted, loaded_at (the row's stamp, as text)}: of every row,
+    or of the rows `ids` names.
 
     The warehouse hands every row back as one JSON document (an array per row), parsed at once: a parse per
     row cost more than the query at a million records. A null at a path reads as nothing there."""
@@ -188,9 +189,13 @@ def lean_records(warehouse: Warehouse, stream: Stream, paths: set[str]) -> dict[
     values = ", ".join(json_path("r.payload", keys) for keys in leaves)
     postgres = warehouse.backend == "postgres"
     array, rows_of = ("json_build_array", "json_agg") if postgres else ("json_array", "json_group_array")
+    if ids is not None and not ids:
+        return {}
+    chosen, params = (" WHERE r.id IN (SELECT unnest(?))", [sorted(ids)]) if ids is not None else ("", None)
     ((document,),) = warehouse.query(
         f"SELECT CAST({rows_of}({array}(CAST(r.id AS TEXT), r.is_deleted, CAST(r.loaded_at AS TEXT), {values})) "
-        f"AS TEXT) FROM {validate_table(table)} AS r"
+        f"AS TEXT) FROM {validate_table(table)} AS r{chosen}",
+        params,
     )
     records = {}
     for rid, deleted, loaded_at, *found in json_value(document) if document else ():

@@ -4,50 +4,56 @@ A build's outputs for a record (its canonical row, its line in the record map, i
 the record and on the others it is built with: the members of its group (a client's company, payer and
 organization; a person's contact and user), the records its references resolve through (a payment's payer),
 the lookups that derive a value (a client's won deals, a deal's invoices), and the records that decide its
-identity (a domain shared by two companies). Each of those is cheap to know without reading a record's fields:
-identity is resolved over the few payload paths it follows, and a lookup's link is one value of its staged
-read. So every build first works out, for each record it owns, its group and a signature of everything its
-group's outputs depend on; a group whose signature is the last build's is left as it is, every other one is
-built again from its records alone, given the identity matches resolved over every record.
+identity (a domain shared by two companies).
 
-What the signature does not hold (the field dictionary, the review decisions, the default region, the code
-that builds) is the build's basis: when it differs from the last build's, everything is built again.
+A build of everything keeps each record's group and its raw row's stamp in `canonical.build_records`, and so
+for each lookup record the group it feeds. A later build finds what changed without loading the records that
+did not: the rows whose stamp moved or that are gone (compared in the warehouse), the records whose identity
+match changed since that build (each match in `canonical.identity_matches` carries the resolution it last
+changed in), and what those reach (a user whose organization's client changed, a payment whose payer's, a
+company that now looks like another). It builds again every group they were in or are in now, with all its
+members, given the identity matches resolved over every record; nothing else.
+
+What the plan does not follow (the field dictionary, the review decisions, the default region, the code that
+builds) is the build's basis: when it differs from the last build's, everything is built again.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from integration_assets.canonical import identity as ident
 from integration_assets.canonical.build import LOOKUPS, OWN, Stream
-from integration_assets.canonical.build.contacts import user_client
+from integration_assets.canonical.build.contacts import user_organization
 from integration_assets.canonical.build.customers import compared_values
-from integration_assets.canonical.build.single import references
+from integration_assets.canonical.build.single import referenced
 from integration_assets.canonical.load import PhaseLoader, build_paths, lean_records, read_values
 from integration_assets.canonical.review import REF_SQL, Decisions, ref_texts
 from integration_assets.canonical.staged import reads_basis
-from integration_assets.canonical.validate import EMPTY
-from integration_assets.core.warehouse import Transaction, Warehouse
+from integration_assets.core.warehouse import Transaction, Warehouse, validate_table
 from integration_assets.mapping.normalize import namespaced_id
 from integration_assets.systems import CATALOG
 
-__all__ = ["STATE", "Plan", "Ref", "build_basis", "ensure_state", "last_state", "plan_build", "save_state"]
+__all__ = ["STATE", "Plan", "Ref", "build_basis", "ensure_state", "plan_build", "save_state"]
 
 Ref = tuple[str, str, str]  # system, object_type, record id
-STATE = "canonical.build_state"  # per asset and own record: its group and the group's signature at the last build
+Entry = tuple[str, str, str]  # a record's group, its raw row's stamp (as text), what else of its own it adds
+STATE = "canonical.build_records"  # per asset: each own record and each lookup feeding a group, as built last
 STATE_COLUMNS = {
     "asset": "TEXT NOT NULL",
     "system": "TEXT NOT NULL",
     "object_type": "TEXT NOT NULL",
     "record_id": "TEXT NOT NULL",
-    "group_key": "TEXT NOT NULL",
-    "signature": "TEXT NOT NULL",
+    "group_key": "TEXT NOT NULL",  # empty for a lookup record that feeds no group
+    "loaded_at": "TEXT NOT NULL",
+    "inputs": "TEXT NOT NULL",  # a company's look-alikes (the duplicate rule), else empty
 }
-BASES = "canonical.build_bases"  # per asset: the basis its state was built under; per identity: its version
+RETIRED = ("canonical.build_state",)  # per-group signatures of an earlier plan: nothing reads them any more
+BASES = "canonical.build_bases"  # per asset: its basis, and the resolution of each identity it last built with
 BASES_COLUMNS = {"asset": "TEXT NOT NULL", "basis": "TEXT NOT NULL"}
 MATCHES = "canonical.identity_matches"  # per identity and record it resolves: its match, at the version in BASES
 MATCHES_COLUMNS = {
@@ -59,18 +65,32 @@ MATCHES_COLUMNS = {
     "matched_by": "TEXT NOT NULL",
     "reason_code": "TEXT",
     "detail": "TEXT NOT NULL",
+    "present": "BOOLEAN NOT NULL",  # false: the record was resolved before and is gone (kept to say it changed)
+    "changed_in": "BIGINT NOT NULL",  # the resolution (1, 2, ...) that gave the record this match
+}
+FEEDS: dict[str, Stream] = {"customers": ("crm", "deals"), "deals": LOOKUPS["deals"][0]}  # lookups feeding groups
+IDENTITIES: dict[str, tuple[str, ...]] = {  # the identities each build resolves its records through
+    "customers": ("customers", "contacts"),
+    "deals": (),
+    "invoices": ("customers",),
+    "payments": ("customers",),
+    "tickets": ("customers", "contacts"),
 }
 
 
 @dataclass
 class Plan:
-    """One build's plan: the identity it is given, each own record's group and signature, and what to build."""
+    """One build's plan: the identity it is given, the records to build (all, or the affected) with their
+    entries to keep, and the lookups feeding each group."""
 
     matches: dict[str, dict[Ref, ident.Match]]
     duplicates: dict[str, list[str]] | None  # companies recorded twice (customers only)
-    state: dict[Ref, tuple[str, str]]  # every own record -> (group, signature)
+    state: dict[Ref, Entry]  # own records built (every one, or the affected still present) -> entry to keep
     affected: set[Ref] | None  # own records whose outputs are replaced, with those gone from the raw tables
-    feeds: dict[Stream, dict[str, str]]  # a lookup record -> the group it derives values of
+    feeds: dict[Stream, dict[str, str]]  # every lookup record feeding a group -> the group
+    fed: dict[Ref, Entry] = field(default_factory=dict)  # lookup records whose entry to keep (all, or changed)
+    unfed: set[Ref] = field(default_factory=set)  # lookup records whose kept entry goes (changed or gone)
+    seen: dict[str, int] = field(default_factory=dict)  # per identity: the resolution the build used
 
     def batches(self, size: int) -> Iterator[dict[Stream, set[str]]]:
         """The records to build (every one, or the affected), as whole groups of about `size` own records
@@ -109,120 +129,164 @@ def build_basis(loader: PhaseLoader, decisions_text: str) -> str:
 
 
 def ensure_state(warehouse: Warehouse) -> None:
+    """The plan's tables; those an earlier release left in another shape are dropped (they only save work:
+    without them, the next build of each asset builds everything)."""
+    stale = [table for table in RETIRED if warehouse.has_table(table)]
+    if _columns(warehouse, MATCHES) not in (set(), set(MATCHES_COLUMNS)):
+        stale.append(MATCHES)
+    if stale:
+        versions = warehouse.has_table(BASES)  # where the version of the dropped matches was recorded
+        with warehouse.transaction() as tx:
+            for table in stale:
+                tx.execute(f"DROP TABLE IF EXISTS {validate_table(table)}")
+            if versions:
+                tx.execute(f"DELETE FROM {BASES} WHERE asset LIKE 'identity:%'")
     warehouse.ensure_table(STATE, STATE_COLUMNS)
     warehouse.ensure_table(BASES, BASES_COLUMNS)
     warehouse.ensure_table(MATCHES, MATCHES_COLUMNS)
 
 
-def _kept_matches(warehouse: Warehouse, name: str, version: str) -> dict[Ref, ident.Match] | None:
-    """The matches kept for identity `name` at `version`; None when none are (or they are of another)."""
-    ensure_state(warehouse)
+def _columns(warehouse: Warehouse, table: str) -> set[str]:
+    schema, name = table.split(".")
+    rows = warehouse.query(
+        "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ?", [schema, name]
+    )
+    return {str(row[0]) for row in rows}
+
+
+def _bases(warehouse: Warehouse, prefix: str) -> dict[str, str]:
+    rows = warehouse.query(f"SELECT asset, basis FROM {BASES} WHERE asset LIKE ?", [prefix + "%"])
+    return {str(asset)[len(prefix) :]: str(basis) for asset, basis in rows}
+
+
+def _kept_matches(warehouse: Warehouse, name: str, version: str) -> tuple[dict[Ref, ident.Match], int] | None:
+    """The matches kept for identity `name` at `version`, and the resolution that made them; None when none
+    are (or they are of another version)."""
     if warehouse.query(f"SELECT basis FROM {BASES} WHERE asset = ?", [f"identity:{name}"]) != [(version,)]:
         return None
     rows = warehouse.query(
-        f"SELECT system, object_type, record_id, target, matched_by, reason_code, detail FROM {MATCHES} "
-        "WHERE identity = ?",
+        f"SELECT system, object_type, record_id, target, matched_by, reason_code, detail, present, changed_in "
+        f"FROM {MATCHES} WHERE identity = ?",
         [name],
     )
-    return {(s, o, r): ident.Match(target, by, reason, detail) for s, o, r, target, by, reason, detail in rows}
+    matches = {
+        (s, o, r): ident.Match(target, by, reason, detail)
+        for s, o, r, target, by, reason, detail, present, _ in rows
+        if present
+    }
+    return matches, max((int(row[8]) for row in rows), default=0)
 
 
-def _keep_matches(warehouse: Warehouse, name: str, version: str, matches: dict[Ref, ident.Match]) -> None:
+def _keep_matches(warehouse: Warehouse, name: str, version: str, matches: dict[Ref, ident.Match]) -> int:
+    """Keeps identity `name`'s matches at `version`; each carries the resolution that gave it its match, so
+    a build can ask what changed since its own last one. Returns this resolution's number."""
     columns: dict[str, list] = {column: [] for column in MATCHES_COLUMNS}
-    for (system, object_type, rid), match in matches.items():
-        row = (name, system, object_type, rid, match.target, match.matched_by, match.reason_code, match.detail)
-        for column, value in zip(columns, row, strict=True):
+
+    def row(ref: Ref, match: ident.Match | None, changed_in: int) -> None:
+        kept = match or ident.Match(None, "")
+        values = (name, *ref, kept.target, kept.matched_by, kept.reason_code, kept.detail, match is not None)
+        for column, value in zip(columns, (*values, changed_in), strict=True):
             columns[column].append(value)
+
     with warehouse.transaction() as tx:
-        tx.lock_table(MATCHES)  # two builds resolving at once: the second waits, then writes the same
+        tx.lock_table(MATCHES)  # two builds resolving at once: the second waits, then finds the first's
+        rows = tx.execute(
+            f"SELECT system, object_type, record_id, target, matched_by, reason_code, detail, present, changed_in "
+            f"FROM {MATCHES} WHERE identity = ?",
+            [name],
+        )
+        before = {
+            (s, o, r): (ident.Match(target, by, reason, detail) if present else None, int(changed))
+            for s, o, r, target, by, reason, detail, present, changed in rows
+        }
+        last = max((changed for _, changed in before.values()), default=0)
+        if tx.execute(f"SELECT basis FROM {BASES} WHERE asset = ?", [f"identity:{name}"]) == [(version,)]:
+            return last  # kept meanwhile by another build, from the same records
+        number = last + 1
+        for ref, match in matches.items():
+            old = before.get(ref)
+            row(ref, match, old[1] if old is not None and old[0] == match else number)
+        for ref, (old, changed) in before.items():
+            if ref not in matches:
+                row(ref, None, changed if old is None else number)
         tx.execute(f"DELETE FROM {MATCHES} WHERE identity = ?", [name])
         tx.append_columns(MATCHES, columns)
         tx.execute(f"DELETE FROM {BASES} WHERE asset = ?", [f"identity:{name}"])
         tx.append(BASES, [{"asset": f"identity:{name}", "basis": version}])
-
-
-def last_state(warehouse: Warehouse, asset: str, basis: str) -> dict[Ref, tuple[str, str]] | None:
-    """The state the asset's last build left, when it was built under `basis` (else None: build everything)."""
-    ensure_state(warehouse)
-    if warehouse.query(f"SELECT basis FROM {BASES} WHERE asset = ?", [asset]) != [(basis,)]:
-        return None
-    rows = warehouse.query(
-        f"SELECT system, object_type, record_id, group_key, signature FROM {STATE} WHERE asset = ?", [asset]
-    )
-    return {(s, o, r): (g, sig) for s, o, r, g, sig in rows}
+    return number
 
 
 def save_state(tx: Transaction, asset: str, basis: str, plan: Plan) -> None:
-    """Stores the state this build leaves, in the transaction of its outputs (so the two always agree)."""
+    """Stores what this build leaves, in the transaction of its outputs (so the two always agree)."""
     if plan.affected is None:
         tx.execute(f"DELETE FROM {STATE} WHERE asset = ?", [asset])
-        kept = plan.state.items()
+        kept = [*plan.state.items(), *plan.fed.items()]
     else:
-        tx.execute(
-            f"DELETE FROM {STATE} WHERE asset = ? AND {REF_SQL} IN (SELECT unnest(?))",
-            [asset, ref_texts(plan.affected)],
-        )
-        kept = [(ref, plan.state[ref]) for ref in plan.affected if ref in plan.state]
+        replaced = plan.affected | plan.unfed | plan.fed.keys()
+        if replaced:
+            tx.execute(
+                f"DELETE FROM {STATE} WHERE asset = ? AND {REF_SQL} IN (SELECT unnest(?))",
+                [asset, ref_texts(replaced)],
+            )
+        kept = [*((ref, plan.state[ref]) for ref in plan.affected if ref in plan.state), *plan.fed.items()]
     columns: dict[str, list[str]] = {name: [] for name in STATE_COLUMNS}
-    for (system, object_type, rid), (group, signature) in kept:
-        for name, value in zip(columns, (asset, system, object_type, rid, group, signature), strict=True):
+    for ref, entry in kept:
+        for name, value in zip(columns, (asset, *ref, *entry), strict=True):
             columns[name].append(value)
     tx.append_columns(STATE, columns)
-    tx.execute(f"DELETE FROM {BASES} WHERE asset = ?", [asset])
-    tx.append(BASES, [{"asset": asset, "basis": basis}])
+    tx.execute(f"DELETE FROM {BASES} WHERE asset = ? OR asset LIKE ?", [asset, f"{asset}|%"])
+    tx.append(
+        BASES,
+        [
+            {"asset": asset, "basis": basis},
+            *({"asset": f"{asset}|{name}", "basis": str(number)} for name, number in plan.seen.items()),
+        ],
+    )
+
+
+def incremental_possible(warehouse: Warehouse, entity: str, basis: str) -> bool:
+    """Whether the asset's last build left what a build of the changes needs: its records built under this
+    basis, and the identity resolution it used."""
+    asset = f"canonical/{entity}"
+    ensure_state(warehouse)  # an earlier release's tables gone: build everything
+    if warehouse.query(f"SELECT basis FROM {BASES} WHERE asset = ?", [asset]) != [(basis,)]:
+        return False
+    return set(IDENTITIES[entity]) <= _bases(warehouse, f"{asset}|").keys()
 
 
 # ----------------------------------------------------------------------------------------------- planning
 
 
-class _Signatures:
-    """Own records' groups and what each group depends on, folded into one signature per group."""
-
-    def __init__(self) -> None:
-        self.group: dict[Ref, str] = {}
-        self.parts: dict[str, list[str]] = defaultdict(list)
-
-    def member(self, ref: Ref, group: str, *inputs: object) -> None:
-        self.group[ref] = group
-        self.parts[group].append("/".join(ref) + "|" + "|".join(map(_text, inputs)))
-
-    def depends(self, group: str, *inputs: object) -> None:
-        self.parts[group].append("|".join(map(_text, inputs)))
-
-    def state(self) -> dict[Ref, tuple[str, str]]:
-        signed = {
-            group: hashlib.blake2b("\n".join(sorted(parts)).encode(), digest_size=10).hexdigest()
-            for group, parts in self.parts.items()
-        }
-        return {ref: (group, signed[group]) for ref, group in self.group.items()}
-
-
-def _text(value: object) -> str:
-    if value is EMPTY:
-        return "<empty>"
-    if isinstance(value, ident.Match):
-        return f"{value.target}:{value.matched_by}:{value.reason_code}:{value.detail}"
-    return str(value)
-
-
-def _records(ref: Ref, loaded_at: str) -> str:
-    return f"{'/'.join(ref)}@{loaded_at}"
-
-
 class _Planner:
-    def __init__(self, loader: PhaseLoader, decisions: Decisions, basis: str) -> None:
+    """Works out the entries of one build's records: every one (a build of everything), or what changed and
+    the groups it reaches (`incremental`)."""
+
+    def __init__(self, entity: str, loader: PhaseLoader, decisions: Decisions, basis: str, incremental: bool):
+        self.entity, self.asset = entity, f"canonical/{entity}"
         self.loader, self.d, self.decisions, self.basis = loader, loader.dictionary, decisions, basis
         self.warehouse = loader.warehouse
+        self.incremental = incremental
         self.lean: dict[Stream, dict[str, dict]] = {}
         self.matches: dict[str, dict[Ref, ident.Match]] = {}
-        self.signatures = _Signatures()
-        self.feeds: dict[Stream, dict[str, str]] = {}  # a lookup record -> the group it derives values of
+        self.seen: dict[str, int] = {}
         self.duplicates: dict[str, list[str]] | None = None
+        self.feeds: dict[Stream, dict[str, str]] = {}  # lookup record -> the group it feeds
+        self.feed_stamps: dict[Stream, dict[str, str]] = {}  # lookup record -> its raw row's stamp
+        self.state: dict[Ref, Entry] = {}
+        self.affected: set[Ref] | None = None
+        self.fed: dict[Ref, Entry] = {}
+        self.unfed: set[Ref] = set()
 
-    def records(self, stream: Stream) -> dict[str, dict]:
-        """The stream's records with their stamps and the paths a build follows (identity's among them)."""
-        if stream not in self.lean:
-            self.lean[stream] = lean_records(self.warehouse, stream, build_paths(self.d, stream))
+    # --- what every plan reads
+
+    def records(self, stream: Stream, ids: set[str] | None = None) -> dict[str, dict]:
+        """The stream's records with their stamps and the paths a build follows (identity's among them):
+        every one (kept for the rest of the plan), or those of `ids`."""
+        if stream in self.lean:
+            return self.lean[stream] if ids is None else {r: v for r, v in self.lean[stream].items() if r in ids}
+        if ids is not None:
+            return lean_records(self.warehouse, stream, build_paths(self.d, stream), ids)
+        self.lean[stream] = lean_records(self.warehouse, stream, build_paths(self.d, stream))
         return self.lean[stream]
 
     def resolve(self, name: str) -> dict[Ref, ident.Match]:
@@ -237,17 +301,124 @@ class _Planner:
                 self.warehouse.ensure_raw_table(CATALOG.stream_of(*stream).raw_table)
             versions = [f"{s}={self.warehouse.raw_version(CATALOG.stream_of(*s).raw_table)}" for s in sorted(streams)]
             version = hashlib.sha256("\n".join([self.basis, *versions]).encode()).hexdigest()[:16]
-            self.matches[name] = _kept_matches(self.warehouse, name, version)
-            if self.matches[name] is None:
+            kept = _kept_matches(self.warehouse, name, version)
+            if kept is None:
                 lean = {s: self.records(s) for s in streams}
-                self.matches[name] = ident.resolve(self.d, name, lean, self.decisions)
-                _keep_matches(self.warehouse, name, version, self.matches[name])
+                matches = ident.resolve(self.d, name, lean, self.decisions)
+                kept = matches, _keep_matches(self.warehouse, name, version, matches)
+            self.matches[name], self.seen[name] = kept
         return self.matches[name]
 
     def reads(self, stream: Stream, names: list[str]) -> dict[str, tuple[str, list]]:
         self.loader.stage(stream)
         basis = reads_basis(self.d, self.loader.region)
         return read_values(self.loader.warehouse, stream, basis, names)
+
+    def feed(self, stream: Stream, groups: dict[str, tuple[str, str | None]]) -> None:
+        """The lookup records of `stream`: id -> (its stamp, the group it feeds or None)."""
+        self.feeds[stream] = {rid: group for rid, (_, group) in groups.items() if group is not None}
+        self.feed_stamps[stream] = {rid: stamp for rid, (stamp, _) in groups.items()}
+
+    # --- what changed since the asset's last build (a build of the changes only)
+
+    def moved(self, stream: Stream) -> tuple[set[str], dict[str, str]]:
+        """The stream's rows loaded since the last build (or new), and those gone with the group they were in."""
+        raw = validate_table(CATALOG.stream_of(*stream).raw_table)
+        kept = f"SELECT record_id, group_key, loaded_at FROM {STATE} WHERE asset = ? AND system = ? AND object_type = ?"
+        params = [self.asset, *stream]
+        loaded = self.warehouse.query(
+            f"SELECT r.id FROM {raw} AS r LEFT JOIN ({kept}) AS k ON k.record_id = r.id "
+            "WHERE k.record_id IS NULL OR k.loaded_at <> CAST(r.loaded_at AS TEXT)",
+            params,
+        )
+        gone = self.warehouse.query(
+            f"SELECT k.record_id, k.group_key FROM ({kept}) AS k WHERE NOT EXISTS "
+            f"(SELECT 1 FROM {raw} AS r WHERE r.id = k.record_id)",
+            params,
+        )
+        return {str(row[0]) for row in loaded}, {str(rid): str(group) for rid, group in gone}
+
+    def rematched(self, name: str) -> set[Ref]:
+        """The records identity `name` matches otherwise than at the asset's last build (or no longer)."""
+        since = int(_bases(self.warehouse, f"{self.asset}|").get(name, "0"))
+        rows = self.warehouse.query(
+            f"SELECT system, object_type, record_id FROM {MATCHES} WHERE identity = ? AND changed_in > ?",
+            [name, since],
+        )
+        return {(str(s), str(o), str(r)) for s, o, r in rows}
+
+    def referring(self, stream: Stream, names: Callable[[dict], Iterable[Ref]], rematched: set[Ref]) -> set[Ref]:
+        """The records of `stream` that refer (`names`) to a record whose match changed."""
+        if not rematched:
+            return set()
+        return {
+            (*stream, rid)
+            for rid, record in self.records(stream).items()
+            if any(ref in rematched for ref in names(record["payload"]))
+        }
+
+    def changes(self, entry: Callable[[Ref, dict], Entry], extra: set[Ref]) -> None:
+        """A build of the changes: the own records whose row moved, is new or is gone, and those `extra` names
+        (a match or a look-alike changed), each with every member of the groups it was in and is in now; and
+        the groups a lookup record that moved fed before and feeds now."""
+        changed, gone = set(extra), {}
+        for stream in OWN[self.entity]:
+            loaded, removed = self.moved(stream)
+            changed |= {(*stream, rid) for rid in loaded}
+            gone |= {(*stream, rid): group for rid, group in removed.items()}
+        present = changed - gone.keys()
+        self.state = self.entries(present, entry)
+        groups = {group for group, _, _ in self.state.values()} | set(gone.values())
+        groups |= {group for group, _, _ in self._kept(refs=present).values()}
+        for stream, groups_now in self.feeds.items():
+            loaded, removed = self.moved(stream)
+            moved = {(*stream, rid) for rid in loaded}
+            groups |= {group for group, _, _ in self._kept(refs=moved).values()} | set(removed.values())
+            groups |= {groups_now[rid] for rid in loaded if rid in groups_now}
+            self.unfed |= moved | {(*stream, rid) for rid in removed}
+            self.fed |= {ref: (groups_now.get(ref[2], ""), self.feed_stamps[stream][ref[2]], "") for ref in moved}
+        members = self._kept(groups=groups - {""})
+        self.state |= {ref: kept for ref, kept in members.items() if ref not in present}
+        self.affected = changed | gone.keys() | members.keys()
+
+    def _kept(self, *, refs: set[Ref] | None = None, groups: set[str] | None = None) -> dict[Ref, Entry]:
+        """The entries the last build kept: those of `refs` (own or lookup records), or the own records in
+        `groups` (its members)."""
+        if not (refs or groups):
+            return {}
+        chosen, values = (REF_SQL, ref_texts(refs)) if refs else ("group_key", sorted(groups or ()))
+        rows = self.warehouse.query(
+            f"SELECT system, object_type, record_id, group_key, loaded_at, inputs FROM {STATE} "
+            f"WHERE asset = ? AND {chosen} IN (SELECT unnest(?))",
+            [self.asset, values],
+        )
+        own = set(OWN[self.entity])
+        return {(s, o, r): (g, at, inputs) for s, o, r, g, at, inputs in rows if refs or (s, o) in own}
+
+    def everything(self, entry: Callable[[Ref, dict], Entry]) -> None:
+        """A build of everything: the entry of every own record and every lookup record feeding a group."""
+        for stream in OWN[self.entity]:
+            for rid, record in self.records(stream).items():
+                self.state[(*stream, rid)] = entry((*stream, rid), record)
+        for stream, groups in self.feeds.items():
+            self.fed |= {(*stream, rid): (groups.get(rid, ""), at, "") for rid, at in self.feed_stamps[stream].items()}
+
+    def entries(self, refs: set[Ref], entry: Callable[[Ref, dict], Entry]) -> dict[Ref, Entry]:
+        by_stream: dict[Stream, set[str]] = defaultdict(set)
+        for system, object_type, rid in refs:
+            by_stream[(system, object_type)].add(rid)
+        found: dict[Ref, Entry] = {}
+        for stream, ids in by_stream.items():
+            for rid, record in self.records(stream, ids).items():
+                found[(*stream, rid)] = entry((*stream, rid), record)
+        return found
+
+    def plan(self, entry: Callable[[Ref, dict], Entry], extra: Callable[[], set[Ref]]) -> None:
+        """Everything, or the changes (`extra`: what changed besides the rows, asked only then)."""
+        if self.incremental:
+            self.changes(entry, extra())
+        else:
+            self.everything(entry)
 
     # --- per entity
 
@@ -264,83 +435,80 @@ class _Planner:
             if not record["is_deleted"] and (*companies, rid) not in ignored and rid in values
         }
         self.duplicates = ident.duplicates(self.d, "customers", live)
-        sign = self.signatures
-        for rid, record in self.records(companies).items():
-            twice = ",".join(self.duplicates.get(rid, ()))
-            sign.member((*companies, rid), f"customers|{namespaced_id('crm', rid)}", record["loaded_at"], twice)
-        for stream in (payers, organizations):
-            for rid, record in self.records(stream).items():
-                match = clients[(*stream, rid)]
-                group = f"customers|{match.target or '/'.join((*stream, rid))}"
-                sign.member((*stream, rid), group, record["loaded_at"], match)
-        deals = ("crm", "deals")
-        self.feeds[deals] = {}
-        for rid, (loaded_at, (customer,)) in self.reads(deals, ["customer_id"]).items():
-            if customer is not None:
-                group = f"customers|{customer}"
-                self.feeds[deals][rid] = group
-                sign.depends(group, _records((*deals, rid), loaded_at))
-        for rid, record in self.records(contacts).items():
-            sign.member((*contacts, rid), f"contacts|{namespaced_id('crm', rid)}", record["loaded_at"])
-        for rid, record in self.records(users).items():
-            match = people.get((*users, rid), ident.Match(None, "unmatched"))
-            key = match.target or namespaced_id("support", record["payload"].get("id", rid))
-            client = user_client(self.d, record["payload"], clients)
-            sign.member((*users, rid), f"contacts|{key}", record["loaded_at"], match, client)
+        deals = FEEDS["customers"]
+        found = self.reads(deals, ["customer_id"])
+        self.feed(deals, {rid: (at, None if c is None else f"customers|{c}") for rid, (at, (c,)) in found.items()})
+
+        def entry(ref: Ref, record: dict) -> Entry:
+            stream, rid = ref[:2], ref[2]
+            group, inputs = "", ""
+            if stream == companies:
+                group, inputs = f"customers|{namespaced_id('crm', rid)}", ",".join(self.duplicates.get(rid, ()))
+            elif stream in (payers, organizations):
+                group = f"customers|{clients[ref].target or '/'.join(ref)}"
+            elif stream == contacts:
+                group = f"contacts|{namespaced_id('crm', rid)}"
+            else:
+                match = people.get(ref, ident.Match(None, "unmatched"))
+                group = f"contacts|{match.target or namespaced_id('support', record['payload'].get('id', rid))}"
+            return group, record["loaded_at"], inputs
+
+        def extra() -> set[Ref]:
+            rematched = self.rematched("customers") | self.rematched("contacts")
+            found = {ref for ref in rematched if ref[:2] in (payers, organizations, users)}
+            found |= self.referring(users, lambda payload: [user_organization(self.d, payload)], rematched)
+            twice = {(*companies, rid): ",".join(others) for rid, others in self.duplicates.items()}
+            before = self.warehouse.query(
+                f"SELECT record_id, inputs FROM {STATE} WHERE asset = ? AND system = ? AND object_type = ? "
+                "AND inputs <> ''",
+                [self.asset, *companies],
+            )
+            was = {(*companies, str(rid)): str(inputs) for rid, inputs in before}
+            return found | {ref for ref in twice.keys() | was.keys() if twice.get(ref) != was.get(ref)}
+
+        self.plan(entry, extra)
 
     def deals(self) -> None:
-        deals, invoices = OWN["deals"][0], LOOKUPS["deals"][0]
-        billed: dict[str, list[str]] = defaultdict(list)  # a deal's id as read -> the invoices naming it
-        self.feeds[invoices] = {}
-        named = {}
-        for rid, (loaded_at, (deal,)) in self.reads(invoices, ["deal_id"]).items():
-            if deal is not None:
-                billed[deal].append(_records((*invoices, rid), loaded_at))
-                named[rid] = deal
-        groups = {}
-        for rid, (loaded_at, (deal,)) in self.reads(deals, ["deal_id"]).items():
-            group = "/".join((*deals, rid))
-            groups[deal] = group
-            self.signatures.member((*deals, rid), group, loaded_at, *sorted(billed.get(deal, ())))
-        self.feeds[invoices] = {rid: groups[deal] for rid, deal in named.items() if deal in groups}
+        deals, invoices = OWN["deals"][0], FEEDS["deals"]
+        groups = {deal: "/".join((*deals, rid)) for rid, (_, (deal,)) in self.reads(deals, ["deal_id"]).items()}
+        found = self.reads(invoices, ["deal_id"])
+        self.feed(invoices, {rid: (at, groups.get(deal) if deal else None) for rid, (at, (deal,)) in found.items()})
+        self.plan(lambda ref, record: ("/".join(ref), record["loaded_at"], ""), set)
 
-    def single(self, entity: str) -> None:
-        stream = OWN[entity][0]
-        matches: dict[Ref, ident.Match] = {}
-        for name in ("customers", "contacts") if entity == "tickets" else ("customers",):
-            matches.update(self.resolve(name))
-        for rid, record in self.records(stream).items():
-            found = references(self.d, entity, stream, record["payload"], matches)
-            self.signatures.member(
-                (*stream, rid),
-                "/".join((*stream, rid)),
-                record["loaded_at"],
-                *(f"{name}={ref}" for name, (ref, _) in sorted(found.items())),
-            )
+    def single(self) -> None:
+        stream = OWN[self.entity][0]
+        for name in IDENTITIES[self.entity]:
+            self.resolve(name)
+
+        def extra() -> set[Ref]:
+            rematched = set().union(*(self.rematched(name) for name in IDENTITIES[self.entity]))
+            return self.referring(stream, lambda payload: referenced(self.d, self.entity, stream, payload), rematched)
+
+        self.plan(lambda ref, record: ("/".join(ref), record["loaded_at"], ""), extra)
 
 
 _PLANS: dict[str, Callable[[_Planner], None]] = {
     "customers": _Planner.customers,
     "deals": _Planner.deals,
-    "invoices": lambda planner: planner.single("invoices"),
-    "payments": lambda planner: planner.single("payments"),
-    "tickets": lambda planner: planner.single("tickets"),
+    "invoices": _Planner.single,
+    "payments": _Planner.single,
+    "tickets": _Planner.single,
 }
 
 
-def plan_build(
-    entity: str, loader: PhaseLoader, decisions: Decisions, basis: str, last: dict[Ref, tuple[str, str]] | None
-) -> Plan:
-    """The plan of one build under `basis`: everything when there is no usable last state, else the groups
-    that changed."""
-    planner = _Planner(loader, decisions, basis)
+def plan_build(entity: str, loader: PhaseLoader, decisions: Decisions, basis: str, *, incremental: bool) -> Plan:
+    """The plan of one build under `basis`: everything, or (`incremental`, which `incremental_possible` says
+    the last build allows) what changed since the last build and the groups it reaches."""
+    ensure_state(loader.warehouse)
+    planner = _Planner(entity, loader, decisions, basis, incremental)
     _PLANS[entity](planner)
-    state = planner.signatures.state()
-    plan = Plan(planner.matches, planner.duplicates, state, affected=None, feeds=planner.feeds)
-    if last is None:
-        return plan
-    changed = {ref for ref, signed in state.items() if last.get(ref) != signed}
-    gone = last.keys() - state.keys()
-    groups = {state[ref][0] for ref in changed} | {last[ref][0] for ref in changed | gone if ref in last}
-    plan.affected = {ref for ref, (group, _) in state.items() if group in groups} | gone
-    return plan
+    return Plan(
+        planner.matches,
+        planner.duplicates,
+        planner.state,
+        planner.affected,
+        planner.feeds,
+        fed=planner.fed,
+        unfed=planner.unfed,
+        seen=planner.seen,
+    )

@@ -17,6 +17,7 @@ from integration_assets.canonical.build.records import (
     _customer_ref,
     _flag_ignored,
     _Reader,
+    match_key,
     table_columns,
 )
 from integration_assets.canonical.validate import EMPTY, RecordRead, remembered
@@ -87,10 +88,19 @@ def build_contacts(reader: _Reader, built: Built) -> None:
 
 def user_client(d: FieldDictionary, payload: dict, customer_matches: dict[tuple[str, str, str], ident.Match]) -> Any:
     """The client a Zendesk user's organization resolves to (EMPTY: it names none; None: not resolved)."""
+    return _customer_ref(customer_matches, "support", "organizations", _organization(d, payload))
+
+
+def user_organization(d: FieldDictionary, payload: dict) -> tuple[str, str, str] | None:
+    """The organization whose identity match gives a Zendesk user its client (`user_client`)."""
+    return match_key("support", "organizations", _organization(d, payload))
+
+
+def _organization(d: FieldDictionary, payload: dict) -> Any:
     source = remembered(
         _ORGANIZATION_SOURCE, d, (), lambda: d.entity("contacts").field("customer_id").sources["support"]
     )
-    return _customer_ref(customer_matches, "support", "organizations", ident.resolve_path(payload, source.path or ""))
+    return ident.resolve_path(payload, source.path or "")
 
 
 _ORGANIZATION_SOURCE: dict[tuple, tuple[Any, Any]] = {}

@@ -275,8 +275,15 @@ def _accept(built: Built, stream: Stream, rid: str, table: str, key: str | None,
     built.accepted.setdefault(stream, {})[rid] = (table, key, how)
 
 
+def match_key(system: str, object_type: str, raw_id: Any) -> tuple[str, str, str] | None:
+    """The record a reference names, as identity matches are keyed (None when it names none): a reference
+    resolves through that record's match, so a change of the match reaches the referring record."""
+    return None if is_empty(raw_id) else (system, object_type, str(raw_id).strip())
+
+
 def _customer_ref(matches: dict[tuple[str, str, str], ident.Match], system: str, object_type: str, raw_id: Any) -> Any:
-    if is_empty(raw_id):
+    key = match_key(system, object_type, raw_id)
+    if key is None:
         return EMPTY
-    found = matches.get((system, object_type, str(raw_id).strip()))
+    found = matches.get(key)
     return found.target if found is not None and found.target else None

@@ -19,9 +19,10 @@ from integration_assets.canonical.build.records import (
     _customer_ref,
     _flag_ignored,
     _Reader,
+    match_key,
     table_columns,
 )
-from integration_assets.canonical.validate import EMPTY, RecordRead, is_empty, remembered
+from integration_assets.canonical.validate import EMPTY, RecordRead, remembered
 from integration_assets.mapping.normalize import namespaced_id
 from integration_assets.mapping.schema import FieldDictionary
 
@@ -108,15 +109,26 @@ def _references(d: FieldDictionary, entity: str, stream: Stream) -> list[tuple[s
     return found
 
 
+def referenced(d: FieldDictionary, entity: str, stream: Stream, payload: dict) -> list[tuple[str, str, str]]:
+    """The records whose identity matches the record's references resolve through (`references`)."""
+    found = []
+    for _, kind, path in remembered(_REFERENCES, d, (entity, stream), lambda: _references(d, entity, stream)):
+        system, object_type = (stream[0], _ref_object(stream[0])) if kind == "customers" else ("support", "users")
+        key = match_key(system, object_type, ident.resolve_path(payload, path))
+        if key is not None:
+            found.append(key)
+    return found
+
+
 def _person_ref(matches: dict[tuple[str, str, str], ident.Match], raw_id: Any) -> Any:
     """A Zendesk user id as the canonical person key: its CRM contact when linked, else support:<id>."""
-    if is_empty(raw_id):
+    key = match_key("support", "users", raw_id)
+    if key is None:
         return EMPTY
-    rid = str(raw_id).strip()
-    found = matches.get(("support", "users", rid))
+    found = matches.get(key)
     if found is not None and found.target:
         return found.target
-    return namespaced_id("support", raw_id if isinstance(raw_id, int) else rid)
+    return namespaced_id("support", raw_id if isinstance(raw_id, int) else key[2])
 
 
 def _ref_object(system: str) -> str:
