@@ -217,6 +217,8 @@ def _build(context: AssetExecutionContext, entity: str, warehouse: Warehouse, co
     metadata["records_reused"] = sum(staged.reused for staged in loader.staged.values())
     metadata["records_built"] = len(plan.state) if plan.affected is None else len(plan.affected & plan.state.keys())
     metadata["built"] = "only what changed" if plan.affected is not None else "everything"
+    if plan.identity:  # whether identity was resolved again for this build (the costliest part of a small one)
+        metadata["identity"] = MetadataValue.json(plan.identity)
     return metadata
 
 

@@ -33,6 +33,7 @@ __all__ = [
     "identity_paths",
     "lean_records",
     "load_raw",
+    "paths_fingerprint",
     "read_values",
 ]
 
@@ -202,6 +203,21 @@ def lean_records(warehouse: Warehouse, stream: Stream, paths: set[str], ids: set
         payload = _nested((keys, value) for keys, value in zip(leaves, found, strict=True) if value is not None)
         records[rid] = {"payload": payload, "is_deleted": deleted, "loaded_at": loaded_at}
     return records
+
+
+def paths_fingerprint(warehouse: Warehouse, stream: Stream, paths: set[str]) -> str:
+    """A digest of every row's id, deletion mark and values at `paths`, made in the warehouse: equal digests,
+    equal inputs for whatever reads only those (identity resolution reads a few paths of each record)."""
+    table = CATALOG.stream_of(*stream).raw_table
+    warehouse.ensure_raw_table(table)
+    values = " || '|' || ".join(
+        f"coalesce(CAST({json_path('r.payload', keys)} AS TEXT), '')" for keys in _leaves(paths)
+    )
+    ((digest, rows),) = warehouse.query(
+        "SELECT md5(string_agg(CAST(r.id AS TEXT) || '|' || CAST(r.is_deleted AS TEXT) || '|' || "
+        f"{values}, chr(10) ORDER BY r.id)), count(*) FROM {validate_table(table)} AS r"
+    )
+    return f"{rows}:{digest or '-'}"
 
 
 def _staged_records(

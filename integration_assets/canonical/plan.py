@@ -31,11 +31,19 @@ from integration_assets.canonical.build import LOOKUPS, OWN, Stream
 from integration_assets.canonical.build.contacts import user_organization
 from integration_assets.canonical.build.customers import compared_values
 from integration_assets.canonical.build.single import referenced
-from integration_assets.canonical.load import PhaseLoader, build_paths, lean_records, read_values
+from integration_assets.canonical.load import (
+    PhaseLoader,
+    build_paths,
+    identity_paths,
+    lean_records,
+    paths_fingerprint,
+    read_values,
+)
 from integration_assets.canonical.review import REF_SQL, Decisions, ref_texts
 from integration_assets.canonical.staged import reads_basis
 from integration_assets.core.warehouse import Transaction, Warehouse, validate_table
 from integration_assets.mapping.normalize import namespaced_id
+from integration_assets.mapping.schema import FieldDictionary
 from integration_assets.systems import CATALOG
 
 __all__ = ["STATE", "Plan", "Ref", "build_basis", "ensure_state", "plan_build", "save_state"]
@@ -91,6 +99,7 @@ class Plan:
     fed: dict[Ref, Entry] = field(default_factory=dict)  # lookup records whose entry to keep (all, or changed)
     unfed: set[Ref] = field(default_factory=set)  # lookup records whose kept entry goes (changed or gone)
     seen: dict[str, int] = field(default_factory=dict)  # per identity: the resolution the build used
+    identity: dict[str, str] = field(default_factory=dict)  # per identity: kept or resolved anew, and why
 
     def batches(self, size: int) -> Iterator[dict[Stream, set[str]]]:
         """The records to build (every one, or the affected), as whole groups of about `size` own records
@@ -140,7 +149,7 @@ def ensure_state(warehouse: Warehouse) -> None:
             for table in stale:
                 tx.execute(f"DROP TABLE IF EXISTS {validate_table(table)}")
             if versions:
-                tx.execute(f"DELETE FROM {BASES} WHERE asset LIKE 'identity:%'")
+                tx.execute(f"DELETE FROM {BASES} WHERE asset LIKE 'identity:%' OR asset LIKE 'inputs:%'")
     warehouse.ensure_table(STATE, STATE_COLUMNS)
     warehouse.ensure_table(BASES, BASES_COLUMNS)
     warehouse.ensure_table(MATCHES, MATCHES_COLUMNS)
@@ -159,10 +168,12 @@ def _bases(warehouse: Warehouse, prefix: str) -> dict[str, str]:
     return {str(asset)[len(prefix) :]: str(basis) for asset, basis in rows}
 
 
-def _kept_matches(warehouse: Warehouse, name: str, version: str) -> tuple[dict[Ref, ident.Match], int] | None:
-    """The matches kept for identity `name` at `version`, and the resolution that made them; None when none
-    are (or they are of another version)."""
-    if warehouse.query(f"SELECT basis FROM {BASES} WHERE asset = ?", [f"identity:{name}"]) != [(version,)]:
+def _kept_matches(
+    warehouse: Warehouse, name: str, version: str, *, by: str = "identity"
+) -> tuple[dict[Ref, ident.Match], int] | None:
+    """The matches kept for identity `name` at `version` (of the raw tables, or `by` "inputs": of the paths
+    identity reads), and the resolution that made them; None when none are (or they are of another)."""
+    if warehouse.query(f"SELECT basis FROM {BASES} WHERE asset = ?", [f"{by}:{name}"]) != [(version,)]:
         return None
     rows = warehouse.query(
         f"SELECT system, object_type, record_id, target, matched_by, reason_code, detail, present, changed_in "
@@ -177,7 +188,17 @@ def _kept_matches(warehouse: Warehouse, name: str, version: str) -> tuple[dict[R
     return matches, max((int(row[8]) for row in rows), default=0)
 
 
-def _keep_matches(warehouse: Warehouse, name: str, version: str, matches: dict[Ref, ident.Match]) -> int:
+def _stamp(tx: Transaction, name: str, versions: dict[str, str]) -> None:
+    """Records the versions the kept matches of identity `name` hold at (`identity`: of the raw tables,
+    `inputs`: of the paths identity reads)."""
+    keys = [f"{by}:{name}" for by in versions]
+    tx.execute(f"DELETE FROM {BASES} WHERE asset IN (SELECT unnest(?))", [keys])
+    tx.append(BASES, [{"asset": f"{by}:{name}", "basis": version} for by, version in versions.items()])
+
+
+def _keep_matches(
+    warehouse: Warehouse, name: str, version: str, matches: dict[Ref, ident.Match], inputs: str = "-"
+) -> int:
     """Keeps identity `name`'s matches at `version`; each carries the resolution that gave it its match, so
     a build can ask what changed since its own last one. Returns this resolution's number."""
     columns: dict[str, list] = {column: [] for column in MATCHES_COLUMNS}
@@ -211,8 +232,7 @@ def _keep_matches(warehouse: Warehouse, name: str, version: str, matches: dict[R
                 row(ref, None, changed if old is None else number)
         tx.execute(f"DELETE FROM {MATCHES} WHERE identity = ?", [name])
         tx.append_columns(MATCHES, columns)
-        tx.execute(f"DELETE FROM {BASES} WHERE asset = ?", [f"identity:{name}"])
-        tx.append(BASES, [{"asset": f"identity:{name}", "basis": version}])
+        _stamp(tx, name, {"identity": version, "inputs": inputs})
     return number
 
 
@@ -257,6 +277,14 @@ def incremental_possible(warehouse: Warehouse, entity: str, basis: str) -> bool:
 # ----------------------------------------------------------------------------------------------- planning
 
 
+def _identity_streams(d: FieldDictionary, name: str) -> set[Stream]:
+    """The streams identity `name` reads: its target, the streams its steps match in, and their sources."""
+    identity = d.identity[name]
+    target = (identity.target.system, identity.target.object_type)
+    streams = {target, *((s.from_.system, s.from_.object_type) for s in identity.steps)}
+    return streams | {(target[0], s.match.object_type or target[1]) for s in identity.steps}
+
+
 class _Planner:
     """Works out the entries of one build's records: every one (a build of everything), or what changed and
     the groups it reaches (`incremental`)."""
@@ -269,6 +297,7 @@ class _Planner:
         self.lean: dict[Stream, dict[str, dict]] = {}
         self.matches: dict[str, dict[Ref, ident.Match]] = {}
         self.seen: dict[str, int] = {}
+        self.how: dict[str, str] = {}  # per identity: kept or resolved anew, and why
         self.duplicates: dict[str, list[str]] | None = None
         self.feeds: dict[Stream, dict[str, str]] = {}  # lookup record -> the group it feeds
         self.feed_stamps: dict[Stream, dict[str, str]] = {}  # lookup record -> its raw row's stamp
@@ -291,23 +320,34 @@ class _Planner:
 
     def resolve(self, name: str) -> dict[Ref, ident.Match]:
         """Identity `name` over every record, as the builds of one sync share it: resolved by the first build
-        that needs it and kept in the warehouse with the versions of the raw tables it read."""
+        that needs it and kept in the warehouse with the versions of the raw tables it read. When those moved
+        but no path identity reads did (a phone or an industry edited), the kept matches still hold."""
         if name not in self.matches:
-            identity = self.d.identity[name]
-            target = (identity.target.system, identity.target.object_type)
-            streams = {target, *((s.from_.system, s.from_.object_type) for s in identity.steps)}
-            streams |= {(target[0], s.match.object_type or target[1]) for s in identity.steps}
+            streams = sorted(_identity_streams(self.d, name))
             for stream in streams:
                 self.warehouse.ensure_raw_table(CATALOG.stream_of(*stream).raw_table)
-            versions = [f"{s}={self.warehouse.raw_version(CATALOG.stream_of(*s).raw_table)}" for s in sorted(streams)]
-            version = hashlib.sha256("\n".join([self.basis, *versions]).encode()).hexdigest()[:16]
-            kept = _kept_matches(self.warehouse, name, version)
+            version = self._version(
+                f"{s}={self.warehouse.raw_version(CATALOG.stream_of(*s).raw_table)}" for s in streams
+            )
+            kept, self.how[name] = _kept_matches(self.warehouse, name, version), "kept: its raw tables did not change"
             if kept is None:
+                self.how[name] = "kept: no value it reads changed"
+                prints = (f"{s}={paths_fingerprint(self.warehouse, s, identity_paths(self.d, s))}" for s in streams)
+                inputs = self._version(prints)
+                kept = _kept_matches(self.warehouse, name, inputs, by="inputs")
+                if kept is not None:
+                    with self.warehouse.transaction() as tx:
+                        _stamp(tx, name, {"identity": version, "inputs": inputs})
+            if kept is None:
+                self.how[name] = "resolved anew"
                 lean = {s: self.records(s) for s in streams}
                 matches = ident.resolve(self.d, name, lean, self.decisions)
-                kept = matches, _keep_matches(self.warehouse, name, version, matches)
+                kept = matches, _keep_matches(self.warehouse, name, version, matches, inputs)
             self.matches[name], self.seen[name] = kept
         return self.matches[name]
+
+    def _version(self, parts: Iterable[str]) -> str:
+        return hashlib.sha256("\n".join([self.basis, *parts]).encode()).hexdigest()[:16]
 
     def reads(self, stream: Stream, names: list[str]) -> dict[str, tuple[str, list]]:
         self.loader.stage(stream)
@@ -511,4 +551,5 @@ def plan_build(entity: str, loader: PhaseLoader, decisions: Decisions, basis: st
         fed=planner.fed,
         unfed=planner.unfed,
         seen=planner.seen,
+        identity=planner.how,
     )

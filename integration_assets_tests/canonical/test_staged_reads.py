@@ -13,6 +13,7 @@ from integration_assets.canonical import review
 from integration_assets.canonical.assets import assets as canonical_assets
 from integration_assets.canonical.build import LOOKUPS, OWN, build_entity
 from integration_assets.canonical.load import PhaseLoader, load_raw
+from integration_assets.canonical.plan import MATCHES
 from integration_assets.canonical.staged import STAGED_READS, decode_read, encode_read
 from integration_assets.canonical.validate import EMPTY, FieldValue, Problem, RecordRead
 from integration_assets.core.warehouse import RawRow, Warehouse
@@ -238,3 +239,43 @@ def test_a_build_of_what_changed_equals_a_rebuild_when_records_move_between_grou
         assert incremental[name] == rows, (name, sorted(set(incremental[name]) ^ set(rows))[:5])
     reasons = {row[3] for row in rebuilt["review_queue"] if row[6] == "open"}
     assert "duplicate_record" in reasons, reasons  # the twin companies are in review
+
+
+def test_identity_kept_when_no_path_it_reads_changed(sandbox: Sandbox, warehouse_url: str) -> None:
+    """Rows loaded again with a new phone and a new industry move the raw tables' versions but no value
+    identity reads: the next builds reuse the kept matches (no new resolution) and still equal a rebuild."""
+    everything = [*SOURCES, *canonical_assets]
+    warehouse = Warehouse.from_url(warehouse_url)
+    resolutions = f"SELECT identity, max(changed_in) FROM {MATCHES} GROUP BY identity ORDER BY identity"
+    with DagsterInstance.ephemeral() as instance:
+        materialize(everything, resources=resources(sandbox, warehouse_url), instance=instance)
+        before = warehouse.query(resolutions)
+        companies, contacts = warehouse.raw_records("raw.crm_companies"), warehouse.raw_records("raw.crm_contacts")
+
+        def edited(rows: dict, rid: str, field: str, value: str) -> RawRow:
+            payload = copy.deepcopy(rows[rid]["payload"])
+            payload["properties"][field] = value
+            return RawRow(rid, rows[rid]["version"] + 1, payload, is_deleted=rows[rid]["is_deleted"])
+
+        with warehouse.transaction() as tx:
+            tx.upsert_raw("raw.crm_companies", [edited(companies, sorted(companies)[0], "industry", "Farming")], "e")
+            tx.upsert_raw("raw.crm_contacts", [edited(contacts, sorted(contacts)[0], "phone", "+44 20 7946 0000")], "e")
+        after = materialized(
+            materialize(canonical_assets, resources=resources(sandbox, warehouse_url), instance=instance)
+        )
+        built = {e: after[f"canonical/{e}"]["built"].value for e in ENTITIES if "built" in after[f"canonical/{e}"]}
+        assert built == dict.fromkeys(("customers", "invoices", "payments", "tickets"), "only what changed"), built
+        assert warehouse.query(resolutions) == before
+        how = [(name, why) for e in built for name, why in after[f"canonical/{e}"]["identity"].value.items()]
+        for name in ("customers", "contacts"):  # the first build to need it finds nothing it reads changed
+            found = sorted(why for identity, why in how if identity == name)  # "its raw tables" sorts first
+            assert found[-1:] == ["kept: no value it reads changed"], found
+            assert set(found[:-1]) <= {"kept: its raw tables did not change"}, found
+        incremental = _snapshot(warehouse)
+        rebuild = {"ops": {f"canonical__{e}": {"config": {"rebuild": True}} for e in ENTITIES}}
+        materialize(
+            canonical_assets, resources=resources(sandbox, warehouse_url), instance=instance, run_config=rebuild
+        )
+    rebuilt = _snapshot(warehouse)
+    for name, rows in rebuilt.items():
+        assert incremental[name] == rows, (name, sorted(set(incremental[name]) ^ set(rows))[:5])
