@@ -158,6 +158,7 @@ def _build(context: AssetExecutionContext, entity: str, warehouse: Warehouse, co
     basis = build_basis(loader, decisions_path.read_text() if decisions_path.exists() else "")
     tables = ("customers", "contacts") if entity == "customers" else (entity,)
     complete = all(warehouse.has_table(f"canonical.{table}") for table in tables)
+    ensure_state(warehouse)  # an earlier release's plan tables are replaced: it then builds everything
     incremental = complete and not config.rebuild and incremental_possible(warehouse, entity, basis)
     plan = plan_build(entity, loader, decisions, basis, incremental=incremental)
     frames: dict[str, list[pd.DataFrame]] = {table: [] for table in tables}
@@ -190,7 +191,6 @@ def _build(context: AssetExecutionContext, entity: str, warehouse: Warehouse, co
     }
     del frames
     warehouse.ensure_table(RECORD_MAP, RECORD_MAP_COLUMNS)
-    ensure_state(warehouse)
     with warehouse.transaction() as tx:
         if plan.affected is None:
             for table, frame in whole.items():
@@ -215,7 +215,7 @@ def _build(context: AssetExecutionContext, entity: str, warehouse: Warehouse, co
     # the read staged when they were loaded before; how many were built again, and why
     metadata["records_read"] = sum(staged.read for staged in loader.staged.values())
     metadata["records_reused"] = sum(staged.reused for staged in loader.staged.values())
-    metadata["records_built"] = len(plan.state) if plan.affected is None else len(plan.affected & plan.state.keys())
+    metadata["records_built"] = len(plan.state)
     metadata["built"] = "only what changed" if plan.affected is not None else "everything"
     if plan.identity:  # whether identity was resolved again for this build (the costliest part of a small one)
         metadata["identity"] = MetadataValue.json(plan.identity)

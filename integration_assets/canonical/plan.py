@@ -105,8 +105,8 @@ class Plan:
         """The records to build (every one, or the affected), as whole groups of about `size` own records
         each with the lookups their groups read: a build holds one batch's records at a time."""
         members: dict[str, list[Ref]] = defaultdict(list)
-        for ref in self.state if self.affected is None else self.affected & self.state.keys():
-            members[self.state[ref][0]].append(ref)
+        for ref, (group, _, _) in self.state.items():
+            members[group].append(ref)
         fed: dict[str, list[tuple[Stream, str]]] = defaultdict(list)
         for stream, groups in self.feeds.items():
             for rid, group in groups.items():
@@ -175,17 +175,22 @@ def _kept_matches(
     identity reads), and the resolution that made them; None when none are (or they are of another)."""
     if warehouse.query(f"SELECT basis FROM {BASES} WHERE asset = ?", [f"{by}:{name}"]) != [(version,)]:
         return None
-    rows = warehouse.query(
+    rows = _match_rows(warehouse.query, name)
+    matches = {ref: match for ref, (match, _) in rows.items() if match is not None}
+    return matches, max((changed for _, changed in rows.values()), default=0)
+
+
+def _match_rows(query: Callable[[str, list], list[tuple]], name: str) -> dict[Ref, tuple[ident.Match | None, int]]:
+    """Identity `name`'s kept rows: each record's match (None: gone since) and the resolution that gave it."""
+    rows = query(
         f"SELECT system, object_type, record_id, target, matched_by, reason_code, detail, present, changed_in "
         f"FROM {MATCHES} WHERE identity = ?",
         [name],
     )
-    matches = {
-        (s, o, r): ident.Match(target, by, reason, detail)
-        for s, o, r, target, by, reason, detail, present, _ in rows
-        if present
+    return {
+        (s, o, r): (ident.Match(target, by, reason, detail) if present else None, int(changed))
+        for s, o, r, target, by, reason, detail, present, changed in rows
     }
-    return matches, max((int(row[8]) for row in rows), default=0)
 
 
 def _stamp(tx: Transaction, name: str, versions: dict[str, str]) -> None:
@@ -211,15 +216,7 @@ def _keep_matches(
 
     with warehouse.transaction() as tx:
         tx.lock_table(MATCHES)  # two builds resolving at once: the second waits, then finds the first's
-        rows = tx.execute(
-            f"SELECT system, object_type, record_id, target, matched_by, reason_code, detail, present, changed_in "
-            f"FROM {MATCHES} WHERE identity = ?",
-            [name],
-        )
-        before = {
-            (s, o, r): (ident.Match(target, by, reason, detail) if present else None, int(changed))
-            for s, o, r, target, by, reason, detail, present, changed in rows
-        }
+        before = _match_rows(tx.execute, name)
         last = max((changed for _, changed in before.values()), default=0)
         if tx.execute(f"SELECT basis FROM {BASES} WHERE asset = ?", [f"identity:{name}"]) == [(version,)]:
             return last  # kept meanwhile by another build, from the same records
@@ -240,17 +237,12 @@ def save_state(tx: Transaction, asset: str, basis: str, plan: Plan) -> None:
     """Stores what this build leaves, in the transaction of its outputs (so the two always agree)."""
     if plan.affected is None:
         tx.execute(f"DELETE FROM {STATE} WHERE asset = ?", [asset])
-        kept = [*plan.state.items(), *plan.fed.items()]
-    else:
-        replaced = plan.affected | plan.unfed | plan.fed.keys()
-        if replaced:
-            tx.execute(
-                f"DELETE FROM {STATE} WHERE asset = ? AND {REF_SQL} IN (SELECT unnest(?))",
-                [asset, ref_texts(replaced)],
-            )
-        kept = [*((ref, plan.state[ref]) for ref in plan.affected if ref in plan.state), *plan.fed.items()]
+    elif replaced := plan.affected | plan.unfed:  # the lookups kept anew (`fed`) are among `unfed`
+        tx.execute(
+            f"DELETE FROM {STATE} WHERE asset = ? AND {REF_SQL} IN (SELECT unnest(?))", [asset, ref_texts(replaced)]
+        )
     columns: dict[str, list[str]] = {name: [] for name in STATE_COLUMNS}
-    for ref, entry in kept:
+    for ref, entry in [*plan.state.items(), *plan.fed.items()]:
         for name, value in zip(columns, (asset, *ref, *entry), strict=True):
             columns[name].append(value)
     tx.append_columns(STATE, columns)
@@ -268,7 +260,6 @@ def incremental_possible(warehouse: Warehouse, entity: str, basis: str) -> bool:
     """Whether the asset's last build left what a build of the changes needs: its records built under this
     basis, and the identity resolution it used."""
     asset = f"canonical/{entity}"
-    ensure_state(warehouse)  # an earlier release's tables gone: build everything
     if warehouse.query(f"SELECT basis FROM {BASES} WHERE asset = ?", [asset]) != [(basis,)]:
         return False
     return set(IDENTITIES[entity]) <= _bases(warehouse, f"{asset}|").keys()
@@ -537,9 +528,9 @@ _PLANS: dict[str, Callable[[_Planner], None]] = {
 
 
 def plan_build(entity: str, loader: PhaseLoader, decisions: Decisions, basis: str, *, incremental: bool) -> Plan:
-    """The plan of one build under `basis`: everything, or (`incremental`, which `incremental_possible` says
-    the last build allows) what changed since the last build and the groups it reaches."""
-    ensure_state(loader.warehouse)
+    """The plan of one build under `basis` (the plan's tables ensured: `ensure_state`): everything, or
+    (`incremental`, which `incremental_possible` says the last build allows) what changed since the last build
+    and the groups it reaches."""
     planner = _Planner(entity, loader, decisions, basis, incremental)
     _PLANS[entity](planner)
     return Plan(
