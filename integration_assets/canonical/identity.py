@@ -21,7 +21,17 @@ from integration_assets.core.payload import resolve_path
 from integration_assets.mapping.normalize import namespaced_id
 from integration_assets.mapping.schema import FieldDictionary, Identity, IdentityStep
 
-__all__ = ["Match", "RawIndex", "duplicates", "resolve"]
+__all__ = [
+    "KnownTargets",
+    "Match",
+    "RawIndex",
+    "Targets",
+    "duplicates",
+    "index_name",
+    "looked_up",
+    "resolve",
+    "sources",
+]
 
 # (system, object_type) -> record id -> {"payload": dict, "is_deleted": bool}
 RawIndex = dict[tuple[str, str], dict[str, dict[str, Any]]]
@@ -57,38 +67,70 @@ def _normalize(value: Any, ops: list[str], ignore_domains: frozenset[str]) -> st
     return text
 
 
-class _Targets:
-    """Live target records indexed by each step's match path (normalized like the step's value)."""
+class Targets:
+    """Live target records indexed by each step's match path, normalized like the step's value. Steps that
+    index the same path the same way share one index (`index_name`), which is also how a resolution's indexes
+    are kept in the warehouse (`matches.py`), so records that changed can be matched again without the targets.
+    """
 
     def __init__(self, identity: Identity, raw: RawIndex) -> None:
         self.identity = identity
         self.raw = raw
         self.ignore = frozenset(identity.ignore_domains)
         self._index: dict[str, dict[str, set[str]]] = {}
+        target = (identity.target.system, identity.target.object_type)
+        self._live_ids = {rid for rid, row in raw.get(target, {}).items() if not row["is_deleted"]}
+        self.live = {namespaced_id(target[0], rid) for rid in self._live_ids}  # what a decision may name
 
     def candidates(self, step: IdentityStep, value: str) -> set[str]:
-        if step.name not in self._index:
-            target = self.identity.target
-            object_type = step.match.object_type or target.object_type
-            live_targets = {
-                rid
-                for rid, row in self.raw.get((target.system, target.object_type), {}).items()
-                if not row["is_deleted"]
-            }
-            index: dict[str, set[str]] = defaultdict(set)
-            ops = [op for op in step.normalize if op != "email_domain"]
-            for row in self.raw.get((target.system, object_type), {}).values():
-                if row["is_deleted"]:
-                    continue
-                key = _normalize(resolve_path(row["payload"], step.match.path), ops, self.ignore)
-                found = resolve_path(row["payload"], step.match.yields)
-                if key is None or is_empty(found):
-                    continue
-                found = str(found).strip()
-                if found in live_targets:
-                    index[key].add(namespaced_id(target.system, found))
-            self._index[step.name] = index
-        return self._index[step.name].get(value, set())
+        name = index_name(step)
+        if name not in self._index:
+            self._index[name] = self._built(step)
+        return self._index[name].get(value, set())
+
+    def indexes(self) -> dict[str, dict[str, set[str]]]:
+        """Every step's index, by `index_name`."""
+        for step in self.identity.steps:
+            self.candidates(step, "")
+        return self._index
+
+    def _built(self, step: IdentityStep) -> dict[str, set[str]]:
+        target = self.identity.target
+        object_type = step.match.object_type or target.object_type
+        index: dict[str, set[str]] = defaultdict(set)
+        ops = [op for op in step.normalize if op != "email_domain"]
+        for row in self.raw.get((target.system, object_type), {}).values():
+            if row["is_deleted"]:
+                continue
+            key = _normalize(resolve_path(row["payload"], step.match.path), ops, self.ignore)
+            found = resolve_path(row["payload"], step.match.yields)
+            if key is None or is_empty(found):
+                continue
+            found = str(found).strip()
+            if found in self._live_ids:
+                index[key].add(namespaced_id(target.system, found))
+        return index
+
+
+class KnownTargets(Targets):
+    """Targets known only by the index entries a few records look up and whether the targets they may name
+    are live: what matching again the records that changed needs, when the targets did not change."""
+
+    def __init__(self, identity: Identity, entries: dict[str, dict[str, set[str]]], live: set[str]) -> None:
+        super().__init__(identity, {})
+        self._index = dict(entries)  # an index none of the records looks up stays empty
+        self.live = live
+
+
+def index_name(step: IdentityStep) -> str:
+    """The index a step looks its values up in: the target records, the path and the normalization."""
+    ops = ",".join(op for op in step.normalize if op != "email_domain")
+    return f"{step.match.object_type or ''}:{step.match.path}:{step.match.yields}:{ops}"
+
+
+def sources(identity: Identity) -> list[tuple[str, str]]:
+    """The streams whose records the identity resolves, in the order of its steps."""
+    return list(dict.fromkeys((s.from_.system, s.from_.object_type) for s in identity.steps))
 
 
 def resolve(
@@ -96,25 +138,22 @@ def resolve(
     name: str,
     raw: RawIndex,
     decisions: Decisions,
+    *,
+    targets: Targets | None = None,
 ) -> dict[tuple[str, str, str], Match]:
-    """(system, object_type, record id) -> Match, for every record that identity `name`'s steps read."""
+    """(system, object_type, record id) -> Match, for every record of `raw` that identity `name`'s steps read
+    (the targets, unless given, are those of `raw`)."""
     identity = dictionary.identity[name]
-    targets = _Targets(identity, raw)
+    targets = targets or Targets(identity, raw)
     owners = {(d.system, d.object_type, d.record_id): d.owner for d in decisions.decisions if d.owner and not d.ignore}
-    live_targets = {
-        namespaced_id(identity.target.system, rid)
-        for rid, row in raw.get((identity.target.system, identity.target.object_type), {}).items()
-        if not row["is_deleted"]
-    }
-    sources = list(dict.fromkeys((s.from_.system, s.from_.object_type) for s in identity.steps))
     out: dict[tuple[str, str, str], Match] = {}
-    for system, object_type in sources:
+    for system, object_type in sources(identity):
         steps = [s for s in identity.steps if (s.from_.system, s.from_.object_type) == (system, object_type)]
         for rid, row in raw.get((system, object_type), {}).items():
             key = (system, object_type, rid)
             owner = owners.get(key)
             if owner is not None:
-                if owner in live_targets:
+                if owner in targets.live:
                     out[key] = Match(owner, "decision")
                     continue
                 out[key] = Match(
@@ -125,15 +164,27 @@ def resolve(
     return out
 
 
-def _match(identity: Identity, steps: list[IdentityStep], targets: _Targets, payload: dict) -> Match:
+def looked_up(identity: Identity, stream: tuple[str, str], payload: dict) -> list[tuple[str, str]]:
+    """(index, key) of every value a record of `stream` may look up, whichever step decides."""
+    steps = [s for s in identity.steps if (s.from_.system, s.from_.object_type) == stream]
+    ignore = frozenset(identity.ignore_domains)
+    return [(index_name(step), key) for step in steps for key in _keys(step, payload, ignore)]
+
+
+def _keys(step: IdentityStep, payload: dict, ignore: frozenset[str]) -> list[str]:
+    """The normalized values the step looks up for a record (none when its `where` does not hold)."""
+    if step.where is not None and resolve_path(payload, step.where.path) not in step.where.in_:
+        return []
+    value = resolve_path(payload, step.from_.path)
+    values = value if isinstance(value, list) else [value]
+    return [k for k in (_normalize(v, step.normalize, ignore) for v in values) if k is not None]
+
+
+def _match(identity: Identity, steps: list[IdentityStep], targets: Targets, payload: dict) -> Match:
     for step in steps:
-        if step.where is not None:
-            held = resolve_path(payload, step.where.path)
-            if held not in step.where.in_:
-                continue
-        value = resolve_path(payload, step.from_.path)
-        values = value if isinstance(value, list) else [value]
-        keys = [k for k in (_normalize(v, step.normalize, targets.ignore) for v in values) if k is not None]
+        if step.where is not None and resolve_path(payload, step.where.path) not in step.where.in_:
+            continue
+        keys = _keys(step, payload, targets.ignore)
         if not keys:
             continue
         found: set[str] = set()

@@ -39,6 +39,21 @@ from integration_assets.canonical.load import (
     paths_fingerprint,
     read_values,
 )
+from integration_assets.canonical.matches import (
+    BASES,
+    BASES_COLUMNS,
+    KEYS,
+    KEYS_COLUMNS,
+    MATCHES,
+    MATCHES_COLUMNS,
+    Ref,
+    keep_matches,
+    kept_matches,
+    kept_version,
+    known_targets,
+    moved_sources,
+    stamp,
+)
 from integration_assets.canonical.review import REF_SQL, Decisions, ref_texts
 from integration_assets.canonical.staged import reads_basis
 from integration_assets.core.warehouse import Transaction, Warehouse, validate_table
@@ -48,7 +63,6 @@ from integration_assets.systems import CATALOG
 
 __all__ = ["STATE", "Plan", "Ref", "build_basis", "ensure_state", "plan_build", "save_state"]
 
-Ref = tuple[str, str, str]  # system, object_type, record id
 Entry = tuple[str, str, str]  # a record's group, its raw row's stamp (as text), what else of its own it adds
 STATE = "canonical.build_records"  # per asset: each own record and each lookup feeding a group, as built last
 STATE_COLUMNS = {
@@ -61,21 +75,6 @@ STATE_COLUMNS = {
     "inputs": "TEXT NOT NULL",  # a company's look-alikes (the duplicate rule), else empty
 }
 RETIRED = ("canonical.build_state",)  # per-group signatures of an earlier plan: nothing reads them any more
-BASES = "canonical.build_bases"  # per asset: its basis, and the resolution of each identity it last built with
-BASES_COLUMNS = {"asset": "TEXT NOT NULL", "basis": "TEXT NOT NULL"}
-MATCHES = "canonical.identity_matches"  # per identity and record it resolves: its match, at the version in BASES
-MATCHES_COLUMNS = {
-    "identity": "TEXT NOT NULL",
-    "system": "TEXT NOT NULL",
-    "object_type": "TEXT NOT NULL",
-    "record_id": "TEXT NOT NULL",
-    "target": "TEXT",
-    "matched_by": "TEXT NOT NULL",
-    "reason_code": "TEXT",
-    "detail": "TEXT NOT NULL",
-    "present": "BOOLEAN NOT NULL",  # false: the record was resolved before and is gone (kept to say it changed)
-    "changed_in": "BIGINT NOT NULL",  # the resolution (1, 2, ...) that gave the record this match
-}
 FEEDS: dict[str, Stream] = {"customers": ("crm", "deals"), "deals": LOOKUPS["deals"][0]}  # lookups feeding groups
 IDENTITIES: dict[str, tuple[str, ...]] = {  # the identities each build resolves its records through
     "customers": ("customers", "contacts"),
@@ -132,7 +131,8 @@ def build_basis(loader: PhaseLoader, decisions_text: str) -> str:
     code), the review decisions and the code that builds."""
     digest = hashlib.sha256(reads_basis(loader.dictionary, loader.region).encode())
     digest.update(decisions_text.encode())
-    for path in [*sorted(Path(__file__).parent.glob("build/*.py")), Path(ident.__file__), Path(__file__)]:
+    here = Path(__file__).parent
+    for path in [*sorted(here.glob("build/*.py")), Path(ident.__file__), here / "matches.py", Path(__file__)]:
         digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
 
@@ -141,18 +141,22 @@ def ensure_state(warehouse: Warehouse) -> None:
     """The plan's tables; those an earlier release left in another shape are dropped (they only save work:
     without them, the next build of each asset builds everything)."""
     stale = [table for table in RETIRED if warehouse.has_table(table)]
-    if _columns(warehouse, MATCHES) not in (set(), set(MATCHES_COLUMNS)):
-        stale.append(MATCHES)
+    shapes = {MATCHES: MATCHES_COLUMNS, KEYS: KEYS_COLUMNS}
+    stale += [table for table, columns in shapes.items() if _columns(warehouse, table) not in (set(), set(columns))]
     if stale:
-        versions = warehouse.has_table(BASES)  # where the version of the dropped matches was recorded
+        versions = warehouse.has_table(BASES)  # where the versions of the dropped matches were recorded
         with warehouse.transaction() as tx:
-            for table in stale:
+            for table in {*stale, *(shapes if set(shapes) & set(stale) else ())}:  # the matches and their indexes
                 tx.execute(f"DROP TABLE IF EXISTS {validate_table(table)}")
             if versions:
-                tx.execute(f"DELETE FROM {BASES} WHERE asset LIKE 'identity:%' OR asset LIKE 'inputs:%'")
+                tx.execute(
+                    f"DELETE FROM {BASES} WHERE asset LIKE 'identity:%' OR asset LIKE 'inputs:%' "
+                    "OR asset LIKE 'targets:%'"
+                )
     warehouse.ensure_table(STATE, STATE_COLUMNS)
     warehouse.ensure_table(BASES, BASES_COLUMNS)
-    warehouse.ensure_table(MATCHES, MATCHES_COLUMNS)
+    for table, columns in shapes.items():
+        warehouse.ensure_table(table, columns)
 
 
 def _columns(warehouse: Warehouse, table: str) -> set[str]:
@@ -166,71 +170,6 @@ def _columns(warehouse: Warehouse, table: str) -> set[str]:
 def _bases(warehouse: Warehouse, prefix: str) -> dict[str, str]:
     rows = warehouse.query(f"SELECT asset, basis FROM {BASES} WHERE asset LIKE ?", [prefix + "%"])
     return {str(asset)[len(prefix) :]: str(basis) for asset, basis in rows}
-
-
-def _kept_matches(
-    warehouse: Warehouse, name: str, version: str, *, by: str = "identity"
-) -> tuple[dict[Ref, ident.Match], int] | None:
-    """The matches kept for identity `name` at `version` (of the raw tables, or `by` "inputs": of the paths
-    identity reads), and the resolution that made them; None when none are (or they are of another)."""
-    if warehouse.query(f"SELECT basis FROM {BASES} WHERE asset = ?", [f"{by}:{name}"]) != [(version,)]:
-        return None
-    rows = _match_rows(warehouse.query, name)
-    matches = {ref: match for ref, (match, _) in rows.items() if match is not None}
-    return matches, max((changed for _, changed in rows.values()), default=0)
-
-
-def _match_rows(query: Callable[[str, list], list[tuple]], name: str) -> dict[Ref, tuple[ident.Match | None, int]]:
-    """Identity `name`'s kept rows: each record's match (None: gone since) and the resolution that gave it."""
-    rows = query(
-        f"SELECT system, object_type, record_id, target, matched_by, reason_code, detail, present, changed_in "
-        f"FROM {MATCHES} WHERE identity = ?",
-        [name],
-    )
-    return {
-        (s, o, r): (ident.Match(target, by, reason, detail) if present else None, int(changed))
-        for s, o, r, target, by, reason, detail, present, changed in rows
-    }
-
-
-def _stamp(tx: Transaction, name: str, versions: dict[str, str]) -> None:
-    """Records the versions the kept matches of identity `name` hold at (`identity`: of the raw tables,
-    `inputs`: of the paths identity reads)."""
-    keys = [f"{by}:{name}" for by in versions]
-    tx.execute(f"DELETE FROM {BASES} WHERE asset IN (SELECT unnest(?))", [keys])
-    tx.append(BASES, [{"asset": f"{by}:{name}", "basis": version} for by, version in versions.items()])
-
-
-def _keep_matches(
-    warehouse: Warehouse, name: str, version: str, matches: dict[Ref, ident.Match], inputs: str = "-"
-) -> int:
-    """Keeps identity `name`'s matches at `version`; each carries the resolution that gave it its match, so
-    a build can ask what changed since its own last one. Returns this resolution's number."""
-    columns: dict[str, list] = {column: [] for column in MATCHES_COLUMNS}
-
-    def row(ref: Ref, match: ident.Match | None, changed_in: int) -> None:
-        kept = match or ident.Match(None, "")
-        values = (name, *ref, kept.target, kept.matched_by, kept.reason_code, kept.detail, match is not None)
-        for column, value in zip(columns, (*values, changed_in), strict=True):
-            columns[column].append(value)
-
-    with warehouse.transaction() as tx:
-        tx.lock_table(MATCHES)  # two builds resolving at once: the second waits, then finds the first's
-        before = _match_rows(tx.execute, name)
-        last = max((changed for _, changed in before.values()), default=0)
-        if tx.execute(f"SELECT basis FROM {BASES} WHERE asset = ?", [f"identity:{name}"]) == [(version,)]:
-            return last  # kept meanwhile by another build, from the same records
-        number = last + 1
-        for ref, match in matches.items():
-            old = before.get(ref)
-            row(ref, match, old[1] if old is not None and old[0] == match else number)
-        for ref, (old, changed) in before.items():
-            if ref not in matches:
-                row(ref, None, changed if old is None else number)
-        tx.execute(f"DELETE FROM {MATCHES} WHERE identity = ?", [name])
-        tx.append_columns(MATCHES, columns)
-        _stamp(tx, name, {"identity": version, "inputs": inputs})
-    return number
 
 
 def save_state(tx: Transaction, asset: str, basis: str, plan: Plan) -> None:
@@ -276,6 +215,13 @@ def _identity_streams(d: FieldDictionary, name: str) -> set[Stream]:
     return streams | {(target[0], s.match.object_type or target[1]) for s in identity.steps}
 
 
+def _target_streams(d: FieldDictionary, name: str) -> set[Stream]:
+    """The streams holding identity `name`'s targets and the values its steps look up in them."""
+    identity = d.identity[name]
+    target = (identity.target.system, identity.target.object_type)
+    return {target} | {(target[0], s.match.object_type or target[1]) for s in identity.steps}
+
+
 class _Planner:
     """Works out the entries of one build's records: every one (a build of everything), or what changed and
     the groups it reaches (`incremental`)."""
@@ -312,7 +258,8 @@ class _Planner:
     def resolve(self, name: str) -> dict[Ref, ident.Match]:
         """Identity `name` over every record, as the builds of one sync share it: resolved by the first build
         that needs it and kept in the warehouse with the versions of the raw tables it read. When those moved
-        but no path identity reads did (a phone or an industry edited), the kept matches still hold."""
+        but no path identity reads did (a phone or an industry edited), the kept matches still hold; when no
+        value of a target record did, only the source records loaded since are matched again (`matches.py`)."""
         if name not in self.matches:
             streams = sorted(_identity_streams(self.d, name))
             for stream in streams:
@@ -320,22 +267,53 @@ class _Planner:
             version = self._version(
                 f"{s}={self.warehouse.raw_version(CATALOG.stream_of(*s).raw_table)}" for s in streams
             )
-            kept, self.how[name] = _kept_matches(self.warehouse, name, version), "kept: its raw tables did not change"
+            kept, self.how[name] = kept_matches(self.warehouse, name, version), "kept: its raw tables did not change"
             if kept is None:
                 self.how[name] = "kept: no value it reads changed"
-                prints = (f"{s}={paths_fingerprint(self.warehouse, s, identity_paths(self.d, s))}" for s in streams)
-                inputs = self._version(prints)
-                kept = _kept_matches(self.warehouse, name, inputs, by="inputs")
+                prints = {s: paths_fingerprint(self.warehouse, s, identity_paths(self.d, s)) for s in streams}
+                versions = {
+                    "identity": version,
+                    "inputs": self._version(f"{s}={p}" for s, p in prints.items()),
+                    "targets": self._version(f"{s}={prints[s]}" for s in _target_streams(self.d, name)),
+                }
+                kept = kept_matches(self.warehouse, name, versions["inputs"], by="inputs")
                 if kept is not None:
                     with self.warehouse.transaction() as tx:
-                        _stamp(tx, name, {"identity": version, "inputs": inputs})
-            if kept is None:
-                self.how[name] = "resolved anew"
-                lean = {s: self.records(s) for s in streams}
-                matches = ident.resolve(self.d, name, lean, self.decisions)
-                kept = matches, _keep_matches(self.warehouse, name, version, matches, inputs)
+                        stamp(tx, name, {"identity": version, "inputs": versions["inputs"]})
+                elif kept_version(self.warehouse, name, "targets") == versions["targets"]:
+                    kept = self._rematch(name, versions)
+                else:
+                    self.how[name] = "resolved anew"
+                    lean = {s: self.records(s) for s in streams}
+                    targets = ident.Targets(self.d.identity[name], lean)
+                    matches = ident.resolve(self.d, name, lean, self.decisions, targets=targets)
+                    stamps = {
+                        (*s, rid): r["loaded_at"]
+                        for s in ident.sources(self.d.identity[name])
+                        for rid, r in lean[s].items()
+                    }
+                    kept = matches, keep_matches(self.warehouse, name, versions, matches, stamps, targets=targets)
             self.matches[name], self.seen[name] = kept
         return self.matches[name]
+
+    def _rematch(self, name: str, versions: dict[str, str]) -> tuple[dict[Ref, ident.Match], int]:
+        """Identity `name` when no value of a target record changed: the source records loaded since their
+        match (or gone) are matched again against the kept indexes; every other match holds."""
+        identity = self.d.identity[name]
+        raw: ident.RawIndex = {}
+        gone: set[Ref] = set()
+        for stream in ident.sources(identity):
+            loaded, removed = moved_sources(self.warehouse, name, stream)
+            raw[stream] = lean_records(self.warehouse, stream, identity_paths(self.d, stream), loaded)
+            gone |= {(*stream, rid) for rid in removed}
+        owners = {d.owner for d in self.decisions.decisions if d.owner and not d.ignore}
+        targets = known_targets(self.warehouse, identity, name, raw, owners)
+        found = ident.resolve(self.d, name, raw, self.decisions, targets=targets)
+        stamps = {(*s, rid): r["loaded_at"] for s, records in raw.items() for rid, r in records.items()}
+        kept = {kind: versions[kind] for kind in ("identity", "inputs")}  # the targets' version holds
+        keep_matches(self.warehouse, name, kept, found, stamps, only=set(found) | gone)
+        self.how[name] = f"matched again: {len(found) + len(gone)} source records loaded since (targets unchanged)"
+        return kept_matches(self.warehouse, name)  # whole: what another build kept meanwhile too
 
     def _version(self, parts: Iterable[str]) -> str:
         return hashlib.sha256("\n".join([self.basis, *parts]).encode()).hexdigest()[:16]
