@@ -9,7 +9,8 @@ from typing import Any
 import pandas as pd
 from dagster import AssetCheckResult, MetadataValue
 
-from integration_assets.canonical.contracts import failing_rows
+from integration_assets.canonical.build import table_columns
+from integration_assets.canonical.contracts import MODELS, failing_rows
 from integration_assets.core.contract_evidence import (
     SCHEMA,
     contract_counts,
@@ -34,9 +35,13 @@ def _is_pii(table: str, column: str) -> bool:
 
 
 def _live_rows(warehouse: Warehouse, table: str) -> pd.DataFrame:
-    """Rows not deleted at the source: deleted ones are kept for history as they were, exempt from contract."""
-    frame = warehouse.frame(f"SELECT * FROM canonical.{table}")
-    return frame[~frame["is_deleted"].fillna(False).astype(bool)].reset_index(drop=True)
+    """Rows not deleted at the source (deleted ones are kept for history as they were, exempt from contract),
+    with the columns the check reads: the key, those the contract judges and the personal ones it masks."""
+    columns = list(table_columns(load_dictionary(), table))
+    judged = MODELS[table].to_schema().columns.keys()
+    read = [c for c in columns if c == columns[0] or c in judged or _is_pii(table, c)]
+    selected = ", ".join(f'"{column}"' for column in read)
+    return warehouse.frame(f"SELECT {selected} FROM canonical.{table} WHERE NOT is_deleted")
 
 
 # canonical asset (entity) -> the canonical tables it rebuilds, each validated by its own pandera model

@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from integration_assets.canonical.review import Decisions
 from integration_assets.canonical.validate import is_empty
@@ -37,8 +36,7 @@ __all__ = [
 RawIndex = dict[tuple[str, str], dict[str, dict[str, Any]]]
 
 
-@dataclass(frozen=True)
-class Match:
+class Match(NamedTuple):  # a tuple: hundreds of thousands are read back from the warehouse per build
     target: str | None  # namespaced target id (crm:10000001), None when unmatched / to review
     matched_by: str  # step name, "decision", or "unmatched"
     reason_code: str | None = None  # review reason when the record may not be accepted

@@ -91,9 +91,15 @@ def kept_matches(
     a version, whatever is kept."""
     if version is not None and kept_version(warehouse, name, by) != version:
         return None
-    rows = _match_rows(warehouse.query, name)
-    matches = {ref: match for ref, (match, _) in rows.items() if match is not None}
-    return matches, max((changed for _, changed in rows.values()), default=0)
+    rows = warehouse.query(
+        f"SELECT system, object_type, record_id, target, matched_by, reason_code, detail FROM {MATCHES} "
+        "WHERE identity = ? AND present",
+        [name],
+    )
+    ((last,),) = warehouse.query(f"SELECT coalesce(max(changed_in), 0) FROM {MATCHES} WHERE identity = ?", [name])
+    return {(s, o, r): ident.Match(target, by, reason, detail) for s, o, r, target, by, reason, detail in rows}, int(
+        last
+    )
 
 
 def _match_rows(

@@ -274,7 +274,7 @@ class _Planner:
                 versions = {
                     "identity": version,
                     "inputs": self._version(f"{s}={p}" for s, p in prints.items()),
-                    "targets": self._version(f"{s}={prints[s]}" for s in _target_streams(self.d, name)),
+                    "targets": self._version(f"{s}={prints[s]}" for s in sorted(_target_streams(self.d, name))),
                 }
                 kept = kept_matches(self.warehouse, name, versions["inputs"], by="inputs")
                 if kept is not None:
