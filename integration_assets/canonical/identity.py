@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from integration_assets.canonical.review import Decisions
@@ -23,6 +24,7 @@ from integration_assets.mapping.schema import FieldDictionary, Identity, Identit
 __all__ = [
     "KnownTargets",
     "Match",
+    "Matches",
     "RawIndex",
     "Targets",
     "duplicates",
@@ -32,6 +34,8 @@ __all__ = [
     "sources",
 ]
 
+# (system, object_type, record id) -> its match: a dict, or the kept matches read as asked (`matches.py`)
+Matches = Mapping[tuple[str, str, str], "Match"]
 # (system, object_type) -> record id -> {"payload": dict, "is_deleted": bool}
 RawIndex = dict[tuple[str, str], dict[str, dict[str, Any]]]
 

@@ -269,16 +269,21 @@ def _nested(leaves: Iterable[tuple[tuple[str, ...], Any]]) -> dict:
     return payload
 
 
-def read_values(warehouse: Warehouse, stream: Stream, basis: str, names: list[str]) -> dict[str, tuple[str, list]]:
+def read_values(
+    warehouse: Warehouse, stream: Stream, basis: str, names: list[str], ids: set[str] | None = None
+) -> dict[str, tuple[str, list]]:
     """id -> (loaded_at as text, the staged read's value of each field in `names` as text, None when empty or
-    not staged for the row's current load), extracted in the warehouse."""
+    not staged for the row's current load), extracted in the warehouse: of every row, or of those `ids` names."""
+    if ids is not None and not ids:
+        return {}
+    chosen, params = (" WHERE r.id IN (SELECT unnest(?))", [sorted(ids)]) if ids is not None else ("", [])
     spec = CATALOG.stream_of(*stream)
     document = "CAST(s.read AS JSONB)" if warehouse.backend == "postgres" else "CAST(s.read AS JSON)"
     fields = ", ".join(f"{json_path('d.document', ['v', name], text=True)}" for name in names)
     rows = warehouse.query(
         f"SELECT d.id, d.loaded_at, {fields} FROM (SELECT r.id, CAST(r.loaded_at AS TEXT) AS loaded_at, "
         f"{document} AS document FROM {validate_table(spec.raw_table)} AS r LEFT JOIN {STAGED_READS} AS s "
-        "ON s.stream = ? AND s.record_id = r.id AND s.loaded_at = r.loaded_at AND s.basis = ?) AS d",
-        [spec.key, basis],
+        f"ON s.stream = ? AND s.record_id = r.id AND s.loaded_at = r.loaded_at AND s.basis = ?{chosen}) AS d",
+        [spec.key, basis, *params],
     )
     return {str(row[0]): (row[1], list(row[2:])) for row in rows}

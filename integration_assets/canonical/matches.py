@@ -15,7 +15,7 @@ The versions the kept rows hold at are rows of `canonical.build_bases`: `identit
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import overload
 
 from integration_assets.canonical import identity as ident
@@ -28,6 +28,7 @@ __all__ = [
     "BASES",
     "KEYS",
     "MATCHES",
+    "KeptMatches",
     "Ref",
     "keep_matches",
     "kept_matches",
@@ -77,29 +78,67 @@ def stamp(tx: Transaction, name: str, kept: dict[str, str]) -> None:
     tx.append(BASES, [{"asset": f"{kind}:{name}", "basis": version} for kind, version in kept.items()])
 
 
+class KeptMatches(Mapping[Ref, ident.Match]):
+    """Identity `name`'s kept matches, read from the warehouse as a build asks for them: all at once (`load()`),
+    or those of the records it names (`load(refs)`; a build of the changes needs a few thousand of several
+    hundred thousand). A record asked for that was not loaded is read alone, so a lookup is never wrong, only
+    slower."""
+
+    def __init__(self, warehouse: Warehouse, name: str) -> None:
+        self.warehouse, self.name = warehouse, name
+        self._known: dict[Ref, ident.Match | None] = {}
+        self._complete = False
+
+    def load(self, refs: Iterable[Ref] | None = None) -> KeptMatches:
+        """Reads the matches of `refs` (every one, without), once each."""
+        if self._complete:
+            return self
+        wanted = None if refs is None else {ref for ref in refs if ref is not None and ref not in self._known}
+        if wanted is not None and not wanted:
+            return self
+        chosen, params = (f" AND {REF_SQL} IN (SELECT unnest(?))", [ref_texts(wanted)]) if wanted else ("", [])
+        rows = self.warehouse.query(
+            f"SELECT system, object_type, record_id, target, matched_by, reason_code, detail FROM {MATCHES} "
+            f"WHERE identity = ? AND present{chosen}",
+            [self.name, *params],
+        )
+        if wanted is not None:
+            self._known.update(dict.fromkeys(wanted))  # asked for and not kept: no match
+        self._known.update({(s, o, r): ident.Match(t, by, reason, detail) for s, o, r, t, by, reason, detail in rows})
+        self._complete = wanted is None
+        return self
+
+    def __getitem__(self, ref: Ref) -> ident.Match:
+        if ref not in self._known:
+            self.load([ref])
+        found = self._known.get(ref)
+        if found is None:
+            raise KeyError(ref)
+        return found
+
+    def __iter__(self) -> Iterator[Ref]:
+        return (ref for ref, match in self.load()._known.items() if match is not None)
+
+    def __len__(self) -> int:
+        return sum(1 for match in self.load()._known.values() if match is not None)
+
+
 @overload
-def kept_matches(warehouse: Warehouse, name: str) -> tuple[dict[Ref, ident.Match], int]: ...
+def kept_matches(warehouse: Warehouse, name: str) -> tuple[KeptMatches, int]: ...
 @overload
 def kept_matches(
     warehouse: Warehouse, name: str, version: str, *, by: str = "identity"
-) -> tuple[dict[Ref, ident.Match], int] | None: ...
+) -> tuple[KeptMatches, int] | None: ...
 def kept_matches(
     warehouse: Warehouse, name: str, version: str | None = None, *, by: str = "identity"
-) -> tuple[dict[Ref, ident.Match], int] | None:
+) -> tuple[KeptMatches, int] | None:
     """The matches kept for identity `name` at `version` (of the raw tables, or `by` "inputs": of the paths
-    identity reads), and the resolution that made them; None when none are (or they are of another). Without
-    a version, whatever is kept."""
+    identity reads), read as asked (`KeptMatches`), and the resolution that made them; None when none are (or
+    they are of another). Without a version, whatever is kept."""
     if version is not None and kept_version(warehouse, name, by) != version:
         return None
-    rows = warehouse.query(
-        f"SELECT system, object_type, record_id, target, matched_by, reason_code, detail FROM {MATCHES} "
-        "WHERE identity = ? AND present",
-        [name],
-    )
     ((last,),) = warehouse.query(f"SELECT coalesce(max(changed_in), 0) FROM {MATCHES} WHERE identity = ?", [name])
-    return {(s, o, r): ident.Match(target, by, reason, detail) for s, o, r, target, by, reason, detail in rows}, int(
-        last
-    )
+    return KeptMatches(warehouse, name), int(last)
 
 
 def _match_rows(

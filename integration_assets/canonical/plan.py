@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,6 +46,7 @@ from integration_assets.canonical.matches import (
     KEYS_COLUMNS,
     MATCHES,
     MATCHES_COLUMNS,
+    KeptMatches,
     Ref,
     keep_matches,
     kept_matches,
@@ -90,7 +91,7 @@ class Plan:
     """One build's plan: the identity it is given, the records to build (all, or the affected) with their
     entries to keep, and the lookups feeding each group."""
 
-    matches: dict[str, dict[Ref, ident.Match]]
+    matches: dict[str, Mapping[Ref, ident.Match]]
     duplicates: dict[str, list[str]] | None  # companies recorded twice (customers only)
     state: dict[Ref, Entry]  # own records built (every one, or the affected still present) -> entry to keep
     affected: set[Ref] | None  # own records whose outputs are replaced, with those gone from the raw tables
@@ -232,7 +233,8 @@ class _Planner:
         self.warehouse = loader.warehouse
         self.incremental = incremental
         self.lean: dict[Stream, dict[str, dict]] = {}
-        self.matches: dict[str, dict[Ref, ident.Match]] = {}
+        self.matches: dict[str, Mapping[Ref, ident.Match]] = {}
+        self.naming: dict[Stream, Callable[[dict], Iterable[Ref | None]]] = {}  # what a record's identity reads through
         self.seen: dict[str, int] = {}
         self.how: dict[str, str] = {}  # per identity: kept or resolved anew, and why
         self.duplicates: dict[str, list[str]] | None = None
@@ -242,6 +244,7 @@ class _Planner:
         self.affected: set[Ref] | None = None
         self.fed: dict[Ref, Entry] = {}
         self.unfed: set[Ref] = set()
+        self._moved: dict[Stream, tuple[set[str], dict[str, str]]] = {}
 
     # --- what every plan reads
 
@@ -255,7 +258,7 @@ class _Planner:
         self.lean[stream] = lean_records(self.warehouse, stream, build_paths(self.d, stream))
         return self.lean[stream]
 
-    def resolve(self, name: str) -> dict[Ref, ident.Match]:
+    def resolve(self, name: str) -> Mapping[Ref, ident.Match]:
         """Identity `name` over every record, as the builds of one sync share it: resolved by the first build
         that needs it and kept in the warehouse with the versions of the raw tables it read. When those moved
         but no path identity reads did (a phone or an industry edited), the kept matches still hold; when no
@@ -274,7 +277,7 @@ class _Planner:
                 versions = {
                     "identity": version,
                     "inputs": self._version(f"{s}={p}" for s, p in prints.items()),
-                    "targets": self._version(f"{s}={prints[s]}" for s in sorted(_target_streams(self.d, name))),
+                    "targets": self._version(f"{s}={prints[s]}" for s in _target_streams(self.d, name)),
                 }
                 kept = kept_matches(self.warehouse, name, versions["inputs"], by="inputs")
                 if kept is not None:
@@ -296,7 +299,7 @@ class _Planner:
             self.matches[name], self.seen[name] = kept
         return self.matches[name]
 
-    def _rematch(self, name: str, versions: dict[str, str]) -> tuple[dict[Ref, ident.Match], int]:
+    def _rematch(self, name: str, versions: dict[str, str]) -> tuple[Mapping[Ref, ident.Match], int]:
         """Identity `name` when no value of a target record changed: the source records loaded since their
         match (or gone) are matched again against the kept indexes; every other match holds."""
         identity = self.d.identity[name]
@@ -316,12 +319,19 @@ class _Planner:
         return kept_matches(self.warehouse, name)  # whole: what another build kept meanwhile too
 
     def _version(self, parts: Iterable[str]) -> str:
-        return hashlib.sha256("\n".join([self.basis, *parts]).encode()).hexdigest()[:16]
+        """A version of the parts (in any order: each build runs in a process of its own, with its own order of
+        a set's items) under the build's basis."""
+        return hashlib.sha256("\n".join([self.basis, *sorted(parts)]).encode()).hexdigest()[:16]
 
-    def reads(self, stream: Stream, names: list[str]) -> dict[str, tuple[str, list]]:
+    def reads(self, stream: Stream, names: list[str], ids: set[str] | None = None) -> dict[str, tuple[str, list]]:
         self.loader.stage(stream)
         basis = reads_basis(self.d, self.loader.region)
-        return read_values(self.loader.warehouse, stream, basis, names)
+        return read_values(self.loader.warehouse, stream, basis, names, ids)
+
+    def feeding(self, stream: Stream) -> set[str] | None:
+        """The lookup records of `stream` whose group to read: every one, or (a build of the changes) those
+        loaded since the last build; the others' are kept (`changes`)."""
+        return self.moved(stream)[0] if self.incremental else None
 
     def feed(self, stream: Stream, groups: dict[str, tuple[str, str | None]]) -> None:
         """The lookup records of `stream`: id -> (its stamp, the group it feeds or None)."""
@@ -332,6 +342,11 @@ class _Planner:
 
     def moved(self, stream: Stream) -> tuple[set[str], dict[str, str]]:
         """The stream's rows loaded since the last build (or new), and those gone with the group they were in."""
+        if stream not in self._moved:
+            self._moved[stream] = self._moved_rows(stream)
+        return self._moved[stream]
+
+    def _moved_rows(self, stream: Stream) -> tuple[set[str], dict[str, str]]:
         raw = validate_table(CATALOG.stream_of(*stream).raw_table)
         kept = f"SELECT record_id, group_key, loaded_at FROM {STATE} WHERE asset = ? AND system = ? AND object_type = ?"
         params = [self.asset, *stream]
@@ -356,7 +371,7 @@ class _Planner:
         )
         return {(str(s), str(o), str(r)) for s, o, r in rows}
 
-    def referring(self, stream: Stream, names: Callable[[dict], Iterable[Ref]], rematched: set[Ref]) -> set[Ref]:
+    def referring(self, stream: Stream, names: Callable[[dict], Iterable[Ref | None]], rematched: set[Ref]) -> set[Ref]:
         """The records of `stream` that refer (`names`) to a record whose match changed."""
         if not rematched:
             return set()
@@ -376,6 +391,7 @@ class _Planner:
             changed |= {(*stream, rid) for rid in loaded}
             gone |= {(*stream, rid): group for rid, group in removed.items()}
         present = changed - gone.keys()
+        self._load_matches(present)  # what the entries of the changed records read
         self.state = self.entries(present, entry)
         groups = {group for group, _, _ in self.state.values()} | set(gone.values())
         groups |= {group for group, _, _ in self._kept(refs=present).values()}
@@ -389,10 +405,29 @@ class _Planner:
         members = self._kept(groups=groups - {""})
         self.state |= {ref: kept for ref, kept in members.items() if ref not in present}
         self.affected = changed | gone.keys() | members.keys()
+        built = {group for group, _, _ in self.state.values()}
+        for stream, groups_now in self.feeds.items():  # the lookups that did not move feed the groups they fed
+            kept = self._kept(groups=built, stream=stream)
+            moved = self.moved(stream)[0] | self.moved(stream)[1].keys()
+            self.feeds[stream] = {ref[2]: g for ref, (g, _, _) in kept.items() if ref[2] not in moved} | groups_now
+        named: set[Ref | None] = set(self.state)  # the build reads the matches of its records and those they name
+        for stream, names in self.naming.items():
+            ids = {rid for system, object_type, rid in self.state if (system, object_type) == stream}
+            named.update(ref for record in self.records(stream, ids).values() for ref in names(record["payload"]))
+        self._load_matches(named - {None})
 
-    def _kept(self, *, refs: set[Ref] | None = None, groups: set[str] | None = None) -> dict[Ref, Entry]:
-        """The entries the last build kept: those of `refs` (own or lookup records), or the own records in
-        `groups` (its members)."""
+    def _load_matches(self, refs: Iterable[Ref] | None = None) -> None:
+        """Reads the kept matches of `refs` (every one, without) before the plan or the build asks for them
+        one by one."""
+        for found in self.matches.values():
+            if isinstance(found, KeptMatches):
+                found.load(refs)
+
+    def _kept(
+        self, *, refs: set[Ref] | None = None, groups: set[str] | None = None, stream: Stream | None = None
+    ) -> dict[Ref, Entry]:
+        """The entries the last build kept: those of `refs` (own or lookup records), or the records in `groups`
+        (its own members, or the lookup records of `stream` feeding them)."""
         if not (refs or groups):
             return {}
         chosen, values = (REF_SQL, ref_texts(refs)) if refs else ("group_key", sorted(groups or ()))
@@ -401,8 +436,8 @@ class _Planner:
             f"WHERE asset = ? AND {chosen} IN (SELECT unnest(?))",
             [self.asset, values],
         )
-        own = set(OWN[self.entity])
-        return {(s, o, r): (g, at, inputs) for s, o, r, g, at, inputs in rows if refs or (s, o) in own}
+        wanted = set(OWN[self.entity]) if stream is None else {stream}
+        return {(s, o, r): (g, at, inputs) for s, o, r, g, at, inputs in rows if refs or (s, o) in wanted}
 
     def everything(self, entry: Callable[[Ref, dict], Entry]) -> None:
         """A build of everything: the entry of every own record and every lookup record feeding a group."""
@@ -427,6 +462,7 @@ class _Planner:
         if self.incremental:
             self.changes(entry, extra())
         else:
+            self._load_matches()
             self.everything(entry)
 
     # --- per entity
@@ -434,6 +470,7 @@ class _Planner:
     def customers(self) -> None:
         companies, payers, organizations, contacts, users = OWN["customers"]
         clients, people = self.resolve("customers"), self.resolve("contacts")
+        self.naming[users] = lambda payload: [user_organization(self.d, payload)]
         ignored = {decision.key[:3] for decision in self.decisions.decisions if decision.ignore}
         rule = self.d.identity["customers"].duplicates
         compared = list(rule.match_all) if rule else []
@@ -445,7 +482,7 @@ class _Planner:
         }
         self.duplicates = ident.duplicates(self.d, "customers", live)
         deals = FEEDS["customers"]
-        found = self.reads(deals, ["customer_id"])
+        found = self.reads(deals, ["customer_id"], self.feeding(deals))
         self.feed(deals, {rid: (at, None if c is None else f"customers|{c}") for rid, (at, (c,)) in found.items()})
 
         def entry(ref: Ref, record: dict) -> Entry:
@@ -465,7 +502,7 @@ class _Planner:
         def extra() -> set[Ref]:
             rematched = self.rematched("customers") | self.rematched("contacts")
             found = {ref for ref in rematched if ref[:2] in (payers, organizations, users)}
-            found |= self.referring(users, lambda payload: [user_organization(self.d, payload)], rematched)
+            found |= self.referring(users, self.naming[users], rematched)
             twice = {(*companies, rid): ",".join(others) for rid, others in self.duplicates.items()}
             before = self.warehouse.query(
                 f"SELECT record_id, inputs FROM {STATE} WHERE asset = ? AND system = ? AND object_type = ? "
@@ -480,7 +517,7 @@ class _Planner:
     def deals(self) -> None:
         deals, invoices = OWN["deals"][0], FEEDS["deals"]
         groups = {deal: "/".join((*deals, rid)) for rid, (_, (deal,)) in self.reads(deals, ["deal_id"]).items()}
-        found = self.reads(invoices, ["deal_id"])
+        found = self.reads(invoices, ["deal_id"], self.feeding(invoices))
         self.feed(invoices, {rid: (at, groups.get(deal) if deal else None) for rid, (at, (deal,)) in found.items()})
         self.plan(lambda ref, record: ("/".join(ref), record["loaded_at"], ""), set)
 
@@ -488,10 +525,11 @@ class _Planner:
         stream = OWN[self.entity][0]
         for name in IDENTITIES[self.entity]:
             self.resolve(name)
+        self.naming[stream] = lambda payload: referenced(self.d, self.entity, stream, payload)
 
         def extra() -> set[Ref]:
             rematched = set().union(*(self.rematched(name) for name in IDENTITIES[self.entity]))
-            return self.referring(stream, lambda payload: referenced(self.d, self.entity, stream, payload), rematched)
+            return self.referring(stream, self.naming[stream], rematched)
 
         self.plan(lambda ref, record: ("/".join(ref), record["loaded_at"], ""), extra)
 

@@ -83,7 +83,7 @@ def build_entity(
     decisions: Decisions,
     *,
     default_region: str | None = None,
-    matches: dict[str, dict[tuple[str, str, str], ident.Match]] | None = None,
+    matches: dict[str, ident.Matches] | None = None,
     duplicates: dict[str, list[str]] | None = None,
 ) -> Built:
     """The canonical table(s) of one asset (`customers` also builds `contacts`). Each phase's records are

@@ -86,7 +86,7 @@ def build_contacts(reader: _Reader, built: Built) -> None:
     built.tables["contacts"] = pd.DataFrame(rows, columns=list(table_columns(d, "contacts")))
 
 
-def user_client(d: FieldDictionary, payload: dict, customer_matches: dict[tuple[str, str, str], ident.Match]) -> Any:
+def user_client(d: FieldDictionary, payload: dict, customer_matches: ident.Matches) -> Any:
     """The client a Zendesk user's organization resolves to (EMPTY: it names none; None: not resolved)."""
     return _customer_ref(customer_matches, "support", "organizations", _organization(d, payload))
 

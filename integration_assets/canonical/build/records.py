@@ -190,10 +190,10 @@ class _Reader:
         self._failed: dict[Stream, dict[str, list[str]]] = {}
         # identity matches per identity name, and the companies recorded twice: resolved from this build's own
         # records unless given (a build of some records only is given them, resolved over every record)
-        self.matched: dict[str, dict[tuple[str, str, str], ident.Match]] = {}
+        self.matched: dict[str, ident.Matches] = {}
         self.duplicates: dict[str, list[str]] | None = None
 
-    def matches(self, name: str) -> dict[tuple[str, str, str], ident.Match]:
+    def matches(self, name: str) -> ident.Matches:
         """Identity `name`'s match of each record it reads (every phase after the first sees the same)."""
         if name not in self.matched:
             self.matched[name] = ident.resolve(self.d, name, self.raw, self.decisions)
@@ -281,7 +281,7 @@ def match_key(system: str, object_type: str, raw_id: Any) -> tuple[str, str, str
     return None if is_empty(raw_id) else (system, object_type, str(raw_id).strip())
 
 
-def _customer_ref(matches: dict[tuple[str, str, str], ident.Match], system: str, object_type: str, raw_id: Any) -> Any:
+def _customer_ref(matches: ident.Matches, system: str, object_type: str, raw_id: Any) -> Any:
     key = match_key(system, object_type, raw_id)
     if key is None:
         return EMPTY

@@ -34,7 +34,7 @@ def build_single(
     reader: _Reader,
     built: Built,
     entity: str,
-    matches: dict[tuple[str, str, str], ident.Match],
+    matches: ident.Matches,
     extra: Extra | None = None,
 ) -> None:
     """The entity's table from its own stream; `matches` resolve its references, `extra` adds its own values."""
@@ -78,7 +78,7 @@ def references(
     entity: str,
     stream: Stream,
     payload: dict,
-    matches: dict[tuple[str, str, str], ident.Match],
+    matches: ident.Matches,
 ) -> dict[str, tuple[Any, Any]]:
     """The record's references to clients and people, resolved through identity: field -> (the canonical id,
     EMPTY when the record names none, None when the one it names has no resolved client; the raw id)."""
@@ -120,7 +120,7 @@ def referenced(d: FieldDictionary, entity: str, stream: Stream, payload: dict) -
     return found
 
 
-def _person_ref(matches: dict[tuple[str, str, str], ident.Match], raw_id: Any) -> Any:
+def _person_ref(matches: ident.Matches, raw_id: Any) -> Any:
     """A Zendesk user id as the canonical person key: its CRM contact when linked, else support:<id>."""
     key = match_key("support", "users", raw_id)
     if key is None:
