@@ -316,7 +316,7 @@ class _Planner:
         kept = {kind: versions[kind] for kind in ("identity", "inputs")}  # the targets' version holds
         keep_matches(self.warehouse, name, kept, found, stamps, only=set(found) | gone)
         self.how[name] = f"matched again: {len(found) + len(gone)} source records loaded since (targets unchanged)"
-        return kept_matches(self.warehouse, name)  # whole: what another build kept meanwhile too
+        return kept_matches(self.warehouse, name)  # every record's, read as asked (another build's meanwhile too)
 
     def _version(self, parts: Iterable[str]) -> str:
         """A version of the parts (in any order: each build runs in a process of its own, with its own order of
