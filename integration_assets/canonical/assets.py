@@ -87,7 +87,7 @@ class CanonicalConfig(Config):
     rebuild: bool = Field(
         False,
         description="rebuild even when no input changed since the last build, reading every raw record anew "
-        "(not only those loaded since the last build)",
+        "(not only those loaded since the last build) and resolving identity anew (once per run)",
     )
 
 
@@ -160,7 +160,7 @@ def _build(context: AssetExecutionContext, entity: str, warehouse: Warehouse, co
     complete = all(warehouse.has_table(f"canonical.{table}") for table in tables)
     ensure_state(warehouse)  # an earlier release's plan tables are replaced: it then builds everything
     incremental = complete and not config.rebuild and incremental_possible(warehouse, entity, basis)
-    plan = plan_build(entity, loader, decisions, basis, incremental=incremental)
+    plan = plan_build(entity, loader, decisions, basis, incremental=incremental, run_id=context.run.run_id)
     frames: dict[str, list[pd.DataFrame]] = {table: [] for table in tables}
     mapped: dict[str, list[Any]] = {name: [] for name in RECORD_MAP_COLUMNS}  # column by column: one row per record
     items: list[review.ReviewItem] = []

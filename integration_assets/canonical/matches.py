@@ -167,11 +167,14 @@ def keep_matches(
     *,
     targets: ident.Targets | None = None,
     only: set[Ref] | None = None,
+    force: bool = False,
 ) -> int:
     """Keeps identity `name`'s matches at the versions `kept` (identity, inputs, targets) with the raw row's
     stamp of each (`stamps`); each carries the resolution that gave it its match, so a build can ask what
     changed since its own last one. `matches` is every record's, or (`only`) those of the records `only` names
-    (one not in `matches` is gone). With `targets`, their indexes are kept too. Returns this resolution's number."""
+    (one not in `matches` is gone). With `targets`, their indexes are kept too. Unless `force`d (a rebuild
+    resolves anew whatever is kept), matches another build kept meanwhile at the same version stay. Returns this
+    resolution's number."""
     columns: dict[str, list] = {column: [] for column in MATCHES_COLUMNS}
 
     def row(ref: Ref, match: ident.Match | None, changed_in: int) -> None:
@@ -183,7 +186,8 @@ def keep_matches(
     with warehouse.transaction() as tx:
         tx.lock_table(MATCHES)  # two builds resolving at once: the second waits, then finds the first's
         ((last,),) = tx.execute(f"SELECT coalesce(max(changed_in), 0) FROM {MATCHES} WHERE identity = ?", [name])
-        if tx.execute(f"SELECT basis FROM {BASES} WHERE asset = ?", [f"identity:{name}"]) == [(kept["identity"],)]:
+        same = tx.execute(f"SELECT basis FROM {BASES} WHERE asset = ?", [f"identity:{name}"]) == [(kept["identity"],)]
+        if same and not force:
             return int(last)  # kept meanwhile by another build, from the same records
         number = int(last) + 1
         before = _match_rows(tx.execute, name, only)

@@ -152,7 +152,7 @@ def ensure_state(warehouse: Warehouse) -> None:
             if versions:
                 tx.execute(
                     f"DELETE FROM {BASES} WHERE asset LIKE 'identity:%' OR asset LIKE 'inputs:%' "
-                    "OR asset LIKE 'targets:%'"
+                    "OR asset LIKE 'targets:%' OR asset LIKE 'run:%'"
                 )
     warehouse.ensure_table(STATE, STATE_COLUMNS)
     warehouse.ensure_table(BASES, BASES_COLUMNS)
@@ -227,11 +227,14 @@ class _Planner:
     """Works out the entries of one build's records: every one (a build of everything), or what changed and
     the groups it reaches (`incremental`)."""
 
-    def __init__(self, entity: str, loader: PhaseLoader, decisions: Decisions, basis: str, incremental: bool):
+    def __init__(
+        self, entity: str, loader: PhaseLoader, decisions: Decisions, basis: str, incremental: bool, run_id: str
+    ):
         self.entity, self.asset = entity, f"canonical/{entity}"
         self.loader, self.d, self.decisions, self.basis = loader, loader.dictionary, decisions, basis
         self.warehouse = loader.warehouse
         self.incremental = incremental
+        self.run_id = run_id  # a rebuild resolves identity anew once per run (`resolve`)
         self.lean: dict[Stream, dict[str, dict]] = {}
         self.matches: dict[str, Mapping[Ref, ident.Match]] = {}
         self.naming: dict[Stream, Callable[[dict], Iterable[Ref | None]]] = {}  # what a record's identity reads through
@@ -270,7 +273,10 @@ class _Planner:
             version = self._version(
                 f"{s}={self.warehouse.raw_version(CATALOG.stream_of(*s).raw_table)}" for s in streams
             )
-            kept, self.how[name] = kept_matches(self.warehouse, name, version), "kept: its raw tables did not change"
+            # a rebuild trusts no kept match: the first of its run to need the identity resolves it anew
+            anew = self.loader.restage and kept_version(self.warehouse, name, "run") != self.run_id
+            kept = None if anew else kept_matches(self.warehouse, name, version)
+            self.how[name] = "kept: its raw tables did not change"
             if kept is None:
                 self.how[name] = "kept: no value it reads changed"
                 prints = {s: paths_fingerprint(self.warehouse, s, identity_paths(self.d, s)) for s in streams}
@@ -279,11 +285,11 @@ class _Planner:
                     "inputs": self._version(f"{s}={p}" for s, p in prints.items()),
                     "targets": self._version(f"{s}={prints[s]}" for s in _target_streams(self.d, name)),
                 }
-                kept = kept_matches(self.warehouse, name, versions["inputs"], by="inputs")
+                kept = None if anew else kept_matches(self.warehouse, name, versions["inputs"], by="inputs")
                 if kept is not None:
                     with self.warehouse.transaction() as tx:
                         stamp(tx, name, {"identity": version, "inputs": versions["inputs"]})
-                elif kept_version(self.warehouse, name, "targets") == versions["targets"]:
+                elif not anew and kept_version(self.warehouse, name, "targets") == versions["targets"]:
                     kept = self._rematch(name, versions)
                 else:
                     self.how[name] = "resolved anew"
@@ -295,7 +301,9 @@ class _Planner:
                         for s in ident.sources(self.d.identity[name])
                         for rid, r in lean[s].items()
                     }
-                    kept = matches, keep_matches(self.warehouse, name, versions, matches, stamps, targets=targets)
+                    stamped = {**versions, "run": self.run_id} if anew else versions
+                    number = keep_matches(self.warehouse, name, stamped, matches, stamps, targets=targets, force=anew)
+                    kept = matches, number
             self.matches[name], self.seen[name] = kept
         return self.matches[name]
 
@@ -543,11 +551,13 @@ _PLANS: dict[str, Callable[[_Planner], None]] = {
 }
 
 
-def plan_build(entity: str, loader: PhaseLoader, decisions: Decisions, basis: str, *, incremental: bool) -> Plan:
+def plan_build(
+    entity: str, loader: PhaseLoader, decisions: Decisions, basis: str, *, incremental: bool, run_id: str = ""
+) -> Plan:
     """The plan of one build under `basis` (the plan's tables ensured: `ensure_state`): everything, or
     (`incremental`, which `incremental_possible` says the last build allows) what changed since the last build
     and the groups it reaches."""
-    planner = _Planner(entity, loader, decisions, basis, incremental)
+    planner = _Planner(entity, loader, decisions, basis, incremental, run_id)
     _PLANS[entity](planner)
     return Plan(
         planner.matches,
