@@ -100,7 +100,7 @@ class Targets:
         target = self.identity.target
         object_type = step.match.object_type or target.object_type
         index: dict[str, set[str]] = defaultdict(set)
-        ops = [op for op in step.normalize if op != "email_domain"]
+        ops = _target_ops(step)
         for row in self.raw.get((target.system, object_type), {}).values():
             if row["is_deleted"]:
                 continue
@@ -126,8 +126,12 @@ class KnownTargets(Targets):
 
 def index_name(step: IdentityStep) -> str:
     """The index a step looks its values up in: the target records, the path and the normalization."""
-    ops = ",".join(op for op in step.normalize if op != "email_domain")
-    return f"{step.match.object_type or ''}:{step.match.path}:{step.match.yields}:{ops}"
+    return f"{step.match.object_type or ''}:{step.match.path}:{step.match.yields}:{','.join(_target_ops(step))}"
+
+
+def _target_ops(step: IdentityStep) -> list[str]:
+    """How a step normalizes the targets' values: as its own, but a target's domain is no email address."""
+    return [op for op in step.normalize if op != "email_domain"]
 
 
 def sources(identity: Identity) -> list[tuple[str, str]]:
@@ -184,10 +188,8 @@ def _keys(step: IdentityStep, payload: dict, ignore: frozenset[str]) -> list[str
 
 def _match(identity: Identity, steps: list[IdentityStep], targets: Targets, payload: dict) -> Match:
     for step in steps:
-        if step.where is not None and resolve_path(payload, step.where.path) not in step.where.in_:
-            continue
         keys = _keys(step, payload, targets.ignore)
-        if not keys:
+        if not keys:  # no value, or its `where` does not hold: the next step decides
             continue
         found: set[str] = set()
         for k in keys:

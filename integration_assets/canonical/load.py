@@ -33,6 +33,7 @@ __all__ = [
     "identity_paths",
     "lean_records",
     "load_raw",
+    "moved_rows",
     "paths_fingerprint",
     "read_values",
 ]
@@ -192,7 +193,7 @@ def lean_records(warehouse: Warehouse, stream: Stream, paths: set[str], ids: set
     array, rows_of = ("json_build_array", "json_agg") if postgres else ("json_array", "json_group_array")
     if ids is not None and not ids:
         return {}
-    chosen, params = (" WHERE r.id IN (SELECT unnest(?))", [sorted(ids)]) if ids is not None else ("", None)
+    chosen, params = _chosen(ids)
     ((document,),) = warehouse.query(
         f"SELECT CAST({rows_of}({array}(CAST(r.id AS TEXT), r.is_deleted, CAST(r.loaded_at AS TEXT), {values})) "
         f"AS TEXT) FROM {validate_table(table)} AS r{chosen}",
@@ -203,6 +204,27 @@ def lean_records(warehouse: Warehouse, stream: Stream, paths: set[str], ids: set
         payload = _nested((keys, value) for keys, value in zip(leaves, found, strict=True) if value is not None)
         records[rid] = {"payload": payload, "is_deleted": deleted, "loaded_at": loaded_at}
     return records
+
+
+def moved_rows(warehouse: Warehouse, stream: Stream, kept: str, params: list) -> tuple[set[str], list[tuple]]:
+    """The stream's rows against what a table remembers of them (`kept`, with `params`: a query of their
+    `record_id`, the `loaded_at` it saw, and more): the ids of the rows loaded since (or new), and the
+    remembered rows (all their columns) whose raw row is gone."""
+    raw = validate_table(CATALOG.stream_of(*stream).raw_table)
+    loaded = warehouse.query(
+        f"SELECT r.id FROM {raw} AS r LEFT JOIN ({kept}) AS k ON k.record_id = r.id "
+        "WHERE k.record_id IS NULL OR k.loaded_at <> CAST(r.loaded_at AS TEXT)",
+        params,
+    )
+    gone = warehouse.query(
+        f"SELECT k.* FROM ({kept}) AS k WHERE NOT EXISTS (SELECT 1 FROM {raw} AS r WHERE r.id = k.record_id)", params
+    )
+    return {str(row[0]) for row in loaded}, gone
+
+
+def _chosen(ids: set[str] | None) -> tuple[str, list]:
+    """The clause choosing the raw rows (`r`) that `ids` names (every row, without), and its parameters."""
+    return (" WHERE r.id IN (SELECT unnest(?))", [sorted(ids)]) if ids is not None else ("", [])
 
 
 def paths_fingerprint(warehouse: Warehouse, stream: Stream, paths: set[str]) -> str:
@@ -227,11 +249,11 @@ def _staged_records(
     loaded again since it was staged."""
     spec = CATALOG.stream_of(*stream)
     leaves, columns = _extracted(paths)
-    chosen, params = ("WHERE r.id IN (SELECT unnest(?))", [sorted(ids)]) if ids is not None else ("", [])
+    chosen, params = _chosen(ids)
     rows = warehouse.query(
         f"SELECT r.id, r.is_deleted, s.read, s.contract, {columns} FROM {validate_table(spec.raw_table)} AS r "
         f"LEFT JOIN {STAGED_READS} AS s ON s.stream = ? AND s.record_id = r.id AND s.loaded_at = r.loaded_at "
-        f"AND s.basis = ? {chosen}",
+        f"AND s.basis = ?{chosen}",
         [spec.key, basis, *params],
     )
     if any(row[2] is None for row in rows):
@@ -276,7 +298,7 @@ def read_values(
     not staged for the row's current load), extracted in the warehouse: of every row, or of those `ids` names."""
     if ids is not None and not ids:
         return {}
-    chosen, params = (" WHERE r.id IN (SELECT unnest(?))", [sorted(ids)]) if ids is not None else ("", [])
+    chosen, params = _chosen(ids)
     spec = CATALOG.stream_of(*stream)
     document = "CAST(s.read AS JSONB)" if warehouse.backend == "postgres" else "CAST(s.read AS JSON)"
     fields = ", ".join(f"{json_path('d.document', ['v', name], text=True)}" for name in names)

@@ -6,10 +6,12 @@ false`) and the raw row's stamp it was matched at (`loaded_at`). A resolution ov
 the targets' indexes (`canonical.identity_keys`: each normalized value a step looks up, and the live target
 it names) with a digest of the target records' values identity reads. While that digest holds, a record's
 match depends on nothing but its own values and the people's decisions, so a later resolution matches again
-only the source records loaded since (`rematch`), looking their values up in the kept indexes.
+only the source records loaded since (`moved_sources`), looking their values up in the kept indexes
+(`known_targets`).
 
 The versions the kept rows hold at are rows of `canonical.build_bases`: `identity:<name>` (the raw tables'),
-`inputs:<name>` (the values identity reads), `targets:<name>` (the target records' values).
+`inputs:<name>` (the values identity reads), `targets:<name>` (the target records' values), and `run:<name>`
+(the run of the last rebuild that resolved it anew).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import overload
 
 from integration_assets.canonical import identity as ident
+from integration_assets.canonical.load import moved_rows
 from integration_assets.canonical.review import REF_SQL, ref_texts
 from integration_assets.core.warehouse import Transaction, Warehouse, validate_table
 from integration_assets.mapping.schema import Identity
@@ -96,15 +99,10 @@ class KeptMatches(Mapping[Ref, ident.Match]):
         wanted = None if refs is None else {ref for ref in refs if ref is not None and ref not in self._known}
         if wanted is not None and not wanted:
             return self
-        chosen, params = (f" AND {REF_SQL} IN (SELECT unnest(?))", [ref_texts(wanted)]) if wanted else ("", [])
-        rows = self.warehouse.query(
-            f"SELECT system, object_type, record_id, target, matched_by, reason_code, detail FROM {MATCHES} "
-            f"WHERE identity = ? AND present{chosen}",
-            [self.name, *params],
-        )
+        rows = _match_rows(self.warehouse.query, self.name, wanted)
         if wanted is not None:
             self._known.update(dict.fromkeys(wanted))  # asked for and not kept: no match
-        self._known.update({(s, o, r): ident.Match(t, by, reason, detail) for s, o, r, t, by, reason, detail in rows})
+        self._known.update({ref: match for ref, (match, _) in rows.items()})  # a record gone: no match
         self._complete = wanted is None
         return self
 
@@ -163,24 +161,26 @@ def keep_matches(
     name: str,
     kept: dict[str, str],
     matches: dict[Ref, ident.Match],
-    stamps: dict[Ref, str],
+    records: ident.RawIndex,
     *,
     targets: ident.Targets | None = None,
     only: set[Ref] | None = None,
     force: bool = False,
 ) -> int:
-    """Keeps identity `name`'s matches at the versions `kept` (identity, inputs, targets) with the raw row's
-    stamp of each (`stamps`); each carries the resolution that gave it its match, so a build can ask what
-    changed since its own last one. `matches` is every record's, or (`only`) those of the records `only` names
-    (one not in `matches` is gone). With `targets`, their indexes are kept too. Unless `force`d (a rebuild
-    resolves anew whatever is kept), matches another build kept meanwhile at the same version stay. Returns this
-    resolution's number."""
+    """Keeps identity `name`'s matches at the versions `kept` (identity, inputs, targets), each with the raw
+    row's stamp of its record (in `records`, the records matched) and the resolution that gave it its match, so
+    a build can ask what changed since its own last one. `matches` is every record's, or (`only`) those of the
+    records `only` names (one not in `matches` is gone). With `targets`, their indexes are kept too. Unless
+    `force`d (a rebuild resolves anew whatever is kept), matches another build kept meanwhile at the same
+    version stay. Returns this resolution's number."""
     columns: dict[str, list] = {column: [] for column in MATCHES_COLUMNS}
 
     def row(ref: Ref, match: ident.Match | None, changed_in: int) -> None:
         found = match or ident.Match(None, "")
         values = (name, *ref, found.target, found.matched_by, found.reason_code, found.detail, match is not None)
-        for column, value in zip(columns, (*values, changed_in, stamps.get(ref, "")), strict=True):
+        stamped = records.get(ref[:2], {}).get(ref[2]) if match is not None else None
+        loaded_at = stamped["loaded_at"] if stamped is not None else ""
+        for column, value in zip(columns, (*values, changed_in, loaded_at), strict=True):
             columns[column].append(value)
 
     with warehouse.transaction() as tx:
@@ -224,20 +224,11 @@ def _keep_index(tx: Transaction, name: str, targets: ident.Targets) -> None:
 def moved_sources(warehouse: Warehouse, name: str, stream: tuple[str, str]) -> tuple[set[str], set[str]]:
     """The stream's records identity `name` must match again: rows loaded since their match (or new), and
     the records matched before whose rows are gone."""
-    raw = validate_table(CATALOG.stream_of(*stream).raw_table)
     kept = (
         f"SELECT record_id, loaded_at FROM {MATCHES} WHERE identity = ? AND system = ? AND object_type = ? AND present"
     )
-    loaded = warehouse.query(
-        f"SELECT r.id FROM {raw} AS r LEFT JOIN ({kept}) AS k ON k.record_id = r.id "
-        "WHERE k.record_id IS NULL OR k.loaded_at <> CAST(r.loaded_at AS TEXT)",
-        [name, *stream],
-    )
-    gone = warehouse.query(
-        f"SELECT k.record_id FROM ({kept}) AS k WHERE NOT EXISTS (SELECT 1 FROM {raw} AS r WHERE r.id = k.record_id)",
-        [name, *stream],
-    )
-    return {str(row[0]) for row in loaded}, {str(row[0]) for row in gone}
+    loaded, gone = moved_rows(warehouse, stream, kept, [name, *stream])
+    return loaded, {str(row[0]) for row in gone}
 
 
 def known_targets(

@@ -36,6 +36,7 @@ from integration_assets.canonical.load import (
     build_paths,
     identity_paths,
     lean_records,
+    moved_rows,
     paths_fingerprint,
     read_values,
 )
@@ -142,12 +143,13 @@ def ensure_state(warehouse: Warehouse) -> None:
     """The plan's tables; those an earlier release left in another shape are dropped (they only save work:
     without them, the next build of each asset builds everything)."""
     stale = [table for table in RETIRED if warehouse.has_table(table)]
-    shapes = {MATCHES: MATCHES_COLUMNS, KEYS: KEYS_COLUMNS}
-    stale += [table for table, columns in shapes.items() if _columns(warehouse, table) not in (set(), set(columns))]
+    shapes = {MATCHES: MATCHES_COLUMNS, KEYS: KEYS_COLUMNS}  # the matches and their indexes go together
+    if any(_columns(warehouse, table) not in (set(), set(columns)) for table, columns in shapes.items()):
+        stale += list(shapes)
     if stale:
         versions = warehouse.has_table(BASES)  # where the versions of the dropped matches were recorded
         with warehouse.transaction() as tx:
-            for table in {*stale, *(shapes if set(shapes) & set(stale) else ())}:  # the matches and their indexes
+            for table in stale:
                 tx.execute(f"DROP TABLE IF EXISTS {validate_table(table)}")
             if versions:
                 tx.execute(
@@ -209,11 +211,8 @@ def incremental_possible(warehouse: Warehouse, entity: str, basis: str) -> bool:
 
 
 def _identity_streams(d: FieldDictionary, name: str) -> set[Stream]:
-    """The streams identity `name` reads: its target, the streams its steps match in, and their sources."""
-    identity = d.identity[name]
-    target = (identity.target.system, identity.target.object_type)
-    streams = {target, *((s.from_.system, s.from_.object_type) for s in identity.steps)}
-    return streams | {(target[0], s.match.object_type or target[1]) for s in identity.steps}
+    """The streams identity `name` reads: its targets' (`_target_streams`) and the sources its steps match."""
+    return _target_streams(d, name) | set(ident.sources(d.identity[name]))
 
 
 def _target_streams(d: FieldDictionary, name: str) -> set[Stream]:
@@ -296,13 +295,8 @@ class _Planner:
                     lean = {s: self.records(s) for s in streams}
                     targets = ident.Targets(self.d.identity[name], lean)
                     matches = ident.resolve(self.d, name, lean, self.decisions, targets=targets)
-                    stamps = {
-                        (*s, rid): r["loaded_at"]
-                        for s in ident.sources(self.d.identity[name])
-                        for rid, r in lean[s].items()
-                    }
                     stamped = {**versions, "run": self.run_id} if anew else versions
-                    number = keep_matches(self.warehouse, name, stamped, matches, stamps, targets=targets, force=anew)
+                    number = keep_matches(self.warehouse, name, stamped, matches, lean, targets=targets, force=anew)
                     kept = matches, number
             self.matches[name], self.seen[name] = kept
         return self.matches[name]
@@ -320,9 +314,8 @@ class _Planner:
         owners = {d.owner for d in self.decisions.decisions if d.owner and not d.ignore}
         targets = known_targets(self.warehouse, identity, name, raw, owners)
         found = ident.resolve(self.d, name, raw, self.decisions, targets=targets)
-        stamps = {(*s, rid): r["loaded_at"] for s, records in raw.items() for rid, r in records.items()}
         kept = {kind: versions[kind] for kind in ("identity", "inputs")}  # the targets' version holds
-        keep_matches(self.warehouse, name, kept, found, stamps, only=set(found) | gone)
+        keep_matches(self.warehouse, name, kept, found, raw, only=set(found) | gone)
         self.how[name] = f"matched again: {len(found) + len(gone)} source records loaded since (targets unchanged)"
         return kept_matches(self.warehouse, name)  # every record's, read as asked (another build's meanwhile too)
 
@@ -351,24 +344,13 @@ class _Planner:
     def moved(self, stream: Stream) -> tuple[set[str], dict[str, str]]:
         """The stream's rows loaded since the last build (or new), and those gone with the group they were in."""
         if stream not in self._moved:
-            self._moved[stream] = self._moved_rows(stream)
+            kept = (
+                f"SELECT record_id, loaded_at, group_key FROM {STATE} WHERE asset = ? AND system = ? "
+                "AND object_type = ?"
+            )
+            loaded, gone = moved_rows(self.warehouse, stream, kept, [self.asset, *stream])
+            self._moved[stream] = loaded, {str(rid): str(group) for rid, _, group in gone}
         return self._moved[stream]
-
-    def _moved_rows(self, stream: Stream) -> tuple[set[str], dict[str, str]]:
-        raw = validate_table(CATALOG.stream_of(*stream).raw_table)
-        kept = f"SELECT record_id, group_key, loaded_at FROM {STATE} WHERE asset = ? AND system = ? AND object_type = ?"
-        params = [self.asset, *stream]
-        loaded = self.warehouse.query(
-            f"SELECT r.id FROM {raw} AS r LEFT JOIN ({kept}) AS k ON k.record_id = r.id "
-            "WHERE k.record_id IS NULL OR k.loaded_at <> CAST(r.loaded_at AS TEXT)",
-            params,
-        )
-        gone = self.warehouse.query(
-            f"SELECT k.record_id, k.group_key FROM ({kept}) AS k WHERE NOT EXISTS "
-            f"(SELECT 1 FROM {raw} AS r WHERE r.id = k.record_id)",
-            params,
-        )
-        return {str(row[0]) for row in loaded}, {str(rid): str(group) for rid, group in gone}
 
     def rematched(self, name: str) -> set[Ref]:
         """The records identity `name` matches otherwise than at the asset's last build (or no longer)."""

@@ -2,6 +2,8 @@
 a build asks the warehouse what changed since its own last build; tables an earlier release left in another
 shape are replaced, and the next build builds everything. On both warehouses."""
 
+from collections.abc import Iterable
+
 from integration_assets.canonical.identity import Match
 from integration_assets.canonical.matches import BASES, KEYS, MATCHES, keep_matches, kept_matches
 from integration_assets.canonical.plan import STATE, ensure_state
@@ -15,7 +17,19 @@ PAYER, ORGANIZATION, LATER = (
 
 
 def _keep_matches(warehouse: Warehouse, name: str, version: str, matches: dict) -> int:
-    return keep_matches(warehouse, name, {"identity": version}, matches, dict.fromkeys(matches, "stamp"))
+    return keep_matches(warehouse, name, {"identity": version}, matches, _records(matches, "stamp"))
+
+
+def _records(refs: Iterable[tuple[str, str, str]], loaded_at: str) -> dict:
+    """The raw records of `refs` as a resolution read them: what the kept matches take their stamps from."""
+    records: dict = {}
+    for system, object_type, rid in refs:
+        records.setdefault((system, object_type), {})[rid] = {
+            "payload": {},
+            "is_deleted": False,
+            "loaded_at": loaded_at,
+        }
+    return records
 
 
 def _kept_matches(warehouse: Warehouse, name: str, version: str) -> tuple[dict, int] | None:
@@ -77,7 +91,10 @@ def test_a_resolution_of_some_records_replaces_only_theirs(warehouse_url: str) -
     first = {PAYER: Match("crm:1", "stripe_company_link"), ORGANIZATION: Match("crm:2", "zendesk_domain_names")}
     assert _keep_matches(warehouse, "customers", "v1", first) == 1
     moved = {PAYER: Match("crm:3", "stripe_company_link")}  # the payer matched again; the organization untouched
-    assert keep_matches(warehouse, "customers", {"identity": "v2"}, moved, {PAYER: "later"}, only={PAYER, LATER}) == 2
+    assert (
+        keep_matches(warehouse, "customers", {"identity": "v2"}, moved, _records([PAYER], "later"), only={PAYER, LATER})
+        == 2
+    )
     assert _changed_in(warehouse) == {PAYER: (True, 2), ORGANIZATION: (True, 1)}
     assert kept_matches(warehouse, "customers") == ({PAYER: moved[PAYER], ORGANIZATION: first[ORGANIZATION]}, 2)
     stamps = warehouse.query(f"SELECT record_id, loaded_at FROM {MATCHES} ORDER BY record_id")
