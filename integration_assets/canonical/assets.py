@@ -175,8 +175,8 @@ def _build(context: AssetExecutionContext, entity: str, warehouse: Warehouse, co
             matches=plan.matches,
             duplicates=plan.duplicates,
         )
-        for table, frame in built.tables.items():
-            frames[table].append(frame)
+        for table in built.tables:
+            frames[table].append(built.tables[table])
         for (system, object_type), records in built.accepted.items():
             for rid, (table, cid, how) in records.items():
                 row = (_key(entity), system, object_type, rid, table, cid, how)
@@ -184,24 +184,17 @@ def _build(context: AssetExecutionContext, entity: str, warehouse: Warehouse, co
                     mapped[name].append(value)
         items += built.items
         del built
-    empty = {table: pd.DataFrame(columns=list(table_columns(dictionary, table))) for table in tables}
-    whole = {
-        table: pd.concat(filled, ignore_index=True) if (filled := [p for p in parts if len(p)]) else empty[table]
-        for table, parts in frames.items()
-    }
-    del frames
+    whole = {table: _joined(dictionary, table, frames.pop(table)) for table in tables}
     warehouse.ensure_table(RECORD_MAP, RECORD_MAP_COLUMNS)
     with warehouse.transaction() as tx:
-        if plan.affected is None:
-            for table, frame in whole.items():
-                tx.replace_table(f"canonical.{table}", table_columns(dictionary, table), frame)
-            tx.execute(f"DELETE FROM {RECORD_MAP} WHERE asset = ?", [_key(entity)])
-        else:
-            _replace_rows(tx, entity, dictionary, whole, ref_texts(plan.affected))
+        _write_tables(tx, entity, dictionary, whole, plan.affected)
+        whole.clear()  # each output is let go once written: the peak of a large build is in this transaction
         tx.append_columns(RECORD_MAP, mapped)
+        mapped.clear()
         summary = review.sync_items(
             tx, items, found_by=_key(entity), run_id=context.run.run_id, decisions=decisions, within=plan.affected
         )
+        items.clear()
         save_state(tx, _key(entity), basis, plan)
     metadata: dict[str, Any] = {
         **_row_counts(warehouse, entity, tables),
@@ -227,6 +220,26 @@ def _key_column(dictionary: FieldDictionary, table: str) -> str:
     if table == "contacts":
         return "person_id"
     return _column(dictionary.entity(table).field(dictionary.entity(table).key[0]), table)
+
+
+def _joined(dictionary: FieldDictionary, table: str, parts: list[pd.DataFrame]) -> pd.DataFrame:
+    """One table from the batches' parts (which the caller lets go: a table is not held twice)."""
+    filled = [part for part in parts if len(part)]
+    if not filled:
+        return pd.DataFrame(columns=list(table_columns(dictionary, table)))
+    return pd.concat(filled, ignore_index=True)
+
+
+def _write_tables(
+    tx: Transaction, entity: str, dictionary: FieldDictionary, tables: dict[str, pd.DataFrame], affected: set | None
+) -> None:
+    """The build's canonical rows: every table replaced (a build of everything), or the affected records' rows."""
+    if affected is not None:
+        _replace_rows(tx, entity, dictionary, tables, ref_texts(affected))
+        return
+    for table, frame in tables.items():
+        tx.replace_table(f"canonical.{table}", table_columns(dictionary, table), frame)
+    tx.execute(f"DELETE FROM {RECORD_MAP} WHERE asset = ?", [_key(entity)])
 
 
 def _replace_rows(
