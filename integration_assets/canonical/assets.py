@@ -38,12 +38,19 @@ from dagster import (
 from pydantic import Field
 
 from integration_assets.canonical import review
-from integration_assets.canonical.build import OWN, build_entity, streams_of, table_columns
+from integration_assets.canonical.build import OWN, Built, build_entity, streams_of, table_columns
 from integration_assets.canonical.build.records import _column
 from integration_assets.canonical.columns import canonical_schema, customer_360_schema, review_queue_schema
 from integration_assets.canonical.contract_check import contract_description, evaluate_contract
 from integration_assets.canonical.load import PhaseLoader
-from integration_assets.canonical.plan import build_basis, ensure_state, incremental_possible, plan_build, save_state
+from integration_assets.canonical.plan import (
+    Ref,
+    build_basis,
+    ensure_state,
+    incremental_possible,
+    plan_build,
+    save_state,
+)
 from integration_assets.canonical.review import ref_texts
 from integration_assets.canonical.staged import STAGED_READS, reads_basis
 from integration_assets.core.columns import storage_kind, table_metadata
@@ -175,14 +182,7 @@ def _build(context: AssetExecutionContext, entity: str, warehouse: Warehouse, co
             matches=plan.matches,
             duplicates=plan.duplicates,
         )
-        for table in built.tables:
-            frames[table].append(built.tables[table])
-        for (system, object_type), records in built.accepted.items():
-            for rid, (table, cid, how) in records.items():
-                row = (_key(entity), system, object_type, rid, table, cid, how)
-                for name, value in zip(mapped, row, strict=True):
-                    mapped[name].append(value)
-        items += built.items
+        _collect(entity, built, frames, mapped, items)
         del built
     whole = {table: _joined(dictionary, table, frames.pop(table)) for table in tables}
     warehouse.ensure_table(RECORD_MAP, RECORD_MAP_COLUMNS)
@@ -222,6 +222,25 @@ def _key_column(dictionary: FieldDictionary, table: str) -> str:
     return _column(dictionary.entity(table).field(dictionary.entity(table).key[0]), table)
 
 
+def _collect(
+    entity: str,
+    built: Built,
+    frames: dict[str, list[pd.DataFrame]],
+    mapped: dict[str, list[Any]],
+    items: list[review.ReviewItem],
+) -> None:
+    """Adds one batch's output to the build's: its frames, its record map (column by column) and its items.
+    A function of its own, so that no loop variable keeps the batch's last frame or records alive after it."""
+    for table, frame in built.tables.items():
+        frames[table].append(frame)
+    for (system, object_type), records in built.accepted.items():
+        for rid, (table, cid, how) in records.items():
+            row = (_key(entity), system, object_type, rid, table, cid, how)
+            for name, value in zip(mapped, row, strict=True):
+                mapped[name].append(value)
+    items += built.items
+
+
 def _joined(dictionary: FieldDictionary, table: str, parts: list[pd.DataFrame]) -> pd.DataFrame:
     """One table from the batches' parts (which the caller lets go: a table is not held twice)."""
     filled = [part for part in parts if len(part)]
@@ -231,7 +250,11 @@ def _joined(dictionary: FieldDictionary, table: str, parts: list[pd.DataFrame]) 
 
 
 def _write_tables(
-    tx: Transaction, entity: str, dictionary: FieldDictionary, tables: dict[str, pd.DataFrame], affected: set | None
+    tx: Transaction,
+    entity: str,
+    dictionary: FieldDictionary,
+    tables: dict[str, pd.DataFrame],
+    affected: set[Ref] | None,
 ) -> None:
     """The build's canonical rows: every table replaced (a build of everything), or the affected records' rows."""
     if affected is not None:
