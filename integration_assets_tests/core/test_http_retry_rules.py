@@ -144,6 +144,22 @@ def test_the_call_log_holds_no_secret_and_no_personal_data(sandbox: Sandbox) -> 
     assert "someone@example.org" not in str(raised.value)
 
 
+def test_a_zendesk_rate_limit_is_read_from_its_documented_errors_list(sandbox: Sandbox) -> None:
+    """Zendesk's 429 body is the `Errors` list its document declares: the error names its code and detail."""
+    put_faults(sandbox, "zendesk:\n  routes:\n    'GET /api/v2/users/{id}': {rates: {429: 1.0}}\n")
+    connection = ZendeskResource(
+        base_url=sandbox.url("zendesk"),
+        email="admin@sandbox.test",
+        api_token="zendesk-sandbox",
+        max_attempts=1,
+        backoff_base_s=0.01,
+    )
+    with pytest.raises(IntegrationError) as raised:
+        connection.client("support_source").call(Operation.READ, "users", "GET", "/api/v2/users/370000001.json")
+    assert raised.value.category == Category.RATE_LIMITED and raised.value.vendor_code == "TooManyRequests"
+    assert raised.value.message == "Number of allowed API requests per minute exceeded"
+
+
 def test_a_whole_run_outage_ends_with_a_real_next_action(scripted) -> None:
     """Every attempt failed (503s, then a vendor that no longer answers at all): the error that reaches a person
     says what to look at and when the next scheduled sync tries, never "none: retried"."""

@@ -57,6 +57,10 @@ class Zendesk:
             return None, "", {}
         code = body.get("error") if isinstance(body.get("error"), str) else None
         message = body.get("description") or body.get("error_description") or code or ""
+        listed = body.get("errors")  # the documented `Errors` shape (e.g. a 429): [{code, title, detail}]
+        if code is None and isinstance(listed, list) and listed and isinstance(listed[0], dict):
+            code = listed[0].get("code") if isinstance(listed[0].get("code"), str) else None
+            message = str(listed[0].get("detail") or listed[0].get("title") or code or "")
         details = body.get("details")
         if isinstance(details, dict):
             fields = "; ".join(

@@ -25,7 +25,7 @@ class Associations(HubSpotCore):
         links = self._graph.links(object_type, record["id"], to_type)
         page = [
             {
-                "toObjectId": int(to_id),
+                "toObjectId": str(to_id),  # a string, as the v4 document declares it
                 "associationTypes": [
                     {
                         "category": "HUBSPOT_DEFINED",

@@ -114,6 +114,7 @@ class HubSpotCore(VendorApp):
             "status": "error",
             "message": "You have reached your ten_secondly_rolling limit.",
             "errorType": "RATE_LIMIT",
+            "category": "RATE_LIMITS",  # the Error schema's required category, beside the rate-limit fields
             "correlationId": request_id,
             "policyName": "TEN_SECONDLY_ROLLING",
         }

@@ -32,6 +32,7 @@ class OAuth(HubSpotCore):
             "refresh_token": grant.refresh_token,
             "access_token": grant.token,
             "expires_in": expires_in,
+            "token_use": "access_token",  # required by HubSpot's OAuth document (refresh answers mint access tokens)
         }
         return Response(200, body)
 
@@ -59,5 +60,7 @@ class OAuth(HubSpotCore):
         return Response(200, body)
 
     def _oauth_error(self, status: int, code: str, message: str) -> Response:
+        """OAuth v1's own `status` code, and the `category` every HubSpot error body carries."""
         request_id = self._correlation_id()
-        return Response(status, {"status": code, "message": message, "correlationId": request_id})
+        category = "OBJECT_NOT_FOUND" if status == 404 else "VALIDATION_ERROR"
+        return Response(status, {"status": code, "message": message, "correlationId": request_id, "category": category})

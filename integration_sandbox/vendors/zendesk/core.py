@@ -18,7 +18,13 @@ from integration_sandbox.kit import Host, Request, Response, Route, VendorApp, V
 from integration_sandbox.ratelimit import RollingWindow, Verdict
 from integration_sandbox.store import Record
 from integration_sandbox.vendors.zendesk.definitions import NOMINAL_RATE_LIMIT, iso, listed
-from integration_sandbox.vendors.zendesk.errors import FORBIDDEN, INVALID_TOKEN, NOT_FOUND, UNAUTHENTICATED
+from integration_sandbox.vendors.zendesk.errors import (
+    FORBIDDEN,
+    INVALID_TOKEN,
+    NOT_FOUND,
+    RATE_LIMITED,
+    UNAUTHENTICATED,
+)
 from integration_sandbox.vendors.zendesk.timeline import ExportCollection
 
 
@@ -118,10 +124,7 @@ class ZendeskCore(VendorApp):
     def rate_limited(self, verdict: Verdict) -> Response:
         return Response(
             429,
-            {
-                "error": "APIRateLimitExceeded",
-                "description": "Number of allowed API requests per minute exceeded",
-            },
+            RATE_LIMITED,
             {
                 "Retry-After": str(max(1, math.ceil(verdict.retry_after_s))),
                 "X-Rate-Limit": str(verdict.limit),

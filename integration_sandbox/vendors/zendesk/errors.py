@@ -15,6 +15,18 @@ FORBIDDEN = {
     "for further help.",
 }
 NOT_FOUND = {"error": "RecordNotFound", "description": "Not found"}
+# Zendesk's document declares its 429 body as `Errors` (Update Organization's endpoint limit is the one it
+# spells out); its rate-limit guide names only the status and Retry-After, so the body follows the document.
+RATE_LIMITED = {
+    "errors": [
+        {
+            "code": "TooManyRequests",
+            "title": "Too Many Requests",
+            "status": "429",
+            "detail": "Number of allowed API requests per minute exceeded",
+        }
+    ]
+}
 
 
 def invalid_value(description: str) -> VendorError:
