@@ -343,7 +343,7 @@ def _mutate(app: VendorApp, order: dict[str, Any]) -> dict[str, Any]:
     rng = random.Random(order.get("seed", 0))
     now = time.time()
     with app.lock:
-        candidates = [r for r in collection if not (r.get("archived") or r.get("deleted"))]
+        candidates = [r for r in collection if not (r.get("archived") or r.get("deleted") or r.get("deleted_at"))]
         chosen = rng.sample(candidates, min(len(candidates), int(order.get("count", 0)) + int(order.get("delete", 0))))
         edits, deletions = chosen[: int(order.get("count", 0))], chosen[int(order.get("count", 0)) :]
         changed = []

@@ -1,14 +1,15 @@
 """Drill: records deleted at the source stay accounted for.
 
-A Stripe customer and a HubSpot contact are deleted between two syncs; the raw tables keep their rows with
-`is_deleted`, and every canonical asset must still account for every raw record: accepted (a deleted one as
-deleted), or in review, never neither. Against the sandbox, on DuckDB and on PostgreSQL.
+A Stripe customer and a HubSpot contact, or a Zendesk organization, are deleted between two syncs; the raw
+tables keep their rows with `is_deleted`, and every canonical asset must still account for every raw record:
+accepted (a deleted one as deleted), or in review, never neither. Against the sandbox, on DuckDB and on
+PostgreSQL.
 """
 
 from __future__ import annotations
 
 import pandas as pd
-from dagster import DagsterInstance, materialize
+from dagster import AssetKey, DagsterInstance, materialize
 
 from integration_assets.canonical.assets import RECORD_MAP, accounting_balances, assets
 from integration_assets.canonical.build import OWN, Built, _enforce
@@ -19,10 +20,18 @@ from integration_assets.core.warehouse import Warehouse
 from integration_assets.mapping.dictionary import load_dictionary
 from integration_assets_tests.testing import stripe
 from integration_assets_tests.testing.hubspot import api as hubspot_api
-from integration_assets_tests.testing.sync import SOURCES, resources
+from integration_assets_tests.testing.sandbox import put_faults
+from integration_assets_tests.testing.sync import SOURCES, checked_sources, materialized, resources
+from integration_sandbox.clients import session
 from integration_sandbox.server import Sandbox
 
 ENTITIES = tuple(OWN)
+ORGANIZATIONS, RAW_ORGANIZATIONS = AssetKey(["support", "organizations"]), "raw.support_organizations"
+
+
+def zendesk_api(sandbox: Sandbox, method: str, path: str):
+    """A call to the Zendesk sandbox as an admin would make it."""
+    return session("zendesk").request(method, sandbox.url("zendesk") + path, timeout=5)
 
 
 def run_all(sandbox: Sandbox, warehouse_url: str, instance: DagsterInstance):
@@ -143,3 +152,84 @@ def test_a_deleted_record_merged_into_a_row_sent_to_review_stays_accepted_as_del
     assert {key[:3] for key in reader.items} == {("crm", "companies", "10000001")}
     assert company not in built.accepted or "10000001" not in built.accepted[company]
     assert built.accepted[customer] == {"cus_gone": ("canonical.customers", None, "deleted")}
+
+
+def _rows(warehouse: Warehouse, table: str, key: str) -> dict[str, dict]:
+    frame = warehouse.frame(f"SELECT * FROM {table}")
+    return {str(row[key]): row for row in frame.astype(object).where(frame.notna(), None).to_dict("records")}
+
+
+def _accounts(warehouse: Warehouse) -> dict[tuple, tuple]:
+    columns = "system, object_type, record_id, table_name, canonical_id, matched_by"
+    rows = warehouse.query(f"SELECT {columns} FROM {RECORD_MAP}")
+    return {tuple(map(str, r[:3])): tuple(r[3:]) for r in rows}
+
+
+def _open_items(warehouse: Warehouse) -> list[tuple]:
+    columns = "system, object_type, record_id, reason_code, detail"
+    return sorted(warehouse.query(f"SELECT {columns} FROM {REVIEW} WHERE status = 'open'"))
+
+
+def test_a_zendesk_organization_deleted_between_syncs_is_marked_deleted_and_unlinked_from_its_client(
+    sandbox: Sandbox, warehouse_url: str
+) -> None:
+    """Zendesk's export reports a deleted organization with `deleted_at`: the incremental sync marks its raw row
+    deleted, and the client that held it keeps the record (accepted as deleted) but no longer links to it."""
+    put_faults(sandbox, "zendesk:\n  incremental_lag_s: 0\n")  # the export shows changes at once
+    warehouse = Warehouse.from_url(warehouse_url)
+    organizations = [a for a in checked_sources("complete_against_vendor") if a.key == ORGANIZATIONS]
+    customers = [a for a in assets if a.key == AssetKey(["canonical", "customers"])]
+    with DagsterInstance.ephemeral() as instance:
+        run_all(sandbox, warehouse_url, instance)
+        customer_id, linked = warehouse.query(
+            "SELECT customer_id, support_organization_id FROM canonical.customers "
+            "WHERE NOT is_deleted AND support_organization_id IS NOT NULL ORDER BY customer_id LIMIT 1"
+        )[0]
+        organization = linked.removeprefix("support:")
+        raw_before = warehouse.raw_records(RAW_ORGANIZATIONS)
+        customers_before = _rows(warehouse, "canonical.customers", "customer_id")
+        contacts_before = _rows(warehouse, "canonical.contacts", "person_id")
+        accounts_before, items_before = _accounts(warehouse), _open_items(warehouse)
+
+        deleted = zendesk_api(sandbox, "DELETE", f"/api/v2/organizations/{organization}.json")
+        assert deleted.status_code == 204, deleted.text
+
+        synced = materialize(organizations, resources=resources(sandbox, warehouse_url), instance=instance)
+        built = materialize(customers, resources=resources(sandbox, warehouse_url), instance=instance)
+    assert synced.success and built.success
+    sync = materialized(synced)["support/organizations"]
+    assert sync["mode"].value == "incremental" and sync["deleted"].value == 1
+    complete = {c.check_name: c for c in synced.get_asset_check_evaluations()}["complete_against_vendor"]
+    assert complete.passed, complete.metadata["summary"].value  # Zendesk's count and the live rows agree
+
+    # raw: that row alone is marked deleted, with the export's deletion time
+    raw_after = warehouse.raw_records(RAW_ORGANIZATIONS)
+    gone = raw_after.pop(organization)
+    assert gone["is_deleted"] is True and gone["payload"]["deleted_at"] == gone["payload"]["updated_at"]
+    assert gone["version"] > raw_before.pop(organization)["version"]
+    assert raw_after == raw_before
+
+    # canonical: the client stays live and still accounts for the organization, but no longer links to it
+    checks = {c.check_name: c for c in built.get_asset_check_evaluations()}
+    assert checks["accounting_balances"].passed, checks["accounting_balances"].metadata["summary"].value
+    assert checks["accounting_balances"].metadata["support_organizations_deleted"].value >= 1
+    assert checks["contract"].passed
+    customers_after = _rows(warehouse, "canonical.customers", "customer_id")
+    client, before = customers_after.pop(customer_id), customers_before.pop(customer_id)
+    assert client["is_deleted"] is False and client["support_organization_id"] is None
+    assert f"support/organizations/{organization}" in client["source_records"].split(", ")
+    changed = {name for name in client if client[name] != before[name]}
+    assert changed == {"support_organization_id", "support_updated_at"}, changed
+    assert client["support_updated_at"] > before["support_updated_at"], "last changed when it was deleted"
+    assert customers_after == customers_before
+    assert _rows(warehouse, "canonical.contacts", "person_id") == contacts_before
+    accounts_after = _accounts(warehouse)
+    assert accounts_after[("support", "organizations", organization)] == (
+        "canonical.customers",
+        customer_id,
+        accounts_before[("support", "organizations", organization)][2],
+    )
+    assert accounts_after == accounts_before
+    assert _open_items(warehouse) == items_before
+    again = accounting_balances("customers", warehouse)
+    assert again.passed, again.metadata["summary"].value

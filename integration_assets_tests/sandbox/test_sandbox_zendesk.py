@@ -6,6 +6,7 @@ import base64
 import json
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -41,12 +42,12 @@ def put_zendesk_faults(sandbox: Sandbox, profile_yaml: str) -> None:
 
 
 def listed(object_type: str, record: dict) -> bool:
-    """What Zendesk's plain lists show: not deleted tickets, not deleted (inactive) users."""
+    """What Zendesk's plain lists show: not deleted tickets, deleted (inactive) users or deleted organizations."""
     if object_type == "tickets":
         return record["status"] != "deleted"
     if object_type == "users":
         return record["active"] is not False
-    return True
+    return record.get("deleted_at") is None
 
 
 @pytest.fixture
@@ -499,7 +500,12 @@ def test_mutate_and_delete_are_seen_by_lists_and_records(sandbox: Sandbox, zenpy
     before = {r["id"]: r for r in sandbox_records(sandbox, "zendesk", "organizations")}
     changed = mutate(sandbox, "organizations", count=2, delete=1, seed=3)
     after = {r["id"]: r for r in sandbox_records(sandbox, "zendesk", "organizations")}
-    assert changed["deleted"][0] not in after, "Zendesk deletes organizations outright"
+    gone = after[changed["deleted"][0]]
+    assert gone["deleted_at"] is not None, "a deleted organization stays, as a tombstone for the export"
+    assert gone["deleted_at"] == gone["updated_at"] > before[gone["id"]]["updated_at"]
+    assert gone["id"] not in {o.id for o in zenpy().organizations()}
+    again = mutate(sandbox, "organizations", count=len(after), seed=3)["changed"]
+    assert gone["id"] not in again, "a tombstone is no longer a record a user can edit"
     for org_id in changed["changed"]:
         assert after[org_id]["notes"] != before[org_id]["notes"]
         assert after[org_id]["updated_at"] > before[org_id]["updated_at"]
@@ -510,3 +516,65 @@ def test_mutate_and_delete_are_seen_by_lists_and_records(sandbox: Sandbox, zenpy
     basic = base64.b64encode(f"{EMAIL}/token:{TOKEN}".encode()).decode()
     count = requests.get(url("/api/v2/users/count"), headers={"Authorization": f"Basic {basic}"}, timeout=5)
     assert count.json()["count"]["value"] == len(records) - 2
+
+
+def test_a_deleted_organization_is_gone_from_reads_but_exported_with_deleted_at(sandbox: Sandbox, url) -> None:
+    """Zendesk's incremental export reports a deleted organization with `deleted_at`; every other read is 404
+    or leaves it out."""
+    put_zendesk_faults(sandbox, "zendesk:\n  incremental_lag_s: 0\n")
+    live = sorted(r["id"] for r in sandbox_records(sandbox, "zendesk", "organizations"))
+    member = next(u for u in sandbox_records(sandbox, "zendesk", "users") if u["organization_id"] in live[1:])
+    doomed = member["organization_id"]
+    other = next(i for i in live if i != doomed)
+    original = requests.get(url(f"/api/v2/organizations/{doomed}.json"), auth=AUTH, timeout=5).json()["organization"]
+    deleted_after = int(time.time())
+    assert requests.delete(url(f"/api/v2/organizations/{doomed}.json"), auth=AUTH, timeout=5).status_code == 204
+
+    for method, body in (("GET", None), ("PUT", {"organization": {"notes": "back"}}), ("DELETE", None)):
+        answer = requests.request(method, url(f"/api/v2/organizations/{doomed}"), json=body, auth=AUTH, timeout=5)
+        assert answer.status_code == 404, (method, answer.text)
+        assert answer.json() == {"error": "RecordNotFound", "description": "Not found"}
+    many = requests.get(url(f"/api/v2/organizations/show_many?ids={doomed},{other}"), auth=AUTH, timeout=5).json()
+    assert [o["id"] for o in many["organizations"]] == [other]
+    count = requests.get(url("/api/v2/organizations/count"), auth=AUTH, timeout=5).json()["count"]["value"]
+    assert count == len(live) - 1
+    by_offset = requests.get(url("/api/v2/organizations.json?per_page=100"), auth=AUTH, timeout=5).json()
+    by_cursor = requests.get(url("/api/v2/organizations.json?page[size]=100"), auth=AUTH, timeout=5).json()
+    for listing in (by_offset, by_cursor):
+        assert [o["id"] for o in listing["organizations"]] == [i for i in live if i != doomed]
+    assert by_offset["count"] == len(live) - 1
+
+    export = requests.get(
+        url(f"/api/v2/incremental/organizations.json?start_time={deleted_after}"), auth=AUTH, timeout=5
+    ).json()
+    assert [o["id"] for o in export["organizations"]] == [doomed]
+    tombstone = export["organizations"][0]
+    deleted_at = datetime.strptime(tombstone["deleted_at"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    assert deleted_after <= deleted_at.timestamp() <= time.time()
+    assert tombstone["updated_at"] == tombstone["deleted_at"] > original["updated_at"]
+    assert tombstone["generated_timestamp"] == int(deleted_at.timestamp()) == export["end_time"]
+    assert {k: v for k, v in tombstone.items() if k not in ("deleted_at", "updated_at", "generated_timestamp")} == {
+        k: v for k, v in original.items() if k not in ("updated_at", "generated_timestamp")
+    }, "the rest of the organization is as it was"
+    whole = requests.get(url("/api/v2/incremental/organizations.json?start_time=0"), auth=AUTH, timeout=5).json()
+    assert whole["organizations"][-1]["id"] == doomed, "the export orders it by its deletion time"
+    assert all("deleted_at" not in o for o in whole["organizations"][:-1])
+
+    # Its name is free again, and nothing new can point at it.
+    again = requests.post(
+        url("/api/v2/organizations"), json={"organization": {"name": original["name"]}}, auth=AUTH, timeout=5
+    )
+    assert again.status_code == 201, again.text
+    user = {"user": {"name": "Orphan", "email": "orphan@example.test", "organization_id": doomed}}
+    refused = requests.post(url("/api/v2/users"), json=user, auth=AUTH, timeout=5)
+    assert refused.status_code == 422 and "organization_id" in refused.json()["details"]
+    ticket = {"ticket": {"subject": "Still here", "comment": {"body": "hello"}, "requester_id": member["id"]}}
+    raised = requests.post(url("/api/v2/tickets.json"), json=ticket, auth=AUTH, timeout=5)
+    assert raised.status_code == 201 and raised.json()["ticket"]["organization_id"] is None, raised.text
+
+    # The inspection route deletes as Zendesk does too, and a second deletion keeps the first one's time.
+    gone = requests.delete(f"{sandbox.url('zendesk')}/__sandbox__/records/organizations/{other}", timeout=5).json()
+    assert gone["record"]["deleted_at"] is not None and gone["record"]["id"] == other
+    twice = requests.delete(f"{sandbox.url('zendesk')}/__sandbox__/records/organizations/{other}", timeout=5).json()
+    assert twice["record"] == gone["record"]
+    assert requests.get(url(f"/api/v2/organizations/{other}"), auth=AUTH, timeout=5).status_code == 404

@@ -38,7 +38,7 @@ def change_things_in_the_sandbox(sandbox: Sandbox) -> None:
         ("stripe", "customers", 6, 2),
         ("stripe", "invoices", 6, 0),
         ("stripe", "charges", 4, 0),
-        ("zendesk", "organizations", 4, 0),
+        ("zendesk", "organizations", 4, 1),
         ("zendesk", "users", 6, 2),
         ("zendesk", "tickets", 10, 3),
     ]
@@ -89,6 +89,7 @@ def test_full_then_incremental_sync_under_twenty_percent_faults(sandbox: Sandbox
     assert {m["mode"].value for m in metadata.values()} == {"incremental"}
     assert metadata["crm/contacts"]["inserted"].value >= 1 and metadata["crm/contacts"]["updated"].value >= 15
     assert metadata["support/tickets"]["deleted"].value >= 3
+    assert metadata["support/organizations"]["deleted"].value == 1  # Zendesk's export reports it with deleted_at
     # Every fault the sandbox injected is a failed attempt in the call log, and nothing else failed.
     failed = warehouse.query("SELECT count(*) FROM ops.api_calls WHERE error_category IS NOT NULL")[0][0]
     assert failed == faults_served(sandbox) > 0

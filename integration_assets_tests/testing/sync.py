@@ -94,6 +94,8 @@ def _deleted(stream, record: dict) -> bool:
         return bool(record.get("archived"))
     if stream.role == "billing":
         return bool(record.get("deleted"))
+    if stream.object_type == "organizations":
+        return record.get("deleted_at") is not None
     return record.get("status") == "deleted" if stream.object_type == "tickets" else record.get("active") is False
 
 

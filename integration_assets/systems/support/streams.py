@@ -2,7 +2,8 @@
 
 Tickets and users use the cursor export (`after_cursor` stays valid after `end_of_stream`); organizations
 have only the time-based export, which repeats records at second boundaries (de-duplicated on id and
-version). Deleted tickets and users stay in the export and are marked.
+version). Deleted records stay in the exports and are marked: tickets by status `deleted`, users by `active`
+false, organizations by `deleted_at` (their tombstone; show and the lists answer as if they never were).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Zendesk's own count of live records: `/api/v2/{type}/count.json` (deleted tickets, inactive users excluded)."""
+"""Zendesk's own count of live records: `/api/v2/{type}/count.json` (deleted tickets, inactive users and
+deleted organizations excluded)."""
 
 from __future__ import annotations
 

@@ -4,8 +4,9 @@ What the real API does and this one copies (shared/reference/vendor-apis.md §3)
 
 - every path works with and without a `.json` suffix;
 - lists page by cursor (`page[size]` ≤ 100, opaque `page[after]`/`page[before]`, absolute `links`) or
-  by offset (`page`, `per_page`, refused past the first 10,000 records), in ascending id; deleted tickets
-  and deleted (inactive) users are not listed;
+  by offset (`page`, `per_page`, refused past the first 10,000 records), in ascending id; deleted tickets,
+  deleted (inactive) users and deleted organizations are not listed;
+- a deleted organization is a tombstone: 404 on show, but in the incremental export with `deleted_at`;
 - incremental exports are ordered by `generated_timestamp`, leave out changes younger than
   `incremental_lag_s`, keep their cursor valid after `end_of_stream`, and are for admins only;
 - writes keep `updated_at` and `generated_timestamp` current, refuse stale `safe_update`s with 409, and ticket

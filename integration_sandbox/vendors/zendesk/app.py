@@ -69,9 +69,12 @@ class ZendeskApp(Lists, Exports, Tickets, Users, Organizations):
         if record is None:
             return None
         if object_type == "organizations":
-            collection.remove(record_id)
-            return None
-        gone = dict(record, status="deleted") if object_type == "tickets" else dict(record, active=False)
-        gone = self._touched(gone, now)
+            if record.get("deleted_at"):  # deleted once: the tombstone keeps its deletion time
+                return record
+            gone = self._tombstone(record, now)
+        elif object_type == "tickets":
+            gone = self._touched(dict(record, status="deleted"), now)
+        else:
+            gone = self._touched(dict(record, active=False), now)
         collection.put(gone)
         return gone

@@ -17,7 +17,7 @@ from integration_sandbox.credentials import ZENDESK_API_TOKEN, ZENDESK_EMAIL
 from integration_sandbox.kit import Host, Request, Response, Route, VendorApp, VendorError, dumps
 from integration_sandbox.ratelimit import RollingWindow, Verdict
 from integration_sandbox.store import Record
-from integration_sandbox.vendors.zendesk.definitions import NOMINAL_RATE_LIMIT, iso, listed
+from integration_sandbox.vendors.zendesk.definitions import NOMINAL_RATE_LIMIT, iso, listed, reachable
 from integration_sandbox.vendors.zendesk.errors import (
     FORBIDDEN,
     INVALID_TOKEN,
@@ -173,7 +173,12 @@ class ZendeskCore(VendorApp):
             record_id = self.coerce_id(object_type, request.params["id"])
         except ValueError:
             raise VendorError(404, NOT_FOUND) from None
-        record = self._collection(object_type).get(record_id)
-        if record is None or (object_type == "tickets" and not listed(object_type)(record)):
+        record = self._reachable(object_type, record_id)
+        if record is None:
             raise VendorError(404, NOT_FOUND)
         return record
+
+    def _reachable(self, object_type: str, record_id: Any) -> Record | None:
+        """The record a show, update, delete or link by id finds (a deleted organization is none)."""
+        record = self._collection(object_type).get(record_id)
+        return record if record is not None and reachable(object_type)(record) else None

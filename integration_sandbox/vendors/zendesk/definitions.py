@@ -56,9 +56,16 @@ def epoch(text: Any) -> int | None:
 
 
 def listed(object_type: str) -> Callable[[Record], bool]:
-    """Whether a record shows in the plain lists: deleted tickets and deleted (inactive) users do not."""
+    """Whether a record shows in the plain lists and counts: deleted tickets, deleted (inactive) users and
+    deleted organizations (tombstones with `deleted_at`) do not."""
     if object_type == "tickets":
         return lambda r: r.get("status") != "deleted"
     if object_type == "users":
         return lambda r: r.get("active") is not False
     return lambda r: not r.get("deleted_at")
+
+
+def reachable(object_type: str) -> Callable[[Record], bool]:
+    """Whether show, show_many, update and delete find a record: a deleted user still answers (inactive), a
+    deleted ticket or organization is 404 and lives on only in the incremental export."""
+    return (lambda r: True) if object_type == "users" else listed(object_type)

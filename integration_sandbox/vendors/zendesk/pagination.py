@@ -27,14 +27,13 @@ class Lists(ZendeskCore):
                 400,
                 {"error": "TooManyValues", "description": f"Too many values: maximum {MAX_PAGE_SIZE} ids"},
             )
-        collection, keep = self._collection(object_type), listed(object_type)
         found = []
         for part in raw:
             try:
-                record = collection.get(int(part))
+                record = self._reachable(object_type, int(part))
             except ValueError:
                 continue
-            if record is not None and (object_type != "tickets" or keep(record)):
+            if record is not None:
                 found.append(record)
         extra = {"next_page": None, "previous_page": None, "count": len(found)}
         return Response(200, self._envelope(object_type, found, object_type, extra))

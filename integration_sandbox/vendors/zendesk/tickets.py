@@ -39,7 +39,9 @@ class Tickets(Writes):
                 writable.setdefault("submitter_id", requester_id)
                 if writable.get("organization_id") is None:
                     requester = self._collection("users").get(requester_id) or {}
-                    writable["organization_id"] = requester.get("organization_id")
+                    inherited = requester.get("organization_id")  # none when that organization was deleted
+                    live = inherited is not None and self._reachable("organizations", inherited) is not None
+                    writable["organization_id"] = inherited if live else None
             writable.setdefault("status", "open" if writable.get("assignee_id") else "new")
             record["description"] = body
         elif "requester_id" in writable and self._collection("users").get(writable["requester_id"]) is None:
@@ -51,7 +53,7 @@ class Tickets(Writes):
         if writable.get("type") is not None and writable["type"] not in TICKET_TYPES:
             errors.update(problem("type", f"Type: {writable['type']} is not valid", "InvalidValue"))
         org = writable.get("organization_id")
-        if org is not None and self._collection("organizations").get(org) is None:
+        if org is not None and self._reachable("organizations", org) is None:
             errors.update(problem("organization_id", "Organization: is invalid", "InvalidValue"))
         tags = tags_after(fields, record, errors)
         if errors:

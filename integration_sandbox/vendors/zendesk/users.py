@@ -59,7 +59,7 @@ class Users(Writes):
                     problem("email", f"Email: {email} is already being used by another user", "DuplicateValue")
                 )
         org = writable.get("organization_id")
-        if org is not None and self._collection("organizations").get(org) is None:
+        if org is not None and self._reachable("organizations", org) is None:
             errors.update(problem("organization_id", "Organization: is invalid", "InvalidValue"))
         if errors:
             raise record_invalid(errors)

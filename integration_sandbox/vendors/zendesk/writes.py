@@ -157,8 +157,8 @@ class Writes(ZendeskCore):
 
     def _find_existing(self, object_type: str, fields: dict[str, Any]) -> Record | None:
         collection = self._collection(object_type)
-        if isinstance(fields.get("id"), int) and collection.get(fields["id"]) is not None:
-            return collection.get(fields["id"])
+        if isinstance(fields.get("id"), int) and self._reachable(object_type, fields["id"]) is not None:
+            return self._reachable(object_type, fields["id"])
         keys = ["external_id", "email"] if object_type == "users" else ["external_id"]
         for key in keys:
             wanted = fields.get(key)
