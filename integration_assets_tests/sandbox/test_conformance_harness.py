@@ -112,6 +112,7 @@ def test_waivers_match_by_path_patterns_and_report_what_they_no_longer_excuse() 
     ("entry", "complaint"),
     [
         ({"evidence": "https://example.com/blog"}, "is not the vendor's own documentation"),
+        ({"evidence": "https://github.com/someone/stripe-notes"}, "is not the vendor's own documentation"),
         ({"vendor": "salesforce"}, "Input should be 'hubspot', 'stripe' or 'zendesk'"),
         ({"operation": "FETCH /v1/x"}, "String should match pattern"),
         ({"why": "because"}, "at least 20 characters"),
@@ -150,6 +151,21 @@ def test_a_repeated_waiver_is_refused(tmp_path: Path) -> None:
     path.write_text(f"violations:\n  - {json.dumps(entry)}\n  - {json.dumps(entry)}\n")
     with pytest.raises(ConfigError, match=r"waivers.yaml:3: violations.1: repeats entry 0"):
         load_waivers(path)
+
+
+def test_a_waiver_may_cite_the_vendors_own_github_organisation(tmp_path: Path) -> None:
+    entry = {
+        "vendor": "hubspot",
+        "operation": "POST /crm/v3/objects/contacts/batch/create",
+        "status": 201,
+        "at": "$.*",
+        "keyword": "required",
+        "why": "An example waiver with a long enough reason.",
+        "evidence": "https://github.com/HubSpot/hubspot-api-php/issues/603",
+    }
+    path = tmp_path / "waivers.yaml"
+    path.write_text(f"violations:\n  - {json.dumps(entry)}\n")
+    assert str(load_waivers(path).violations[0].evidence) == entry["evidence"]
 
 
 def test_the_shipped_waivers_load() -> None:

@@ -36,6 +36,12 @@ NEW_PROPERTIES = {
     "deals": {"dealname": "Conformance deal", "amount": "1200", "dealstage": "appointmentscheduled"},
 }
 CHANGED = {"contacts": {"lastname": "Formal"}, "companies": {"industry": "RETAIL"}, "deals": {"amount": "1300"}}
+BATCH_PROPERTIES = {
+    "contacts": {"email": "conformance.batch@example.test", "firstname": "Batch"},
+    "companies": {"name": "Conformance Batch Ltd", "domain": "batch.example.test"},
+    "deals": {"dealname": "Conformance batch deal", "amount": "900", "dealstage": "appointmentscheduled"},
+}
+UNKNOWN_ID = "999999999"
 
 
 def _object_cases(t: str) -> list[Case]:
@@ -89,6 +95,55 @@ def _object_cases(t: str) -> list[Case]:
     ]
 
 
+def _batch_write_cases(t: str) -> list[Case]:
+    """Batch create, update, upsert and archive of a record the cases make, with their partial and bad answers."""
+    base, new = f"/crm/v3/objects/{t}/batch", f"{{{t}_batch_new}}"
+    not_a_list = {"inputs": "not a list"}
+    return [
+        Case(
+            f"{t}-batch-create",
+            "POST",
+            f"{base}/create",
+            201,
+            json={"inputs": [{"properties": BATCH_PROPERTIES[t]}]},
+            then=lambda b, t=t: {f"{t}_batch_new": b["results"][0]["id"]},
+        ),
+        Case(
+            f"{t}-batch-update", "POST", f"{base}/update", 200, json={"inputs": [{"id": new, "properties": CHANGED[t]}]}
+        ),
+        Case(
+            f"{t}-batch-update-partial",
+            "POST",
+            f"{base}/update",
+            207,
+            json={"inputs": [{"id": new, "properties": CHANGED[t]}, {"id": UNKNOWN_ID, "properties": CHANGED[t]}]},
+        ),
+        Case(
+            f"{t}-batch-upsert", "POST", f"{base}/upsert", 200, json={"inputs": [{"id": new, "properties": CHANGED[t]}]}
+        ),
+        Case(
+            f"{t}-batch-upsert-partial",
+            "POST",
+            f"{base}/upsert",
+            207,
+            json={"inputs": [{"id": new, "properties": CHANGED[t]}, {"id": UNKNOWN_ID, "properties": CHANGED[t]}]},
+        ),
+        Case(f"{t}-batch-archive", "POST", f"{base}/archive", 204, json={"inputs": [{"id": new}]}),
+        # documented error answers
+        Case(f"{t}-batch-create-not-a-list", "POST", f"{base}/create", 400, json=not_a_list),
+        Case(f"{t}-batch-update-not-a-list", "POST", f"{base}/update", 400, json=not_a_list),
+        Case(
+            f"{t}-batch-upsert-repeated-id",
+            "POST",
+            f"{base}/upsert",
+            400,
+            json={"inputs": [{"id": UNKNOWN_ID, "properties": {}}, {"id": UNKNOWN_ID, "properties": {}}]},
+        ),
+        Case(f"{t}-batch-archive-too-many", "POST", f"{base}/archive", 400, json={"inputs": [{"id": "1"}] * 101}),
+        Case(f"{t}-batch-create-bad-credentials", "POST", f"{base}/create", 401, json={"inputs": []}, auth="bad"),
+    ]
+
+
 def _after(body: Any) -> str:
     return body["paging"]["next"]["after"]
 
@@ -99,6 +154,21 @@ def _bad_filter() -> dict:
 
 CASES: list[Case] = [
     *(case for t in TYPES for case in _object_cases(t)),
+    *(case for t in TYPES for case in _batch_write_cases(t)),
+    Case(
+        "contacts-batch-upsert-by-email-creates",
+        "POST",
+        "/crm/v3/objects/contacts/batch/upsert",
+        200,
+        json={"inputs": [{"id": "upserted@example.test", "idProperty": "email", "properties": {"firstname": "Up"}}]},
+    ),
+    Case(
+        "contacts-batch-create-duplicate",
+        "POST",
+        "/crm/v3/objects/contacts/batch/create",
+        409,
+        json={"inputs": [{"properties": {"email": "{contacts_email}"}}]},
+    ),
     Case(
         "contacts-create-duplicate",
         "POST",

@@ -106,6 +106,16 @@ CASES: list[Case] = [
     Case("invoices-finalize", "POST", "/v1/invoices/{new_invoice}/finalize", 200),
     Case("invoices-pay", "POST", "/v1/invoices/{new_invoice}/pay", 200, form={"paid_out_of_band": "true"}),
     Case("invoices-void", "POST", "/v1/invoices/{open_invoice}/void", 200),
+    Case("invoices-mark-uncollectible", "POST", "/v1/invoices/{invoice_to_write_off}/mark_uncollectible", 200),
+    Case(
+        "invoices-create-draft-to-delete",
+        "POST",
+        "/v1/invoices",
+        200,
+        form={"customer": "{new_customer}", "collection_method": "send_invoice", "days_until_due": "30"},
+        then=lambda b: {"draft_to_delete": b["id"]},
+    ),
+    Case("invoices-delete-draft", "DELETE", "/v1/invoices/{draft_to_delete}", 200),
     Case(
         "invoices-pay-by-card",
         "POST",
@@ -128,6 +138,11 @@ CASES: list[Case] = [
     Case("customers-list-bad-limit", "GET", "/v1/customers", 400, params={"limit": "many"}),
     Case("invoices-create-no-customer", "POST", "/v1/invoices", 400, form={"description": "no customer"}),
     Case("invoices-pay-paid", "POST", "/v1/invoices/{new_invoice}/pay", 400),
+    Case("invoices-delete-finalized", "DELETE", "/v1/invoices/{new_invoice}", 400),
+    Case("invoices-delete-unknown", "DELETE", "/v1/invoices/in_unknown", 404),
+    Case("invoices-mark-uncollectible-twice", "POST", "/v1/invoices/{invoice_to_write_off}/mark_uncollectible", 400),
+    Case("invoices-mark-uncollectible-unknown", "POST", "/v1/invoices/in_unknown/mark_uncollectible", 404),
+    Case("invoices-delete-bad-credentials", "DELETE", "/v1/invoices/{new_invoice}", 401, auth="bad"),
     Case("customers-search-bad-query", "GET", "/v1/customers/search", 400, params={"query": "name~'x'"}),
     Case("charges-list-bad-credentials", "GET", "/v1/charges", 401, auth="bad"),
     Case("invoices-list-no-credentials", "GET", "/v1/invoices", 401, auth="none"),
@@ -154,6 +169,7 @@ def outcomes(dataset: Path) -> Iterator[tuple[Sandbox, dict[str, Outcome]]]:
             "invoice": next(i["id"] for i in invoices if i["status"] == "paid"),
             "open_invoice": open_invoices[0],
             "invoice_to_pay": open_invoices[1],
+            "invoice_to_write_off": open_invoices[2],
             "charge": charges[0]["id"],
         }
         yield sandbox, run_cases(sandbox, VENDOR, CASES, values, _credentials, load_waivers())

@@ -28,6 +28,8 @@ Vendor = Literal["hubspot", "stripe", "zendesk"]
 Operation = Annotated[str, pydantic.StringConstraints(pattern=r"^(GET|POST|PUT|PATCH|DELETE) /\S*$")]
 Status = Annotated[int, pydantic.Field(ge=100, le=599)]
 Keyword = Annotated[str, pydantic.StringConstraints(min_length=1)]
+VENDOR_SITES = ("hubspot.com", "stripe.com", "zendesk.com")
+VENDOR_GITHUB_ORGANISATIONS = ("hubspot", "stripe", "zendesk")
 
 
 def _several(value: Any) -> tuple:
@@ -45,8 +47,12 @@ class _Entry(pydantic.BaseModel):
     @pydantic.field_validator("evidence")
     @classmethod
     def _vendor_page(cls, url: pydantic.HttpUrl) -> pydantic.HttpUrl:
+        """A vendor's site, or its own GitHub organisation (where HubSpot publishes its specs, collections and
+        client libraries, and its maintainers answer about the API's behaviour)."""
         host = url.host or ""
-        if not any(host == d or host.endswith("." + d) for d in ("hubspot.com", "stripe.com", "zendesk.com")):
+        on_site = any(host == d or host.endswith("." + d) for d in VENDOR_SITES)
+        organisation = (url.path or "/").split("/")[1].lower()
+        if not on_site and not (host == "github.com" and organisation in VENDOR_GITHUB_ORGANISATIONS):
             raise ValueError(f"{url} is not the vendor's own documentation")
         return url
 
