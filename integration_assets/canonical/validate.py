@@ -34,6 +34,7 @@ from integration_assets.mapping.normalize import (
     strip_bidi_controls,
 )
 from integration_assets.mapping.schema import FieldDictionary, FieldSpec, Source
+from integration_assets.systems import CATALOG
 
 __all__ = ["EMPTY", "FieldValue", "Problem", "RecordRead", "is_empty", "mask", "read_record", "remembered"]
 
@@ -263,7 +264,8 @@ def _read(
         amount, currency = raw
         if is_empty(amount):
             return EMPTY, None
-        found = normalize_money(amount, currency, unit=source.unit or "minor")
+        # the system's own minor units (Stripe's ISK has 2 decimals, ISO's 0) become ISO's here
+        found = normalize_money(amount, currency, unit=source.unit or "minor", exponents=CATALOG.minor_units(system))
         if isinstance(found, Rejected):
             return EMPTY, Problem(found.reason_code, name, f"{name}: {found.detail}")
         return _check_format(name, spec, found, found.minor)

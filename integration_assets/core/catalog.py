@@ -101,6 +101,9 @@ class SystemSpec:
     # the vendor's endpoints and what each does (`systems/<role>/routes.py`): the HTTP client enforces the access
     # policy on these, so a system without a table can send nothing
     routes: RouteTable | None = None
+    # currency -> decimals of the vendor's integer amounts where they are not ISO-4217's (Stripe keeps ISK at 2):
+    # the mapping layer reads the system's minor units with these and stores ISO's; empty: the vendor follows ISO
+    minor_units: Mapping[str, int] = field(default_factory=dict)
 
     @classmethod
     def declare(
@@ -118,6 +121,7 @@ class SystemSpec:
         has_updated_at: bool = True,
         record_page: RecordPage = _no_pages,
         routes: RouteTable | None = None,
+        minor_units: Mapping[str, int] | None = None,
     ) -> SystemSpec:
         """A system and its streams, one per reader (each with an `object_type`): its contract from the contracts
         module (`MODELS` and `COLUMNS` by object type), its description; `names` renames an asset (charges:
@@ -135,7 +139,9 @@ class SystemSpec:
             )
             for reader in readers
         )
-        return cls(role, vendor, title, streams, live_total, resource, has_updated_at, record_page, routes)
+        return cls(
+            role, vendor, title, streams, live_total, resource, has_updated_at, record_page, routes, minor_units or {}
+        )
 
     def __post_init__(self) -> None:
         for stream in self.streams:
@@ -147,6 +153,11 @@ class SystemSpec:
             unrouted = [s.key for s in self.streams if s.object_type not in {r.object_type for r in self.routes.routes}]
             if unrouted:
                 raise ValueError(f"{', '.join(unrouted)}: no route of {self.role}'s table reads that object type")
+        for code, exponent in self.minor_units.items():
+            if not (isinstance(code, str) and len(code) == 3 and code.isascii() and code.isalpha() and code.isupper()):
+                raise ValueError(f"{self.role}: minor_units entry {code!r} is not an upper-case three-letter currency")
+            if isinstance(exponent, bool) or not isinstance(exponent, int) or not 0 <= exponent <= 4:
+                raise ValueError(f"{self.role}: minor_units[{code}] = {exponent!r} is not a number of decimals 0..4")
 
 
 class Catalog:
@@ -185,6 +196,12 @@ class Catalog:
         """The route table of a system: what each of its vendor's endpoints does, for the access policy."""
         system = self._systems.get(role)
         return system.routes if system is not None else None
+
+    def minor_units(self, role: str) -> Mapping[str, int]:
+        """A system's own decimals per currency where its integer amounts are not ISO-4217's; empty for a system
+        that follows ISO (or a role the catalog lacks)."""
+        system = self._systems.get(role)
+        return system.minor_units if system is not None else {}
 
     def object_types(self) -> dict[str, tuple[str, ...]]:
         """role -> the vendor object types it is read from."""

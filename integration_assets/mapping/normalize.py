@@ -54,6 +54,7 @@ __all__ = [
     "normalize_name",
     "normalize_phone",
     "strip_bidi_controls",
+    "to_source_minor",
 ]
 
 REASON_CODES: frozenset[str] = frozenset(
@@ -341,8 +342,19 @@ _MINOR_TEXT = re.compile(r"[+-]?[0-9]+")
 _MAX_DIGITS = 1000  # a Decimal("1e999999999") must not make us build a billion-digit integer
 
 
-def normalize_money(amount: object, currency: object, *, unit: Literal["major", "minor"]) -> Money | Rejected:
+def normalize_money(
+    amount: object,
+    currency: object,
+    *,
+    unit: Literal["major", "minor"],
+    exponents: Mapping[str, int] | None = None,
+) -> Money | Rejected:
     """Exact Money from a major-unit decimal (HubSpot: "12500.00", "150000" JPY) or integer minor units (Stripe).
+
+    `exponents` are the source's own decimals per currency where its minor units are not ISO-4217's (the
+    system's `minor_units` in the catalog: Stripe's ISK amount 500 is 5 ISK, which ISO counts as 5 minor
+    units): minor units are read with them and returned in ISO's. An amount whose ISO value would need
+    rounding (Stripe ISK 550, that is 5.50 ISK) is rejected. Major units are the same everywhere.
 
     Decimal and integer arithmetic only. Extra decimals are accepted only when they are zeros ("10.000" USD is
     exactly 1000 cents); "10.005" USD or "100.5" JPY would need rounding and are rejected. Text must be a plain
@@ -362,8 +374,15 @@ def normalize_money(amount: object, currency: object, *, unit: Literal["major", 
         return number
     if number.adjusted() > _MAX_DIGITS:
         return Rejected("invalid_amount", f"Amount {amount!r} is implausibly large.")
-    minor = _shift_exact(number, exponent if unit == "major" else 0)
+    source_exponent = exponent if unit == "major" or exponents is None else exponents.get(code, exponent)
+    minor = _shift_exact(number, exponent if unit == "major" else exponent - source_exponent)
     if minor is None:
+        if unit == "minor" and source_exponent != exponent:
+            return Rejected(
+                "invalid_amount",
+                f"Amount {amount!r} in the source's minor units of {code} ({source_exponent} decimals) has more "
+                f"decimals than ISO-4217 gives {code} ({exponent}); it would need rounding.",
+            )
         if unit == "minor":
             return Rejected("invalid_amount", f"Amount {amount!r} in minor units of {code} is not a whole number.")
         return Rejected(
@@ -371,6 +390,24 @@ def normalize_money(amount: object, currency: object, *, unit: Literal["major", 
             f"Amount {amount!r} has more decimals than {code} allows ({exponent}); it would need rounding.",
         )
     return Money(minor, code)
+
+
+def to_source_minor(money: Money, exponents: Mapping[str, int]) -> int | Rejected:
+    """The amount in a system's own minor units (its catalog `minor_units`), for writing it back: Money(5, "ISK")
+    is 500 for Stripe. Rejected when the system's unit cannot hold it exactly (50.50 MGA, zero-decimal at
+    Stripe): a write must not round money."""
+    exponent = currency_exponent(money.currency) or 0
+    shift = exponents.get(money.currency, exponent) - exponent
+    if shift >= 0:
+        return money.minor * 10**shift
+    whole, rest = divmod(abs(money.minor), 10**-shift)
+    if rest:
+        return Rejected(
+            "invalid_amount",
+            f"{money.major_text()} {money.currency} cannot be written in the destination's minor units of "
+            f"{money.currency} ({exponent + shift} decimals) without rounding.",
+        )
+    return -whole if money.minor < 0 else whole
 
 
 def _currency(value: object) -> tuple[str, int] | Rejected:

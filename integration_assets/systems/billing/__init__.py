@@ -5,7 +5,7 @@ Its streams, declared once for the catalog (`integration_assets.systems.CATALOG`
 from dagster import EnvVar
 
 from integration_assets.core.catalog import SystemSpec
-from integration_assets.systems.billing import contracts, links, routes, streams, totals
+from integration_assets.systems.billing import contracts, currencies, links, routes, streams, totals
 from integration_assets.systems.billing.resource import StripeResource
 
 __all__ = ["SYSTEM"]
@@ -33,4 +33,5 @@ SYSTEM = SystemSpec.declare(
     record_page=links.record_page,
     has_updated_at=False,
     routes=routes.ROUTES,
+    minor_units=currencies.MINOR_UNITS,
 )

@@ -6,6 +6,10 @@ review count: they exist); its client needs a customer when the canonical layer 
 a look-up first (the customer by its metadata link, the invoice among the customer's invoices by the deal id
 in its metadata) and idempotency keys derived from the deal and its version, so neither a lost response nor a
 replay from the outbox ever makes a second customer or invoice.
+
+The invoice's amount is planned in canonical (ISO-4217) minor units and sent in Stripe's own (`stripe_amount`,
+through the billing system's `minor_units`): 5000 ISK is 500000 at Stripe. An amount Stripe's unit cannot hold
+exactly (500.50 MGA, zero-decimal at Stripe) breaks the contract and goes to review instead of being rounded.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import pandera.pandas as pa
 from integration_assets.core.http import ApiClient
 from integration_assets.core.payload import resolve_path
 from integration_assets.core.warehouse import Warehouse
-from integration_assets.mapping.normalize import vendor_id
+from integration_assets.mapping.normalize import Money, currency_exponent, to_source_minor, vendor_id
 from integration_assets.mapping.schema import FieldDictionary
 from integration_assets.systems import CATALOG
 from integration_assets.systems.billing.writes import StripeWrites, metadata_key
@@ -121,8 +125,10 @@ class CrmToBilling:
                 "amount": int(deal["amount"]) if deal["amount"] is not None else None,
                 "currency": deal["currency"],
             }
-            # the key covers what is sent to Stripe (days_until_due too), not the client's name (never sent)
-            sent = {k: v for k, v in payload.items() if k != "customer_name"}
+            payload["stripe_amount"] = stripe_amount(payload["amount"], payload["currency"])
+            # the key covers what is sent to Stripe (days_until_due too), not the client's name (never sent) nor
+            # Stripe's figure, which amount and currency decide
+            sent = {k: v for k, v in payload.items() if k not in ("customer_name", "stripe_amount")}
             sent["days_until_due"] = self.invoice_settings.days_until_due
             hint = client["billing_customer_id"]
             writes.append(
@@ -155,6 +161,17 @@ class CrmToBilling:
                 "customer_name": pa.Column(str, name),
                 "amount": pa.Column("int64", pa.Check.gt(0)),
                 "currency": pa.Column(str, known_currency()),
+                "stripe_amount": pa.Column(
+                    checks=pa.Check(
+                        # a whole number (pandas holds the column as floats once one write has none)
+                        lambda value: isinstance(value, int | float) and value > 0 and float(value).is_integer(),
+                        element_wise=True,
+                        ignore_na=False,  # none is what an amount Stripe cannot hold becomes: say so, not "null"
+                        error="an amount Stripe's minor units of its currency hold exactly (no rounding)",
+                    ),
+                    nullable=True,
+                    required=False,  # a write queued before Stripe's units were planned has none
+                ),
             }
         )
 
@@ -227,7 +244,7 @@ class CrmToBilling:
                 return Outcome(write, Status.WOULD_UPDATE, destination_id=invoice["id"], detail="add the line")
             self.stripe.add_line(
                 invoice=invoice,
-                amount=payload["amount"],
+                amount=_sent_amount(payload),
                 description=payload["description"] or "",
                 link=self.deal_link,
                 value=deal,
@@ -249,3 +266,21 @@ class CrmToBilling:
     @staticmethod
     def _describe(payload: dict[str, Any]) -> str:
         return f"invoice {payload['amount']} {payload['currency']} (minor units)"
+
+
+def stripe_amount(amount: int | None, currency: object) -> int | None:
+    """A canonical amount (ISO-4217 minor units) in Stripe's minor units; None when there is no amount, the
+    currency is unknown, or Stripe's unit cannot hold it exactly (the contract then refuses the write)."""
+    if amount is None or not isinstance(currency, str) or currency_exponent(currency) is None:
+        return None
+    found = to_source_minor(Money(int(amount), currency), CATALOG.minor_units("billing"))
+    return found if isinstance(found, int) else None
+
+
+def _sent_amount(payload: dict[str, Any]) -> int:
+    """Stripe's figure for the line: computed again from amount and currency, so a write queued in the outbox
+    before Stripe's units were known is sent right too."""
+    found = stripe_amount(payload["amount"], payload["currency"])
+    if found is None:  # the contract refuses such a write before delivery
+        raise ValueError(f"invoice amount {payload['amount']} {payload['currency']} has no exact Stripe amount")
+    return found

@@ -11,9 +11,16 @@ from urllib.parse import parse_qsl
 from integration_sandbox.kit import Request
 from integration_sandbox.vendors.stripe.errors import bad
 
+# Stripe's presentment currencies (https://docs.stripe.com/currencies#presentment-currencies): an invoice or
+# charge may be in any of them, the zero-decimal (bif, jpy, mga, ugx as a special case, ...) and three-decimal
+# ones (bhd, jod, kwd, omr, tnd) included; amounts are kept as sent, in Stripe's minor units of each
 _CURRENCY_CODES = (
-    "usd aed aud bgn brl cad chf cny czk dkk eur gbp hkd huf idr ils inr isk jpy krw mxn myr nok nzd php pln "
-    "ron sar sek sgd thb try twd zar"
+    "usd aed afn all amd ang aoa ars aud awg azn bam bbd bdt bgn bhd bif bmd bnd bob brl bsd bwp byn bzd cad cdf "
+    "chf clp cny cop crc cve czk djf dkk dop dzd egp etb eur fjd fkp gbp gel gip gmd gnf gtq gyd hkd hnl htg huf "
+    "idr ils inr isk jmd jod jpy kes kgs khr kmf krw kwd kyd kzt lak lbp lkr lrd lsl mad mdl mga mkd mmk mnt mop "
+    "mur mvr mwk mxn myr mzn nad ngn nio nok npr nzd omr pab pen pgk php pkr pln pyg qar ron rsd rub rwf sar sbd "
+    "scr sek sgd shp sle sos srd std szl thb tjs tnd top try ttd twd tzs uah ugx uyu uzs vnd vuv wst xaf xcd xof "
+    "xpf yer zar zmw"
 )
 CURRENCIES = frozenset(_CURRENCY_CODES.split())
 _BRACKET = re.compile(r"\[([^\[\]]*)\]")
