@@ -384,6 +384,32 @@ def test_clean_payments_cover_invoices_exactly(any_data: Dataset) -> None:
             assert inv["amount_paid"] == 0
 
 
+def test_invoice_lines_periods_attempts_and_cards_agree(any_data: Dataset) -> None:
+    """Planted defects included: they break links between systems, never an invoice's own arithmetic."""
+    charges_of: Counter[str] = Counter(ch["invoice"] for ch in any_data.files["stripe/charges"])
+    deals = any_data.by_id["hubspot/deals"]
+    for inv in any_data.files["stripe/invoices"]:
+        lines = inv["lines"]["data"]
+        assert sum(line["amount"] for line in lines) == inv["total"] == inv["subtotal"] == inv["amount_due"]
+        assert inv["lines"]["total_count"] == len(lines) in (1, 2)
+        assert all(line["currency"] == inv["currency"] and line["amount"] > 0 for line in lines)
+        product = deals[inv["metadata"]["hubspot_deal_id"]]["properties"]["dealname"].rsplit(" - ", 1)[1]
+        assert lines[0]["description"] == product  # what the deal sold
+        assert inv["period_start"] <= inv["period_end"] == inv["created"] < inv["status_transitions"]["finalized_at"]
+        for line in lines:
+            assert inv["period_start"] <= line["period"]["start"] == line["period"]["end"] <= inv["period_end"]
+        assert inv["attempt_count"] == charges_of[inv["id"]] and inv["attempted"] is (inv["attempt_count"] > 0)
+        if inv["status"] == "paid":
+            assert inv["attempt_count"] >= 1
+    cards: dict[str, set[tuple[str, str, int]]] = {}
+    for ch in any_data.files["stripe/charges"]:
+        card = ch["payment_method_details"]["card"]
+        charged = time.gmtime(ch["created"])
+        assert ch["disputed"] is False and (card["exp_year"], card["exp_month"]) > (charged.tm_year, charged.tm_mon)
+        cards.setdefault(ch["customer"], set()).add((card["brand"], card["last4"], card["exp_year"]))
+    assert all(len(found) == 1 for found in cards.values())  # one card per customer, unexpired throughout
+
+
 def test_clean_orgs_follow_the_crm(any_data: Dataset) -> None:
     companies = any_data.by_id["hubspot/companies"]
     won: Counter[str] = Counter()

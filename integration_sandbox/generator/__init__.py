@@ -15,6 +15,10 @@ The business rules a consumer may rely on:
 * Stripe customers carry `metadata.hubspot_company_id`; invoices carry `metadata.hubspot_deal_id`, exist for
   every closed-won deal, and total the deal amount in minor units of the deal currency (JPY zero-decimal).
   Paid invoices are covered exactly by their charges; an open invoice may have one partial charge.
+  Invoices carry every field Stripe's published document requires: their `lines` (the deal's product, in
+  one invoice in four with a setup fee) sum to the total, planted defects included; their period runs from
+  the deal's close to their creation; `attempt_count` is their number of charges. Each charge is paid with
+  the customer's one test card, unexpired when charged.
 * Zendesk organizations carry `external_id` = HubSpot company id and end-users `external_id` = HubSpot
   contact id. An organization's `organization_fields.plan` is `implied_plan(n)` of the number `n` of the
   company's closed-won deals, and a clean organization's `updated_at` is earlier than its company's

@@ -9,6 +9,7 @@ from integration_sandbox.generator.defects import DefectPlanter
 from integration_sandbox.generator.family import Family
 from integration_sandbox.generator.formats import ANCHOR_S, DAY, ArrayWriter, decimal
 from integration_sandbox.generator.vocabulary import ALNUM
+from integration_sandbox.vendors.stripe.shapes import card_payment, invoice_constants, line_item, lines_list
 
 _MIX = 0x9E3779B1  # odd and not a multiple of 3: a bijection modulo 36**8
 
@@ -28,10 +29,11 @@ class Billing:
         customer_id = stripe_id(r, "cus_")
         prefix = self.invoice_prefix()
         email = contact[2]
+        created_customer = created + r.randint(60, 12 * 3600)
         self.w["stripe/customers"].add(
             customer(
                 customer_id,
-                created + r.randint(60, 12 * 3600),
+                created_customer,
                 email,
                 name,
                 contact[3],
@@ -43,7 +45,7 @@ class Billing:
         billing_details = {"email": email, "name": name, "phone": None, "address": None}
         number = 0
         target = True  # the first closed-won deal carries an invoice defect (always deals[0] then)
-        for deal_id, stage, minor, close in deals:
+        for deal_id, stage, minor, close, product in deals:
             if stage != "closedwon":
                 continue
             this_kind = kind if target else None
@@ -63,8 +65,9 @@ class Billing:
                 deal_id,
                 minor,
                 close,
+                product,
                 currency,
-                customer_id,
+                (customer_id, created_customer),
                 f"{prefix}-{number:04d}",
                 billing_details,
             )
@@ -76,7 +79,7 @@ class Billing:
                 r,
                 minor,
                 currency.lower(),
-                customer_id,
+                (customer_id, created_customer),
                 missing,
                 r.randint(created + DAY, anchor - 60),
                 billing_details,
@@ -91,12 +94,17 @@ class Billing:
         deal_id: str,
         minor: int,
         close: int,
+        product: str,
         currency: str,
-        customer_id: str,
+        payer: tuple[str, int],
         number: str,
         billing_details: dict[str, Any],
     ) -> None:
-        """One closed-won deal's invoice and the charges paying it; `this_kind` is its planted defect, if any."""
+        """One closed-won deal's invoice and the charges paying it; `this_kind` is its planted defect, if any.
+
+        `payer` is the customer's id and creation time (its card follows from them).
+        """
+        customer_id = payer[0]
         anchor = ANCHOR_S
         invoice_id = stripe_id(r, "in_")
         inv_created = close + r.randint(3600, 3 * DAY)
@@ -160,6 +168,11 @@ class Billing:
                 "amount_remaining": total - amount_paid,
                 "total": total,
                 "subtotal": total,
+                "lines": lines_list(
+                    invoice_id, _deal_lines(invoice_id, total, inv_currency, product, close, inv_created)
+                ),
+                "period_start": close,
+                "period_end": inv_created,
                 "created": inv_created,
                 "due_date": inv_created + 30 * DAY,
                 "number": number,
@@ -176,12 +189,15 @@ class Billing:
                     else None,
                 },
                 "livemode": False,
-                "attempted": amount_paid > 0,
+                "attempt_count": len(charges),  # each charge is a payment attempt that succeeded
+                "attempted": bool(charges),
                 "paid": status == "paid",
+                "paid_out_of_band": False,
+                **invoice_constants(),
             }
         )
         for amount, at in zip(charges, times, strict=True):
-            self.charge(r, amount, inv_currency, customer_id, invoice_id, at, billing_details)
+            self.charge(r, amount, inv_currency, payer, invoice_id, at, billing_details)
 
     def unowned_customer(self, r: random.Random, family: Family) -> None:
         """ambiguous_owner: a customer with no company id, whose email domain two companies share."""
@@ -222,11 +238,13 @@ class Billing:
         r: random.Random,
         amount: int,
         currency: str,
-        customer_id: str,
+        payer: tuple[str, int],
         invoice_id: str,
         created: int,
         billing_details: dict[str, Any],
     ) -> str:
+        """A succeeded charge on the card of `payer` (the customer's id and creation time)."""
+        customer_id = payer[0]
         charge_id = stripe_id(r, "ch_")
         self.w["stripe/charges"].add(
             {
@@ -246,10 +264,31 @@ class Billing:
                 "created": created,
                 "metadata": {},
                 "billing_details": billing_details,
+                "disputed": False,
+                "payment_method_details": card_payment(customer_id, payer[1], created),
                 "livemode": False,
             }
         )
         return charge_id
+
+
+def _deal_lines(
+    invoice_id: str, total: int, currency: str, product: str, closed: int, created: int
+) -> list[dict[str, Any]]:
+    """The deal's product as one line, or (one invoice in four) the product and a setup fee, summing to `total`.
+
+    Derived from the invoice id rather than drawn, so the rest of the dataset stays as it was. The items are
+    added between the deal's close and the invoice's creation: the invoice's period.
+    """
+    suffix = invoice_id[3:]
+    if ord(suffix[-1]) % 4:
+        return [line_item(f"il_{suffix}0", invoice_id, total, currency, product, closed, closed)]
+    fee = total * (10 + ord(suffix[-2]) % 16) // 100
+    added = closed + (created - closed) // 2
+    return [
+        line_item(f"il_{suffix}0", invoice_id, total - fee, currency, product, closed, closed),
+        line_item(f"il_{suffix}1", invoice_id, fee, currency, "Implementation and setup", added, added),
+    ]
 
 
 def stripe_id(r: random.Random, prefix: str) -> str:

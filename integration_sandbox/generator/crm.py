@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 from integration_sandbox.generator.defects import CONTACT_DEFECTS, DEAL_DEFECTS, NEEDS_WON, DefectPlanter
-from integration_sandbox.generator.family import Family
+from integration_sandbox.generator.family import Deal, Family
 from integration_sandbox.generator.formats import ANCHOR_S, DAY, ArrayWriter, decimal, iso_ms, phone_number
 from integration_sandbox.generator.vocabulary import (
     EMAIL_PATTERNS,
@@ -134,7 +134,7 @@ class Crm:
         kind, occurrence, base, company_id = family.kind, family.occurrence, family.base, family.company_id
         stages, currency, created, live = family.stages, family.currency, family.created, family.live
         anchor = ANCHOR_S
-        deals: list[tuple[str, str, int, int]] = []
+        deals: list[Deal] = []
         for j, stage in enumerate(stages):
             deal_id = str(self.next_deal)
             self.next_deal += 1
@@ -166,11 +166,12 @@ class Crm:
                     self.planter.add(kind, deal_id, "Deal stage 'closed_maybe' is not a stage of the default pipeline.")
             created_iso = iso_ms(d_created * 1000 + r.randrange(1000))
             modified_iso = iso_ms(d_modified * 1000 + r.randrange(1000))
+            product = r.choice(PRODUCTS)
             self.w["hubspot/deals"].add(
                 {
                     "id": deal_id,
                     "properties": {
-                        "dealname": f"{base} - {r.choice(PRODUCTS)}",
+                        "dealname": f"{base} - {product}",
                         "amount": amount,
                         "deal_currency_code": currency,
                         "closedate": closedate,
@@ -189,7 +190,7 @@ class Crm:
                     },
                 }
             )
-            deals.append((deal_id, stage, minor, close))
+            deals.append((deal_id, stage, minor, close, product))
         family.deals = deals
 
     def company(

@@ -17,7 +17,7 @@ from integration_sandbox.generator.vocabulary import (
 )
 
 Contact = tuple[str, str, str, str, int]  # (id, full name, email, phone, created) of a clean, live contact
-Deal = tuple[str, str, int, int]  # (id, stage, amount in minor units, closedate in seconds)
+Deal = tuple[str, str, int, int, str]  # (id, stage, amount in minor units, closedate in seconds, product)
 
 
 @dataclass

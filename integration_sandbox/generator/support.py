@@ -82,7 +82,7 @@ class Support:
                 f"Organization updated {iso_s(org_updated)}, after company {company_id} was last modified "
                 f"{iso_s(modified)}; its plan {plan!r} differs from the CRM-implied {crm_plan!r}.",
             )
-        lifetime = sum(minor for _, stage, minor, _ in deals if stage == "closedwon")
+        lifetime = sum(minor for _, stage, minor, _, _ in deals if stage == "closedwon")
         self.w["zendesk/organizations"].add(
             {
                 "id": org_id,

@@ -9,6 +9,7 @@ from integration_sandbox.store import Record
 from integration_sandbox.vendors.stripe.core import DAY_S, StripeCore
 from integration_sandbox.vendors.stripe.errors import stripe_error
 from integration_sandbox.vendors.stripe.params import form_params
+from integration_sandbox.vendors.stripe.shapes import card_payment
 
 
 class InvoiceStates(StripeCore):
@@ -151,7 +152,9 @@ class InvoiceStates(StripeCore):
             "paid": True,
             "payment_intent": self.new_id("pi"),
             "payment_method": self.new_id("pm"),
-            "payment_method_details": {"card": {"brand": "visa", "last4": "4242"}, "type": "card"},
+            "payment_method_details": card_payment(
+                str(invoice.get("customer")), int(customer.get("created") or now), now
+            ),
             "receipt_email": customer.get("email"),
             "refunded": False,
             "refunds": {

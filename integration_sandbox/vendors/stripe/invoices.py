@@ -10,6 +10,7 @@ from integration_sandbox.vendors.stripe.core import StripeCore
 from integration_sandbox.vendors.stripe.errors import bad, stripe_error
 from integration_sandbox.vendors.stripe.listing import LIST_PARAMS
 from integration_sandbox.vendors.stripe.params import Params, form_params, merge_metadata, query_params
+from integration_sandbox.vendors.stripe.shapes import invoice_constants, line_item, lines_list
 
 INVOICE_STATUSES = ("draft", "open", "paid", "uncollectible", "void")
 
@@ -121,13 +122,7 @@ class Invoices(StripeCore):
             "footer": None,
             "hosted_invoice_url": None,
             "invoice_pdf": None,
-            "lines": {
-                "object": "list",
-                "data": [],
-                "has_more": False,
-                "total_count": 0,
-                "url": f"/v1/invoices/{invoice_id}/lines",
-            },
+            "lines": lines_list(invoice_id, []),
             "livemode": False,
             "metadata": {},
             "number": None,
@@ -135,8 +130,7 @@ class Invoices(StripeCore):
             "paid_out_of_band": False,
             "payment_intent": None,
             "period_end": now,
-            "period_start": now,
-            "starting_balance": 0,
+            "period_start": min([now, *(int(item.get("date") or now) for item in pending)]),
             "status": "draft",
             "status_transitions": {
                 "finalized_at": None,
@@ -151,6 +145,7 @@ class Invoices(StripeCore):
             "total": 0,
             "total_excluding_tax": 0,
             "webhooks_delivered_at": None,
+            **invoice_constants(),
         }
         invoice.update(draft_terms)
         if pending:
@@ -165,35 +160,28 @@ class Invoices(StripeCore):
         """The draft with `items` as new lines and its totals re-summed; the items point at it."""
         lines = list((invoice.get("lines") or {}).get("data") or [])
         for item in items:
+            period = item.get("period") or {}
             lines.append(
-                {
-                    "id": "il_" + item["id"].split("_", 1)[1],
-                    "object": "line_item",
-                    "amount": item["amount"],
-                    "currency": item["currency"],
-                    "description": item.get("description"),
-                    "discountable": item.get("discountable", True),
-                    "invoice": invoice["id"],
-                    "invoice_item": item["id"],
-                    "livemode": False,
-                    "metadata": dict(item.get("metadata") or {}),
-                    "period": dict(item.get("period") or {}),
-                    "proration": False,
-                    "quantity": item.get("quantity", 1),
-                    "type": "invoiceitem",
-                }
+                line_item(
+                    "il_" + item["id"].split("_", 1)[1],
+                    invoice["id"],
+                    item["amount"],
+                    item["currency"],
+                    item.get("description"),
+                    int(period.get("start") or item["date"]),
+                    int(period.get("end") or item["date"]),
+                    invoice_item=item["id"],
+                    quantity=int(item.get("quantity", 1)),
+                    discountable=bool(item.get("discountable", True)),
+                    metadata=dict(item.get("metadata") or {}),
+                )
             )
             if item.get("invoice") != invoice["id"]:
                 self.store("invoiceitems", {**item, "invoice": invoice["id"]})
         subtotal = sum(int(line.get("amount") or 0) for line in lines)
         due = max(subtotal, 0)
         changes = {
-            "lines": {
-                **(invoice.get("lines") or {}),
-                "data": lines,
-                "has_more": False,
-                "total_count": len(lines),
-            },
+            "lines": lines_list(invoice["id"], lines),
             "subtotal": subtotal,
             "subtotal_excluding_tax": subtotal,
             "total": subtotal,
