@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from integration_assets.core.config import ConfigError
-from integration_assets_tests.testing.conformance import Answer, Violation, judge
+from integration_assets_tests.testing.conformance import Answer, NullableValidator, Violation, judge
 from integration_assets_tests.testing.conformance_cases import served_routes, stale_route_waivers, unexercised_routes
 from integration_assets_tests.testing.conformance_waivers import WAIVERS, Waivers, load_waivers
 from integration_sandbox.kit import Response, Route
@@ -80,6 +80,13 @@ def test_nullable_expandable_fields_admit_null_and_nothing_else() -> None:
     assert judge("stripe", "GET", "/v1/customers/cus_1", answer(200, customer)).violations == []
     broken = judge("stripe", "GET", "/v1/customers/cus_1", answer(200, {**customer, "address": 5}))
     assert [v.at for v in broken.violations] == ["$"] and "address" in broken.violations[0].message
+
+
+def test_a_nullable_enum_admits_null_and_only_its_values() -> None:
+    status = {"type": "string", "enum": ["complete", "failed"]}  # Stripe's automatic_tax.status, as published
+    assert NullableValidator({**status, "nullable": True}).is_valid(None)
+    assert not NullableValidator({**status, "nullable": True}).is_valid("pending")
+    assert not NullableValidator(status).is_valid(None)
 
 
 def test_waivers_match_by_path_patterns_and_report_what_they_no_longer_excuse() -> None:

@@ -9,9 +9,10 @@ Every violation names vendor, operation, status and the JSON path it is at.
 
 One reading of `nullable` is the documents' own: OpenAPI 3.0.0 (Stripe's version) lets `nullable: true` admit
 null for the schema it sits on, and Stripe's document puts it on `anyOf` wrappers of expandable fields
-(`{"anyOf": [{"$ref": "#/components/schemas/address"}], "nullable": true}`). `OAS30Validator` follows 3.0.3,
-where `nullable` needs a sibling `type`, and would refuse every null such a field holds; `NullableValidator`
-lets those wrappers admit null, as the document means.
+(`{"anyOf": [{"$ref": "#/components/schemas/address"}], "nullable": true}`) and beside enums that do not list
+null (`automatic_tax.status`, null while automatic tax is off). `OAS30Validator` follows 3.0.3, where `nullable`
+needs a sibling `type` and an enum must list null itself, and would refuse every null such a field holds;
+`NullableValidator` lets those schemas admit null, as the document means (openapi-schema-validator issue 220).
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ def _admitting_null(keyword: str):
     return check
 
 
-NullableValidator = extend(OAS30Validator, {k: _admitting_null(k) for k in ("anyOf", "oneOf", "allOf")})
+NullableValidator = extend(OAS30Validator, {k: _admitting_null(k) for k in ("anyOf", "oneOf", "allOf", "enum")})
 
 
 @dataclass(frozen=True)
