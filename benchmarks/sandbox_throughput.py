@@ -26,7 +26,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from integration_sandbox.clients import session
 from integration_sandbox.generator import generate
 
-STREAMS = {"hubspot": "contacts", "stripe": "charges", "zendesk": "tickets"}
+# (vendor, stream) measured by default: each vendor's largest stream, and Stripe's invoices, its fullest payload
+# (lines, tax and payment settings, as Stripe documents an invoice: issue 15)
+STREAMS = (("hubspot", "contacts"), ("stripe", "charges"), ("stripe", "invoices"), ("zendesk", "tickets"))
 
 
 def page_urls(base: str, vendor: str, object_type: str) -> list[str]:
@@ -99,7 +101,14 @@ def main() -> int:
     options.add_argument("--scale", type=int, default=2000)
     options.add_argument("--seconds", type=float, default=10)
     options.add_argument("--clients", type=int, default=2)
+    options.add_argument(
+        "--streams",
+        help="vendor=stream pairs to measure, comma-separated (default: "
+        + ",".join(f"{v}={s}" for v, s in STREAMS)
+        + ")",
+    )
     args = options.parse_args()
+    streams = [tuple(pair.split("=", 1)) for pair in args.streams.split(",")] if args.streams else STREAMS
     with tempfile.TemporaryDirectory() as folder:
         generate(folder, seed=1, scale=args.scale)
         command = [sys.executable, "-m", "integration_sandbox.cli", "serve", "--data", folder]
@@ -107,7 +116,7 @@ def main() -> int:
         server = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
         try:
             urls = dict(server.stdout.readline().split() for _ in range(3))
-            for vendor, object_type in STREAMS.items():
+            for vendor, object_type in streams:
                 print(
                     json.dumps(measure(urls[vendor], vendor, object_type, args.clients, args.seconds)),
                     flush=True,
