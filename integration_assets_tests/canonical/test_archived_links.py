@@ -1,10 +1,11 @@
-"""Drill: a company archived at HubSpot no longer links its deals, in raw and in canonical.
+"""Drill: a company archived at HubSpot no longer links its deals in canonical, and links them again restored.
 
 HubSpot stops showing a deal's association to an archived company without changing the deal's `updatedAt`, so
-no search by last change finds the deal again. The connector notices the archive and lists the deals again
-(`systems/crm/streams.py`); the canonical build checks what each deal links to against the companies' and
-contacts' deletion marks (`canonical/build/links.py`), so even a deal whose stored copy still names the company
-is not linked to it. Against the sandbox over HTTP, synced and built as users run them, on DuckDB and PostgreSQL.
+no incremental sync reads the deal again: raw.crm_deals keeps the link as HubSpot last showed it. The canonical
+build checks what each deal links to against the companies' and contacts' deletion marks
+(`canonical/build/links.py`), so the deal is not linked to the archived company, and is linked to it again once
+the company is restored. Against the sandbox over HTTP, synced and built as users run them, on DuckDB and
+PostgreSQL.
 """
 
 from __future__ import annotations
@@ -99,42 +100,6 @@ def assert_unlinked(warehouse: Warehouse, company: str, naming: list[str], befor
     pd.testing.assert_frame_equal(after.loc[others], before.loc[others])
 
 
-def test_an_archived_company_is_unlinked_from_its_deals_by_the_next_incremental_sync(
-    sandbox: Sandbox, warehouse_url: str
-) -> None:
-    warehouse = Warehouse.from_url(warehouse_url)
-    with DagsterInstance.ephemeral() as instance:
-        first = run(sandbox, warehouse_url, instance)
-        assert balanced(first)
-        company, naming = a_company_with_deals(warehouse)
-        stored = raw_deals(warehouse)
-        before = canonical_deals(warehouse)
-
-        quiet = materialized(run(sandbox, warehouse_url, instance, streams=("crm/deals",)))["crm/deals"]
-        total = len(stored)
-        # nothing archived: the connector stays incremental (the archived deals only, no listing of live ones)
-        assert quiet["mode"].value == "incremental" and quiet["fetched"].value < total
-
-        archive(sandbox, company)
-        second = run(sandbox, warehouse_url, instance)
-        report = materialized(second)
-
-    deals = materialized(second)["crm/deals"]
-    assert deals["fetched"].value == total  # the archive made it list every deal again
-    assert deals["updated"].value == len(naming)  # only the deals whose links changed were stored again
-    raw = raw_deals(warehouse)
-    for deal in naming:
-        assert company not in companies_of(raw[deal]["payload"])
-        assert raw[deal]["version"] == stored[deal]["version"]
-        kept = {k: v for k, v in raw[deal]["payload"].items() if k != "associations"}
-        assert kept == {k: v for k, v in stored[deal]["payload"].items() if k != "associations"}
-    assert {d: raw[d] for d in raw.keys() - set(naming)} == {d: stored[d] for d in stored.keys() - set(naming)}
-    assert report["canonical/deals"]["built"].value == "only what changed"
-    # HubSpot now shows these deals with no company: empty in every source, as a deal created without one
-    assert_unlinked(warehouse, company, naming, before, "is empty in every source")
-    assert balanced(second)
-
-
 def restore(sandbox: Sandbox, company: str) -> None:
     """Brings the company back from HubSpot's recycle bin (the sandbox's inspection route stands in for the UI):
     live again, stamped now, so the next search by last change finds it."""
@@ -147,34 +112,51 @@ def restore(sandbox: Sandbox, company: str) -> None:
     assert response.status_code == 200, response.text
 
 
-def test_canonical_deals_drop_a_company_archived_before_the_deals_are_synced_again(
+def shown_companies(sandbox: Sandbox, deal: str) -> list[str]:
+    """The companies HubSpot shows the deal associated with now, read over HTTP as the connector reads them."""
+    response = hubspot_api(sandbox, "GET", f"/crm/v3/objects/deals/{deal}", params={"associations": "companies"})
+    assert response.status_code == 200, response.text
+    return companies_of(response.json())
+
+
+def test_an_archived_company_is_unlinked_in_canonical_and_linked_again_when_restored(
     sandbox: Sandbox, warehouse_url: str
 ) -> None:
-    """The canonical layer alone: the companies are synced after the archive, the deals are not, so the raw deals
-    still name the archived company; the build reads its deletion mark and builds those deals again. Restored,
-    the company links its deals again."""
     warehouse = Warehouse.from_url(warehouse_url)
     with DagsterInstance.ephemeral() as instance:
         first = run(sandbox, warehouse_url, instance)
         assert balanced(first)
         company, naming = a_company_with_deals(warehouse)
+        stored = raw_deals(warehouse)
         before = canonical_deals(warehouse)
 
         archive(sandbox, company)
-        second = run(sandbox, warehouse_url, instance, streams=("crm/companies",))
+        assert not any(company in shown_companies(sandbox, deal) for deal in naming)  # HubSpot hides the link
+        second = run(sandbox, warehouse_url, instance)
         report = materialized(second)
 
+        # the connector stays incremental and the raw deals are what HubSpot last sent: they still name the company
+        deals = report["crm/deals"]
+        assert deals["mode"].value == "incremental" and deals["fetched"].value < len(stored)
+        assert deals["inserted"].value == deals["updated"].value == 0
         raw = raw_deals(warehouse)
-        assert all(company in companies_of(raw[deal]["payload"]) for deal in naming)  # the stale copies
+        assert all(company in companies_of(raw[deal]["payload"]) for deal in naming)
+        assert raw == stored  # same versions, same payloads
+        # canonical reads the company's deletion mark and builds only the deals naming it again
         assert report["canonical/deals"]["built"].value == "only what changed"
         assert report["canonical/deals"]["records_built"].value == len(naming)
-        # the stored copies still name the company: the item says which one is archived
         assert_unlinked(warehouse, company, naming, before, f"(crm:{company}) are archived or deleted at the source")
         assert balanced(second)
 
         restore(sandbox, company)
-        third = run(sandbox, warehouse_url, instance, streams=("crm/companies",))
-    assert materialized(third)["canonical/deals"]["records_built"].value == len(naming)
+        assert all(company in shown_companies(sandbox, deal) for deal in naming)  # HubSpot shows the link again
+        third = run(sandbox, warehouse_url, instance)
+        report = materialized(third)
+
+    assert report["crm/deals"]["mode"].value == "incremental"
+    assert raw_deals(warehouse) == stored
+    assert report["canonical/deals"]["built"].value == "only what changed"
+    assert report["canonical/deals"]["records_built"].value == len(naming)
     pd.testing.assert_frame_equal(canonical_deals(warehouse), before)
     reopened = warehouse.query(
         f"SELECT count(*) FROM {REVIEW} WHERE found_by = 'canonical/deals' AND status = 'open' AND detail LIKE ?",

@@ -2,10 +2,11 @@
 is archived or deleted.
 
 HubSpot stops showing a deal's association to a company (or contact) once that company is archived, without
-changing the deal's `updatedAt`: until the connector reads the deal again, its stored copy still names the
-company. The build therefore checks each direct link (a record naming another record of its own system by id:
-a deal's `associations.companies`, its `associations.contacts`) against the deletion marks of the records it
-names, and reads the link as HubSpot now shows it:
+changing the deal's `updatedAt`: no incremental sync reads the deal again, so raw.crm_deals keeps the link as
+HubSpot last showed it (the connector does not look for such links, see `systems/crm/streams.py`). The build
+therefore checks each direct link (a record naming another record of its own system by id: a deal's
+`associations.companies`, its `associations.contacts`) against the deletion marks of the records it names, and
+reads the link as HubSpot now shows it:
 
 - a link to a deleted record is dropped; the rest of the record is read as it is;
 - a single link left with no live record is empty, and the field's empty rule decides: `review` (a deal's
@@ -14,6 +15,9 @@ names, and reads the link as HubSpot now shows it:
 - a single link left with one live record is that record (two companies, one archived: the other is the client);
   with several, it stays ambiguous as before;
 - a list (a deal's `contact_ids`) keeps its live members.
+
+When the company is restored, its deletion mark goes and the same stored link counts again (`plan.py` builds
+the deals naming it once more).
 
 A record naming a record the raw tables do not hold at all keeps its link: it may be newer than the last sync
 of the records it names. Records deleted themselves keep their links (their row is kept as history).

@@ -4,18 +4,11 @@ Search is sorted by the last-modified property and filtered from the stored curs
 lags writes by seconds); what comes twice is de-duplicated on id and version by the warehouse. HubSpot
 refuses to page past 10,000 search results, so the query restarts from the last timestamp seen.
 
-HubSpot stops showing a link to an archived record without changing the record that links to it: a deal
-associated with a company archived since the last sync keeps its `updatedAt`, so no search by last change brings
-it back, and once archived the company no longer shows which deals it had. A stream that reads links
-(`relist_on_archived`) therefore asks first whether any record of those types was archived since its cursor
-(the archived listing, a page per hundred archived records) and, if one was, lists all its records again as a
-full pass does: each record whose links changed is stored again (its payload differs at the same version), the
-others count as unchanged. That is the cheapest way that cannot miss a link: it costs a full listing of the
-stream only in a sync after an archive, and a page per hundred archived records otherwise. (Asking the archived
-company for its deals through the v4 associations is no way either: HubSpot documents no such read of an
-archived record, and the sandbox answers 404.)
-A company restored from the recycle bin shows its links again, also without touching its deals: those come
-back with the next full pass (the next archive, or a full refresh); until then the canonical deals stay in review.
+HubSpot hides a link to an archived record without touching the record that links to it: a deal associated with
+a company archived since the last sync keeps its `updatedAt`, so no search brings it back, and raw.crm_deals
+keeps the link as HubSpot last showed it (a raw table holds what the vendor sent). Nothing here looks for such
+links: the canonical layer notices by checking the state of the records a link names (`canonical/build/links.py`),
+which also links the deal again when the company is restored. It costs nothing at the connector.
 """
 
 from __future__ import annotations
@@ -45,44 +38,16 @@ class HubSpotStream:
     associations: tuple[str, ...] = ()
     chunk_records: int = 5_000
     overlap_ms: int = 5 * 60 * 1000
-    # the object types whose archiving hides this stream's links to them: one archived since the cursor makes
-    # the next pass a full one (see the module's docstring)
-    relist_on_archived: tuple[str, ...] = ()
 
     def read(self, client: ApiClient, cursor: str | None) -> Iterator[Chunk]:
-        if cursor is not None and not self._links_hidden_since(client, int(cursor) - self.overlap_ms):
+        if cursor is None:
+            started = now_ms()
+            yield from self._listing(client, archived=False)
+            yield from self._listing(client, archived=True)
+            yield Chunk([], cursor=str(started), pages=0, complete_listing=True)
+        else:
             yield from self._changes(client, since_ms=int(cursor))
             yield from self._listing(client, archived=True)
-            return
-        started = now_ms()
-        yield from self._listing(client, archived=False)
-        yield from self._listing(client, archived=True)
-        yield Chunk([], cursor=str(started), pages=0, complete_listing=True)
-
-    def _links_hidden_since(self, client: ApiClient, since_ms: int) -> bool:
-        """Whether a record of `relist_on_archived` was archived at or after `since_ms` (the cursor less the
-        overlap, as a search: HubSpot's clock stamps it), so that a record of this stream may show a link HubSpot
-        hides now.
-
-        Checked before the search moves the cursor: a run that stops midway asks again on the next one."""
-        for object_type in self.relist_on_archived:
-            params = {"limit": PAGE, "properties": "hs_object_id", "archived": "true"}
-            while True:
-                body = client.call(
-                    Operation.READ,
-                    object_type,
-                    "GET",
-                    LIST,
-                    path_params={"object_type": object_type},
-                    params=params,
-                ).body
-                if any(_archived_ms(record) >= since_ms for record in body["results"]):
-                    return True
-                after = (body.get("paging") or {}).get("next", {}).get("after")
-                if after is None:
-                    break
-                params["after"] = after
-        return False
 
     def _row(self, record: dict) -> RawRow:
         archived = bool(record.get("archived"))
@@ -198,15 +163,6 @@ class HubSpotStream:
             return _unreadable(record, f"the search hit cannot be read back ({type(error).__name__})")
 
 
-def _archived_ms(record: object) -> int:
-    """When an archived record was archived (epoch ms; its last update if HubSpot left `archivedAt` out), 0 when
-    neither is readable."""
-    if not isinstance(record, dict):
-        return 0
-    stamps = [record.get("archivedAt"), record.get("updatedAt")]
-    return max([iso_to_ms(stamp) or 0 for stamp in stamps if isinstance(stamp, str)], default=0)
-
-
 # Failures of the connection, not of one record: every other record would fail the same way.
 _NOT_PER_RECORD = frozenset({Category.AUTH_EXPIRED, Category.AUTH_INVALID})
 
@@ -259,6 +215,5 @@ STREAMS = (
         ),
         "hs_lastmodifieddate",
         associations=("companies", "contacts"),
-        relist_on_archived=("companies", "contacts"),
     ),
 )
