@@ -38,11 +38,11 @@ from dagster import (
 from pydantic import Field
 
 from integration_assets.canonical import review
-from integration_assets.canonical.build import OWN, Built, build_entity, streams_of, table_columns
+from integration_assets.canonical.build import LOOKUPS, MARKS, OWN, Built, build_entity, streams_of, table_columns
 from integration_assets.canonical.build.records import _column
 from integration_assets.canonical.columns import canonical_schema, customer_360_schema, review_queue_schema
 from integration_assets.canonical.contract_check import contract_description, evaluate_contract
-from integration_assets.canonical.load import PhaseLoader
+from integration_assets.canonical.load import PhaseLoader, deleted_fingerprint
 from integration_assets.canonical.plan import (
     Ref,
     build_basis,
@@ -103,13 +103,19 @@ def _key(entity: str) -> str:
 
 
 def _inputs(warehouse: Warehouse, entity: str, config: CanonicalConfig) -> dict[str, str]:
-    """What a build of `entity` depends on, each with a short fingerprint: its raw tables' versions, the field
+    """What a build of `entity` depends on, each with a short fingerprint: its raw tables' versions (of those it
+    reads only for their deletion marks, `MARKS`, the ids deleted at the source), the field
     dictionary, the review decisions and the run's settings. All equal to the last build's, it would change
     nothing; otherwise the ones that differ say why it is rebuilt."""
     parts: dict[str, str] = {}
-    for table in (CATALOG.stream_of(*stream).raw_table for stream in streams_of(entity)):
+    read = [*OWN[entity], *LOOKUPS[entity]]
+    for table in (CATALOG.stream_of(*stream).raw_table for stream in read):
         warehouse.ensure_raw_table(table)
         parts[table] = _fingerprint(warehouse.raw_version(table))
+    for stream in MARKS.get(entity, ()):  # read for their deletion marks alone: an edit of a live record is no input
+        if stream not in read:
+            marks = deleted_fingerprint(warehouse, stream)
+            parts[f"{CATALOG.stream_of(*stream).raw_table} (deleted)"] = _fingerprint(marks)
     for name in ("field_dictionary.yaml", "review_decisions.yaml"):
         path = config_path(name)
         parts[name] = _fingerprint(path.read_bytes()) if path.exists() else "-"

@@ -30,6 +30,8 @@ __all__ = [
     "Loaded",
     "PhaseLoader",
     "build_paths",
+    "deleted_fingerprint",
+    "deleted_records",
     "identity_paths",
     "lean_records",
     "load_raw",
@@ -61,6 +63,7 @@ class PhaseLoader:
 
     def __call__(self, phase: Phase) -> ident.RawIndex:
         raw = {stream: self.identity_records(stream) for stream in phase.identity_only if self.identity}
+        raw.update({stream: deleted_records(self.warehouse, stream) for stream in phase.marks})
         raw.update({stream: self.records(stream) for stream in phase.streams})
         return raw
 
@@ -117,6 +120,7 @@ def load_raw(
     phases = phases_of(entity)
     whole = {stream for phase in phases for stream in phase.streams}
     raw = {s: loader.identity_records(s) for phase in phases for s in phase.identity_only if s not in whole}
+    raw.update({s: deleted_records(warehouse, s) for phase in phases for s in phase.marks if s not in whole})
     raw.update({stream: loader.records(stream) for phase in phases for stream in phase.streams})
     return Loaded(raw, loader.staged)
 
@@ -204,6 +208,29 @@ def lean_records(warehouse: Warehouse, stream: Stream, paths: set[str], ids: set
         payload = _nested((keys, value) for keys, value in zip(leaves, found, strict=True) if value is not None)
         records[rid] = {"payload": payload, "is_deleted": deleted, "loaded_at": loaded_at}
     return records
+
+
+def deleted_records(warehouse: Warehouse, stream: Stream) -> dict[str, dict]:
+    """id -> {payload (empty), is_deleted, loaded_at} of the stream's rows deleted at the source only: what a
+    build reading the stream's marks (`Phase.marks`) needs, a few rows where the stream holds many."""
+    table = CATALOG.stream_of(*stream).raw_table
+    warehouse.ensure_raw_table(table)
+    rows = warehouse.query(
+        f"SELECT CAST(id AS TEXT), CAST(loaded_at AS TEXT) FROM {validate_table(table)} WHERE is_deleted"
+    )
+    return {str(rid): {"payload": {}, "is_deleted": True, "loaded_at": str(at)} for rid, at in rows}
+
+
+def deleted_fingerprint(warehouse: Warehouse, stream: Stream) -> str:
+    """A digest of the ids of the stream's rows deleted at the source, made in the warehouse: all a build reading
+    only the stream's marks depends on (an edit of a live record leaves it as it was)."""
+    table = CATALOG.stream_of(*stream).raw_table
+    warehouse.ensure_raw_table(table)
+    ((digest, rows),) = warehouse.query(
+        f"SELECT md5(string_agg(CAST(id AS TEXT), ',' ORDER BY id)), count(*) FROM {validate_table(table)} "
+        "WHERE is_deleted"
+    )
+    return f"{rows}:{digest or '-'}"
 
 
 def moved_rows(warehouse: Warehouse, stream: Stream, kept: str, params: list) -> tuple[set[str], list[tuple]]:

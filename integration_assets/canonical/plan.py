@@ -3,16 +3,18 @@
 A build's outputs for a record (its canonical row, its line in the record map, its review items) depend on
 the record and on the others it is built with: the members of its group (a client's company, payer and
 organization; a person's contact and user), the records its references resolve through (a payment's payer),
-the lookups that derive a value (a client's won deals, a deal's invoices), and the records that decide its
-identity (a domain shared by two companies).
+the lookups that derive a value (a client's won deals, a deal's invoices), the records that decide its
+identity (a domain shared by two companies), and the deletion marks of the records its links name (a deal's
+company archived at the source: `build/links.py`).
 
 A build of everything keeps each record's group and its raw row's stamp in `canonical.build_records`, and so
 for each lookup record the group it feeds. A later build finds what changed without loading the records that
 did not: the rows whose stamp moved or that are gone (compared in the warehouse), the records whose identity
 match changed since that build (each match in `canonical.identity_matches` carries the resolution it last
 changed in), and what those reach (a user whose organization's client changed, a payment whose payer's, a
-company that now looks like another). It builds again every group they were in or are in now, with all its
-members, given the identity matches resolved over every record; nothing else.
+company that now looks like another, a deal whose company was archived or restored: the records deleted at the
+last build are kept as entries of their own, `MARKED`). It builds again every group they were in or are in now,
+with all its members, given the identity matches resolved over every record; nothing else.
 
 What the plan does not follow (the field dictionary, the review decisions, the default region, the code that
 builds) is the build's basis: when it differs from the last build's, everything is built again.
@@ -27,13 +29,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from integration_assets.canonical import identity as ident
-from integration_assets.canonical.build import LOOKUPS, OWN, Stream
+from integration_assets.canonical.build import LOOKUPS, MARKS, OWN, Stream
 from integration_assets.canonical.build.contacts import user_organization
 from integration_assets.canonical.build.customers import compared_values
+from integration_assets.canonical.build.links import linked_refs
 from integration_assets.canonical.build.single import referenced
 from integration_assets.canonical.load import (
     PhaseLoader,
     build_paths,
+    deleted_records,
     identity_paths,
     lean_records,
     moved_rows,
@@ -74,8 +78,9 @@ STATE_COLUMNS = {
     "record_id": "TEXT NOT NULL",
     "group_key": "TEXT NOT NULL",  # empty for a lookup record that feeds no group
     "loaded_at": "TEXT NOT NULL",
-    "inputs": "TEXT NOT NULL",  # a company's look-alikes (the duplicate rule), else empty
+    "inputs": "TEXT NOT NULL",  # a company's look-alikes (the duplicate rule), MARKED, else empty
 }
+MARKED = "deleted"  # the `inputs` of a record a build's links name, deleted at the source when it was built
 RETIRED = ("canonical.build_state",)  # per-group signatures of an earlier plan: nothing reads them any more
 FEEDS: dict[str, Stream] = {"customers": ("crm", "deals"), "deals": LOOKUPS["deals"][0]}  # lookups feeding groups
 IDENTITIES: dict[str, tuple[str, ...]] = {  # the identities each build resolves its records through
@@ -504,12 +509,35 @@ class _Planner:
 
         self.plan(entry, extra)
 
+    def remarked(self) -> set[Ref]:
+        """The records the entity's links name (`MARKS`) deleted at the source or restored since its last build.
+
+        The deleted ones are kept as entries of no group (`MARKED`), replaced at every build: a few rows (the
+        deleted records only), against which the next build compares."""
+        now: dict[Ref, str] = {}
+        for stream in MARKS.get(self.entity, ()):
+            now |= {(*stream, rid): r["loaded_at"] for rid, r in deleted_records(self.warehouse, stream).items()}
+        self.fed |= {ref: ("", at, MARKED) for ref, at in now.items()}
+        if not self.incremental:
+            return set()
+        rows = self.warehouse.query(
+            f"SELECT system, object_type, record_id FROM {STATE} WHERE asset = ? AND inputs = ?", [self.asset, MARKED]
+        )
+        before = {(str(system), str(object_type), str(rid)) for system, object_type, rid in rows}
+        self.unfed |= before
+        return before ^ now.keys()
+
     def deals(self) -> None:
         deals, invoices = OWN["deals"][0], FEEDS["deals"]
         groups = {deal: "/".join((*deals, rid)) for rid, (_, (deal,)) in self.reads(deals, ["deal_id"]).items()}
         found = self.reads(invoices, ["deal_id"], self.feeding(invoices))
         self.feed(invoices, {rid: (at, groups.get(deal) if deal else None) for rid, (at, (deal,)) in found.items()})
-        self.plan(lambda ref, record: ("/".join(ref), record["loaded_at"], ""), set)
+        remarked = self.remarked()
+
+        def extra() -> set[Ref]:  # the deals naming a company or contact deleted or restored since the last build
+            return self.referring(deals, lambda payload: linked_refs(self.d, "deals", deals, payload), remarked)
+
+        self.plan(lambda ref, record: ("/".join(ref), record["loaded_at"], ""), extra)
 
     def single(self) -> None:
         stream = OWN[self.entity][0]

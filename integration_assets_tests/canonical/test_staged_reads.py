@@ -11,7 +11,7 @@ from dagster import DagsterInstance, materialize
 
 from integration_assets.canonical import review
 from integration_assets.canonical.assets import assets as canonical_assets
-from integration_assets.canonical.build import LOOKUPS, OWN, build_entity
+from integration_assets.canonical.build import OWN, build_entity, streams_of
 from integration_assets.canonical.identity import resolve
 from integration_assets.canonical.load import PhaseLoader, load_raw
 from integration_assets.canonical.matches import MATCHES, kept_matches
@@ -56,7 +56,7 @@ def _whole(warehouse: Warehouse, entity: str) -> dict:
             rid: {"payload": row["payload"], "is_deleted": bool(row["is_deleted"])}
             for rid, row in warehouse.raw_records(CATALOG.stream_of(*stream).raw_table).items()
         }
-        for stream in [*OWN[entity], *LOOKUPS[entity]]
+        for stream in streams_of(entity)
     }
 
 

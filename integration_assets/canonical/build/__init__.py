@@ -23,6 +23,7 @@ from integration_assets.canonical.build.invoices import build_invoices, build_pa
 from integration_assets.canonical.build.records import (
     IDENTITY_ONLY_LOOKUPS,
     LOOKUPS,
+    MARKS,
     OWN,
     PLACEMENT_REASONS,
     READ_AS,
@@ -43,6 +44,7 @@ from integration_assets.mapping.schema import FieldDictionary
 __all__ = [
     "IDENTITY_ONLY_LOOKUPS",
     "LOOKUPS",
+    "MARKS",
     "OWN",
     "PLACEMENT_REASONS",
     "PLANS",
@@ -73,7 +75,7 @@ Loader = Callable[[Phase], ident.RawIndex]
 
 def from_index(raw: ident.RawIndex) -> Loader:
     """A loader serving every phase from records already in memory (tests, small datasets)."""
-    return lambda phase: {s: raw[s] for s in (*phase.streams, *phase.identity_only) if s in raw}
+    return lambda phase: {s: raw[s] for s in (*phase.streams, *phase.identity_only, *phase.marks) if s in raw}
 
 
 def build_entity(

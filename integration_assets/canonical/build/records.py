@@ -11,6 +11,7 @@ from typing import Any
 import pandas as pd
 
 from integration_assets.canonical import identity as ident
+from integration_assets.canonical.build.links import direct_links, unlinked
 from integration_assets.canonical.raw_contracts import ContractResult, check_stream
 from integration_assets.canonical.review import PLACEMENT_REASONS, Decision, Decisions, ReviewItem
 from integration_assets.canonical.staged import decode_read
@@ -43,6 +44,11 @@ LOOKUPS: dict[str, list[Stream]] = {
 }
 
 
+# streams whose deletion marks a build reads: the records its entity's direct links name (`links.py`), so a live
+# deal never links to a company or contact archived at the source
+MARKS: dict[str, list[Stream]] = {"deals": [("crm", "companies"), ("crm", "contacts")]}
+
+
 # Entities whose lookups serve identity resolution only (their builds never read a lookup record's fields).
 IDENTITY_ONLY_LOOKUPS = frozenset({"invoices", "payments", "tickets"})
 
@@ -54,6 +60,7 @@ class Phase:
 
     streams: tuple[Stream, ...]
     identity_only: tuple[Stream, ...] = ()
+    marks: tuple[Stream, ...] = ()  # read for their records deleted at the source only (`MARKS`)
 
 
 def phases_of(entity: str) -> tuple[Phase, ...]:
@@ -64,7 +71,7 @@ def phases_of(entity: str) -> tuple[Phase, ...]:
         return (Phase((*clients, *LOOKUPS["customers"]), identity_only=people[:1]), Phase(people))
     if entity in IDENTITY_ONLY_LOOKUPS:
         return (Phase(tuple(OWN[entity]), identity_only=tuple(LOOKUPS[entity])),)
-    return (Phase(tuple(streams_of(entity))),)
+    return (Phase((*OWN[entity], *LOOKUPS[entity]), marks=tuple(MARKS.get(entity, ()))),)
 
 
 # the entity each stream's records are read as (a lookup is read as its own entity: deals read invoices as invoices)
@@ -82,8 +89,8 @@ READ_AS: dict[Stream, str] = {
 
 
 def streams_of(entity: str) -> Iterable[Stream]:
-    """Every raw stream the entity's build reads: its own, then its lookups."""
-    return [*OWN[entity], *LOOKUPS[entity]]
+    """Every raw stream the entity's build reads: its own, then its lookups, then those it reads deletion marks of."""
+    return [*OWN[entity], *LOOKUPS[entity], *MARKS.get(entity, ())]
 
 
 _SQL_TYPES = {
@@ -192,6 +199,7 @@ class _Reader:
         # records unless given (a build of some records only is given them, resolved over every record)
         self.matched: dict[str, ident.Matches] = {}
         self.duplicates: dict[str, list[str]] | None = None
+        self._deleted: dict[Stream, frozenset[str]] = {}
 
     def matches(self, name: str) -> ident.Matches:
         """Identity `name`'s match of each record it reads (every phase after the first sees the same)."""
@@ -228,6 +236,25 @@ class _Reader:
         found = self.read(entity, stream, rid)
         return None if found.problems and not self.raw[stream][rid]["is_deleted"] else found
 
+    def deleted(self, stream: Stream) -> frozenset[str]:
+        """The ids of the stream's records deleted at the source, among those this build holds (a stream read
+        for its marks only holds those: `Phase.marks`)."""
+        if stream not in self._deleted:
+            self._deleted[stream] = frozenset(rid for rid, r in self.raw.get(stream, {}).items() if r["is_deleted"])
+        return self._deleted[stream]
+
+    def linked(self, entity: str, stream: Stream, rid: str, found: RecordRead) -> RecordRead:
+        """An own live record's read without its links to records deleted at the source (`links.py`), for the
+        entities whose builds read the marks of what they link to (`MARKS`): their plans build a record again
+        when a record it names is deleted or restored."""
+        record = self.raw[stream][rid]
+        if record["is_deleted"] or entity not in MARKS or not direct_links(self.d, entity, stream):
+            return found
+        marked = MARKS[entity]
+        return unlinked(
+            self.d, entity, stream, record["payload"], found, lambda s: self.deleted(s) if s in marked else frozenset()
+        )
+
     def flag(self, stream: Stream, rid: str, reason: str, detail: str, field_name: str = "") -> None:
         if stream not in self.own or self.raw[stream][rid]["is_deleted"]:
             return
@@ -253,7 +280,7 @@ class _Reader:
             self.flag(
                 stream, rid, "contract_violation", "Breaks the vendor contract: " + "; ".join(sorted(set(broken)))
             )
-        found = self.read(entity, stream, rid)
+        found = self.linked(entity, stream, rid, self.read(entity, stream, rid))
         for problem in found.problems:
             self.flag(stream, rid, problem.reason_code, problem.detail, problem.field)
         return found

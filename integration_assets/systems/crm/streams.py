@@ -3,6 +3,12 @@
 Search is sorted by the last-modified property and filtered from the stored cursor less an overlap (search
 lags writes by seconds); what comes twice is de-duplicated on id and version by the warehouse. HubSpot
 refuses to page past 10,000 search results, so the query restarts from the last timestamp seen.
+
+HubSpot hides a link to an archived record without touching the record that links to it: a deal associated with
+a company archived since the last sync keeps its `updatedAt`, so no search brings it back, and raw.crm_deals
+keeps the link as HubSpot last showed it (a raw table holds what the vendor sent). Nothing here looks for such
+links: the canonical layer notices by checking the state of the records a link names (`canonical/build/links.py`),
+which also links the deal again when the company is restored. It costs nothing at the connector.
 """
 
 from __future__ import annotations
