@@ -16,10 +16,20 @@ from typing import Any
 import requests
 
 from integration_assets_tests.testing.conformance import Answer, Verdict, Violation, documents_for, judge
-from integration_assets_tests.testing.conformance_waivers import Waivers
+from integration_assets_tests.testing.conformance_waivers import Waivers, load_waivers
 from integration_sandbox.server import Sandbox
 
-__all__ = ["Case", "Outcome", "describe", "run_cases", "served_routes", "stale_route_waivers", "unexercised_routes"]
+__all__ = [
+    "Case",
+    "Outcome",
+    "describe",
+    "idle_waivers",
+    "run_cases",
+    "served_routes",
+    "stale_route_waivers",
+    "unexercised_routes",
+    "unjudged_routes",
+]
 
 CALM = "{}"
 
@@ -162,3 +172,15 @@ def describe(outcome: Outcome) -> str:
         )
     lines += [str(v) for v in outcome.failures]
     return "\n".join(lines)
+
+
+def unjudged_routes(sandbox: Sandbox, outcomes: Mapping[str, Outcome], vendor: str) -> list[str]:
+    """The vendor's served routes that no case reached and no waiver names: each fails the suite."""
+    return unexercised_routes(served_routes(sandbox, vendor), outcomes.values(), vendor, load_waivers())
+
+
+def idle_waivers(sandbox: Sandbox, outcomes: Mapping[str, Outcome], vendor: str) -> list[str]:
+    """The vendor's waivers that excused nothing in this run, or name a route no longer served: each must go."""
+    waivers = load_waivers()
+    seen = [violation for outcome in outcomes.values() for violation in outcome.waived]
+    return waivers.unused(vendor, seen) + stale_route_waivers(served_routes(sandbox, vendor), vendor, waivers)
