@@ -339,6 +339,9 @@ def test_under_the_daemon_canonical_write_back_and_reconciliation_follow_the_sou
             AUTOMATION_INTERVAL_ENV: str(INTERVAL_S),
             "INTEGRATION_EXECUTOR": "in_process",  # the drill is about what runs when, not how steps start
         }
+        # a clock's tick is evaluated by the first sensor tick after it, which may come after `started`: a tick
+        # counts from the daemon's start, not from the edit (the top of an hour fell between them in one CI run)
+        daemon_started = time.time()
         daemon = subprocess.Popen(
             [DAEMON, "run", "-m", "integration_assets.definitions"],
             cwd=tmp_path, env=daemon_env, start_new_session=True,
@@ -401,6 +404,6 @@ def test_under_the_daemon_canonical_write_back_and_reconciliation_follow_the_sou
                 assert [step.key for step in steps] == ["cross_system_checks"]
         assert all(r.status.value == "SUCCESS" for r in automated), [(r.run_id, r.status) for r in automated]
         # what read none of the edited deals did not run again (unless a clock of the automation ticked meanwhile)
-        if not _clock_ticked(started, time.time()):
+        if not _clock_ticked(daemon_started, time.time()):
             assert [k.to_user_string() for k in UNCHANGED if _materialized_since(instance, k, started)] == []
             assert _evaluated_since(instance, UNCHANGED_CHECK, started) is None

@@ -45,12 +45,13 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"fault profile rejected:\n{error}", file=sys.stderr)
         return 2
     ports = {"hubspot": args.hubspot_port, "stripe": args.stripe_port, "zendesk": args.zendesk_port}
-    sandbox = Sandbox(data, profile, host=args.host, ports=ports).start()
-    for vendor in ports:
-        print(f"{vendor:<8} {sandbox.url(vendor)}", flush=True)
+    # the handlers are in place before the addresses are printed: whoever reads them may stop the sandbox at once
     stopped = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stopped.set())
+    sandbox = Sandbox(data, profile, host=args.host, ports=ports).start()
+    for vendor in ports:
+        print(f"{vendor:<8} {sandbox.url(vendor)}", flush=True)
     stopped.wait()
     sandbox.stop()
     return 0
