@@ -137,14 +137,25 @@ class Deployment:
         log = self.home / "run.log"
         return _run(SYNC, self.home, self.env, log), log.read_text()
 
-    def run_log(self) -> list[EventLogEntry]:
-        """The event log of the one run, read from the instance as the UI reads it."""
+    @contextmanager
+    def instance(self) -> Iterator[DagsterInstance]:
         with pytest.MonkeyPatch.context() as patch:  # dagster.yaml reads its connection from the environment
             for name in POSTGRES:
                 patch.setenv(name, self.env[name])
             with DagsterInstance.from_config(str(self.home)) as instance:
-                (record,) = instance.get_run_records()
-                return list(instance.all_logs(record.dagster_run.run_id))
+                yield instance
+
+    def run_log(self) -> list[EventLogEntry]:
+        """The event log of the one run, read from the instance as the UI reads it."""
+        with self.instance() as instance:
+            (record,) = instance.get_run_records()
+            return list(instance.all_logs(record.dagster_run.run_id))
+
+    def held_slots(self) -> dict[str, int]:
+        """vendor pool -> the slots still claimed in it."""
+        with self.instance() as instance:
+            storage = instance.event_log_storage
+            return {vendor: len(storage.get_concurrency_info(vendor).claimed_slots) for vendor in VENDORS}
 
 
 def steps_by_worker(log: list[EventLogEntry]) -> list[tuple[str, str]]:
@@ -274,8 +285,9 @@ def test_a_worker_killed_mid_step_loses_nothing(
         assert code == 0, log.read_text()[-3000:]
         differences = _difference(in_process_tables, _tables(deployment.warehouse_url))
         assert not differences, "\n".join(f"{table}: {what}" for table, what in differences.items())
-        run_log = deployment.run_log()
+        run_log, held = deployment.run_log(), deployment.held_slots()
 
+    assert held == dict.fromkeys(VENDORS, 0), "the run freed every pool slot, the killed step's too"
     ran_on = steps_by_worker(run_log)
     (survivor,) = set(deployment.workers) - {node}
     assert [worker for key, worker in ran_on if key == step] == [node, survivor], "redelivered to the other worker"
