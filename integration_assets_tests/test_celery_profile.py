@@ -25,9 +25,18 @@ import requests
 from celery import Celery
 from dagster import DagsterInstance, EventLogEntry
 
-from integration_assets.core.celery_app import DEFAULT_BACKEND_URL, DEFAULT_BROKER_URL
-from integration_assets.core.queues import QUEUE_PREFIX_ENV, queues
+from integration_assets.core.celery_app import (
+    BACKEND_ENV,
+    BROKER_ENV,
+    DEFAULT_BACKEND_URL,
+    DEFAULT_BROKER_URL,
+    celery_settings,
+)
+from integration_assets.core.celery_app import app as worker_app
+from integration_assets.core.executor import EXECUTOR_ENV, executor_from_env
+from integration_assets.core.queues import QUEUE_PREFIX_ENV, QUEUE_TAG, queues
 from integration_assets.core.warehouse import Warehouse
+from integration_assets.definitions import defs
 from integration_assets.systems import CATALOG
 from integration_assets_tests.testing import DAGSTER, POSTGRES, PROJECT, fresh_postgres_database
 from integration_assets_tests.testing.processes import process_group, wait_for
@@ -94,6 +103,50 @@ def _difference(expected: dict[str, list[tuple]], actual: dict[str, list[tuple]]
 def _run(command: list[str], cwd: Path, env: dict[str, str], log: Path) -> int:
     with process_group(command, cwd, env, log) as run:
         return run.wait(timeout=RUN_SECONDS)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def broker_and_backend() -> None:
+    """RabbitMQ and Redis answer, or the tests fail at once saying which is missing (`.ci/run` starts both)."""
+    import redis
+    from kombu import Connection
+
+    try:
+        with Connection(DEFAULT_BROKER_URL, connect_timeout=5) as connection:
+            connection.ensure_connection(max_retries=2)
+    except Exception as error:  # any failure to connect is the same finding
+        pytest.fail(f"RabbitMQ does not answer at {DEFAULT_BROKER_URL}: {error}")
+    try:
+        redis.Redis.from_url(DEFAULT_BACKEND_URL, socket_timeout=5).ping()
+    except redis.RedisError as error:
+        pytest.fail(f"Redis does not answer at {DEFAULT_BACKEND_URL}: {error}")
+
+
+def test_the_celery_executor_and_its_workers_share_one_configuration() -> None:
+    executor = executor_from_env({EXECUTOR_ENV: "celery", QUEUE_PREFIX_ENV: "staging_"})
+    assert executor.name == "celery_executor"
+    settings = celery_settings({QUEUE_PREFIX_ENV: "staging_"})
+    assert settings["task_default_queue"] == "staging_dagster"
+    execute_plan = worker_app.tasks["execute_plan"]  # the task the run sends, as the workers run it
+    assert execute_plan.acks_late and execute_plan.reject_on_worker_lost
+    assert worker_app.conf.worker_prefetch_multiplier == 1
+    sync = defs.resolve_job_def("integration_sync")
+    tags = {node.name: node.tags.get(QUEUE_TAG) for node in sync.graph.node_dict.values()}
+    assert {name: queue for name, queue in tags.items() if name in VENDOR_OF_STEP} == VENDOR_OF_STEP
+    assert {queue for name, queue in tags.items() if name not in VENDOR_OF_STEP} == {None}, "the default queue"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        (BROKER_ENV, "redis://127.0.0.1:6379/1", r"INTEGRATION_CELERY_BROKER_URL=redis://… is no RabbitMQ URL"),
+        (BACKEND_ENV, "rpc://", r"INTEGRATION_CELERY_BACKEND_URL=rpc://… is no Redis URL"),
+        (BROKER_ENV, "127.0.0.1:5672", r"INTEGRATION_CELERY_BROKER_URL='127.0.0.1:5672' is no RabbitMQ URL"),
+    ],
+)
+def test_a_url_of_the_wrong_kind_is_refused_naming_its_variable(variable: str, value: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        executor_from_env({EXECUTOR_ENV: "celery", variable: value})
 
 
 @pytest.fixture(scope="module")
