@@ -13,6 +13,7 @@ import os
 import shutil
 import signal
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -318,6 +319,25 @@ def _running_support_step(deployment: Deployment) -> tuple[str, str] | None:
     return None
 
 
+def _kill_mid_zendesk_step(deployment: Deployment, sandbox: Sandbox) -> tuple[str, str]:
+    """SIGKILLs the session of the worker running a Zendesk step once that step has fetched two more pages and
+    still runs (asked again just before the kill); (worker, step)."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        running = _running_support_step(deployment)
+        if running is None:
+            time.sleep(0.1)
+            continue
+        served = _zendesk_requests(sandbox)
+        wait_for("two more Zendesk pages", lambda served=served: _zendesk_requests(sandbox) >= served + 2, 30)
+        if _running_support_step(deployment) == running:
+            killed = deployment.workers[running[0]]
+            os.killpg(killed.pid, signal.SIGKILL)
+            killed.wait(timeout=30)
+            return running
+    raise AssertionError("no Zendesk step ran long enough on a worker to be killed: make Zendesk slower")
+
+
 def test_a_worker_killed_mid_step_loses_nothing(
     dataset: Path, in_process_tables: dict[str, list[tuple]], tmp_path: Path
 ) -> None:
@@ -325,15 +345,10 @@ def test_a_worker_killed_mid_step_loses_nothing(
     step has fetched some pages: RabbitMQ hands the task to the other worker, which runs the step again from the
     committed cursor, and the run ends as if nothing had happened."""
     with Sandbox(dataset, ports=FREE_PORTS) as sandbox, production(sandbox, tmp_path) as deployment:
-        put_faults(sandbox, "seed: 3\nzendesk:\n  latency_ms: [250, 300]\n")
+        put_faults(sandbox, "seed: 3\nzendesk:\n  latency_ms: [300, 350]\n")
         log = deployment.home / "run.log"
         with process_group(SYNC, deployment.home, deployment.env, log) as run:
-            node, step = wait_for("a worker running a Zendesk step", lambda: _running_support_step(deployment), 120)
-            served = _zendesk_requests(sandbox)
-            wait_for("two more Zendesk pages", lambda: _zendesk_requests(sandbox) >= served + 2, 30)
-            killed = deployment.workers[node]
-            os.killpg(killed.pid, signal.SIGKILL)
-            killed.wait(timeout=30)
+            node, step = _kill_mid_zendesk_step(deployment, sandbox)
             code = run.wait(timeout=RUN_SECONDS)
         assert code == 0, log.read_text()[-3000:]
         differences = _difference(in_process_tables, _tables(deployment.warehouse_url))
