@@ -38,6 +38,7 @@ from integration_assets.core.policies import (
     freshness_policy,
     freshness_sentence,
 )
+from integration_assets.core.queues import queue_tags
 from integration_assets.core.resources import VendorConnection
 from integration_assets.core.stream_check import ChunkWatcher, Landed, StreamCheck, StreamCheckRun
 from integration_assets.core.sync import SyncReport, sync_stream
@@ -104,6 +105,7 @@ def build_source_asset(
         ],
         can_subset=True,
         pool=vendor,
+        op_tags=queue_tags(vendor),  # its Celery queue, under the production profile
         retry_policy=STEP_RETRY,
         required_resource_keys={vendor, "warehouse"},
     )

@@ -30,6 +30,7 @@ from integration_assets.core.evidence import check_result, markdown_table
 from integration_assets.core.http import ApiClient
 from integration_assets.core.owners import team_owners
 from integration_assets.core.policies import STEP_RETRY, automation_condition
+from integration_assets.core.queues import queue_tags
 from integration_assets.core.warehouse import Warehouse
 from integration_assets.mapping.dictionary import load_dictionary
 from integration_assets.mapping.schema import FieldDictionary
@@ -118,6 +119,7 @@ def _build_flow_asset(flow: str) -> AssetsDefinition:
         kinds={vendor, "python"},
         owners=team_owners(ROLES[vendor]),  # the team of the system it writes into
         pool=vendor,
+        op_tags=queue_tags(vendor),  # its Celery queue, under the production profile
         retry_policy=STEP_RETRY,  # safe: every write carries its idempotency key and looks before it creates
         automation_condition=automation_condition("writeback"),
         required_resource_keys={vendor, "warehouse"},
