@@ -3,7 +3,10 @@
 - every YAML file parses (no duplicate key) and the Dagster ones pass Dagster's own schemas;
 - `compose.yaml` passes the Compose Specification's schema, names only services, volumes and files that exist
   and variables `.env.example` sets, gives each service a healthcheck, and has the services the issue names:
-  one Celery worker per vendor queue (the catalog's roles) and one for Dagster's default queue;
+  one Celery worker per queue of the production profile (`core/queues.py`: one per vendor, and Dagster's
+  default), each started on the profile's app `integration_assets.core.celery_app`;
+- the workers' app, imported with the compose environment, takes the broker and backend compose builds and
+  acknowledges a step when it ends;
 - every command the files give a Dagster, Celery or dagster-celery program is parsed by that program's own
   command-line parser (options and arguments checked, nothing run);
 - the Dockerfile installs the project from its pyproject.toml with the `production` extra and nothing else;
@@ -17,8 +20,12 @@ from __future__ import annotations
 import copy
 import importlib
 import json
+import os
 import re
 import shlex
+import socket
+import subprocess
+import sys
 import tomllib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -29,10 +36,15 @@ import jsonschema
 import pytest
 import referencing
 import yaml
+from celery.app.utils import find_app
+from celery.bin.base import CLIContext
 from dagster._core.instance.config import dagster_instance_config
 from dagster._core.workspace.config_schema import ensure_workspace_config
 
+from integration_assets.core.celery_app import BACKEND_ENV, BROKER_ENV
 from integration_assets.core.config import ConfigError, compose_yaml
+from integration_assets.core.executor import EXECUTOR_ENV
+from integration_assets.core.queues import DEFAULT_QUEUE, queues
 from integration_assets.systems import CATALOG
 from integration_assets_tests.testing import PROJECT
 
@@ -44,8 +56,10 @@ CODE_LOCATION_MODULE = PYPROJECT["tool"]["dagster"]["module_name"]
 # The services the issue names, by the role each plays in compose.yaml.
 INFRASTRUCTURE = ("postgres", "rabbitmq", "redis")
 DAGSTER_SERVICES = ("webserver", "daemon", "code-location")
-DEFAULT_QUEUE = "dagster"  # dagster-celery's default queue: steps that call no vendor
-VENDOR_QUEUES = CATALOG.roles  # one queue per vendor role (the steps' dagster-celery/queue tag)
+WORKER_APP = "integration_assets.core.celery_app"  # the production profile's app, built from the environment
+# The profile's queues (one per vendor, the steps' dagster-celery/queue tag, then the default one) without a
+# prefix: compose.yaml sets no INTEGRATION_CELERY_QUEUE_PREFIX.
+QUEUES = queues([system.vendor for system in CATALOG.systems], {})
 
 # The click command behind each program the deployment starts (their console scripts wrap these).
 CLI_OBJECTS = {
@@ -136,11 +150,14 @@ def interpolate(text: str, env: Mapping[str, str]) -> str:
 
 
 def parse_command_line(argv: list[str]) -> click.Context:
-    """The program's own parser on `argv`, down to the subcommand that would run; it raises on a wrong option."""
+    """The program's own parser on `argv`, down to the subcommand that would run; it raises on a wrong option.
+    Celery's loads the app `-A` names, as Celery does before it parses a subcommand (nothing connects)."""
     program, *arguments = argv
     module_name, _, attribute = CLI_OBJECTS[program].partition(":")
     command = getattr(importlib.import_module(module_name), attribute)
     context = command.make_context(program, list(arguments))
+    if program == "celery":  # its subcommands' options read the app, which the group loads before them
+        context.obj = CLIContext(app=find_app(context.params["app"]), no_color=True, workdir=None)
     while isinstance(command, click.Group):
         name, *arguments = [*context._protected_args, *context.args]
         subcommand = command.get_command(context, name)
@@ -238,11 +255,9 @@ def helm_problems(values: Mapping[str, Any]) -> list[str]:
 
 @pytest.fixture
 def image_workdir(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Commands run in the image's WORKDIR, which holds deploy/dagster/'s workspace and worker settings (the
-    Dockerfile copies them there): file arguments are checked to exist, as the programs check them."""
-    assert re.search(
-        r"^COPY deploy/dagster/workspace\.yaml deploy/dagster/celery_worker\.yaml \./$", dockerfile(), re.M
-    )
+    """Commands run in the image's WORKDIR, which holds deploy/dagster/'s workspace (the Dockerfile copies it
+    there): file arguments are checked to exist, as the programs check them."""
+    assert re.search(r"^COPY deploy/dagster/workspace\.yaml \./$", dockerfile(), re.MULTILINE)
     monkeypatch.chdir(DEPLOY / "dagster")
 
 
@@ -261,7 +276,6 @@ def test_every_deployment_yaml_file_parses_without_a_duplicate_key():
     assert {path.relative_to(DEPLOY).as_posix() for path in files if DEPLOY in path.parents} >= {
         "compose.yaml",
         "dagster/workspace.yaml",
-        "dagster/celery_worker.yaml",
         "helm/values.yaml",
         "helm/secrets.example.yaml",
     }
@@ -293,20 +307,55 @@ def test_the_compose_checks_refuse_a_broken_file(compose):
     assert "${DAGSTER_PG_PASWORD} is set neither in .env.example" in problems
 
 
-def test_the_compose_file_has_every_service_the_issue_names_and_one_worker_per_vendor_queue(compose, image_workdir):
+def worker_queues(compose: Mapping[str, Any]) -> dict[str, str]:
+    """The queue of each Celery worker service (service name -> queue), read by Celery's own parser from the
+    service's command, which must start the production profile's app on one queue and name its node after it.
+    The node's name as the worker expands it (`%h`: the host's name) is the one its healthcheck pings (`$HOSTNAME`:
+    the same name in a container)."""
+    workers = {}
+    for name, service in compose["services"].items():
+        argv = [interpolate(str(word), env_example()) for word in service.get("command") or []]
+        if argv[:1] == ["celery"]:
+            context = parse_command_line(argv)
+            assert context.info_name == "worker", f"services.{name}.command: {shlex.join(argv)} starts no worker"
+            assert context.parent.params["app"] == WORKER_APP, f"services.{name}.command: not the profile's app"
+            (queue,) = context.params["queues"]
+            node = context.params["hostname"]
+            assert node == f"{queue}@{socket.gethostname()}", f"services.{name}.command: node not named {queue}"
+            healthcheck = interpolate(compose["services"][name]["healthcheck"]["test"][1], env_example())
+            ping = parse_command_line(shlex.split(healthcheck))  # its shell expands $HOSTNAME, below
+            assert (ping.info_name, ping.params["command"]) == ("inspect", "ping"), f"services.{name}.healthcheck"
+            assert ping.parent.params["app"] == WORKER_APP, f"services.{name}.healthcheck: not the profile's app"
+            (pinged,) = ping.params["destination"]
+            assert pinged.replace("$HOSTNAME", socket.gethostname()) == node, f"services.{name}.healthcheck: not {node}"
+            workers[name] = queue
+    return workers
+
+
+def test_the_compose_file_has_every_service_the_issue_names_and_one_worker_per_queue(compose, image_workdir):
     services = compose["services"]
     assert set(INFRASTRUCTURE + DAGSTER_SERVICES) <= set(services)
-    queues = {}
-    for name, service in services.items():
-        argv = service.get("command") or []
-        if argv[:3] == ["dagster-celery", "worker", "start"]:
-            context = parse_command_line([interpolate(str(word), env_example()) for word in argv])
-            assert context.params["app"] == "dagster_celery.app", name
-            assert context.params["config_yaml"] == "celery_worker.yaml", name
-            (queue,) = context.params["queue"]
-            queues[queue] = name
-    assert set(queues) == {DEFAULT_QUEUE, *VENDOR_QUEUES}
-    assert all(name == f"worker-{queue}" for queue, name in queues.items())
+    workers = worker_queues(compose)
+    assert sorted(workers.values()) == sorted(QUEUES) and DEFAULT_QUEUE in QUEUES
+    assert all(name == f"worker-{queue}" for name, queue in workers.items())
+
+
+def test_the_worker_check_refuses_a_worker_off_the_profiles_app_or_queues(compose, image_workdir):
+    broken = copy.deepcopy(compose)
+    broken["services"]["worker-hubspot"]["command"][2] = "dagster_celery.app"
+    with pytest.raises(AssertionError, match=r"services\.worker-hubspot\.command: not the profile's app"):
+        worker_queues(broken)
+    broken = copy.deepcopy(compose)
+    stripe_check = broken["services"]["worker-stripe"]["healthcheck"]["test"]
+    stripe_check[1] = stripe_check[1].replace("stripe@", "billing@")  # pings a node no worker starts
+    with pytest.raises(AssertionError, match=r"services\.worker-stripe\.healthcheck: not stripe@"):
+        worker_queues(broken)
+    broken = copy.deepcopy(compose)
+    del broken["services"]["worker-zendesk"]
+    support = broken["services"]["worker-support"] = copy.deepcopy(compose["services"]["worker-zendesk"])
+    support["command"][5:8] = ["support", "-n", "support@%h"]  # the vendor's role, not the vendor
+    support["healthcheck"]["test"][1] = support["healthcheck"]["test"][1].replace("zendesk@", "support@")
+    assert set(QUEUES) - set(worker_queues(broken).values()) == {"zendesk"}, "a queue no worker reads"
 
 
 def test_the_webserver_and_daemon_reach_the_code_location_the_workspace_names(compose, image_workdir):
@@ -331,7 +380,7 @@ def test_every_dagster_and_celery_command_parses_with_its_own_program(compose, i
     commands = dict(container_commands(compose, env))
     assert {where.split(".")[1] for where in commands} >= {
         *DAGSTER_SERVICES,
-        *(f"worker-{queue}" for queue in (DEFAULT_QUEUE, *VENDOR_QUEUES)),
+        *(f"worker-{queue}" for queue in QUEUES),
     }
     for where, argv in commands.items():
         try:
@@ -357,22 +406,49 @@ def test_compose_variables_come_from_the_example_env_which_holds_no_secret(compo
     assert {env[name] for name in secret_names} == {"change-me"}
 
 
-def test_the_celery_workers_acknowledge_a_step_when_it_ends(tmp_path, monkeypatch):
-    """The workers' config file as dagster-celery reads it: validated by its executor's schema and written into the
-    Celery settings module a worker imports."""
-    from dagster_celery.cli import get_config_dir
+def service_environment(compose: Mapping[str, Any], service: str) -> dict[str, str]:
+    """The environment compose gives `service` (its env_file aside), interpolated with .env.example's values."""
+    environment = compose["services"][service]["environment"]
+    return {name: interpolate(str(value), env_example()) for name, value in environment.items()}
 
-    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
-    monkeypatch.setenv("CELERY_BROKER_URL", "amqp://dagster:secret@rabbitmq:5672//")
-    monkeypatch.setenv("CELERY_RESULT_BACKEND", "redis://redis:6379/0")
-    settings_dir = Path(get_config_dir(str(DEPLOY / "dagster" / "celery_worker.yaml")))
-    settings: dict[str, Any] = {}
-    exec((settings_dir / "dagster_celery_config.py").read_text(encoding="utf-8"), settings)
-    assert settings["broker_url"] == "amqp://dagster:secret@rabbitmq:5672//"
-    assert settings["result_backend"] == "redis://redis:6379/0"
-    assert settings["task_acks_late"] is True
-    assert settings["task_reject_on_worker_lost"] is True
-    assert settings["worker_prefetch_multiplier"] == 1
+
+def test_the_celery_workers_run_the_production_profile_and_acknowledge_a_step_when_it_ends(compose):
+    """The workers' app as a worker imports it, in a fresh interpreter with the environment compose gives the
+    workers: the broker and backend compose builds, and the delivery rules of the profile."""
+    env = env_example()
+    worker_env = service_environment(compose, "worker-hubspot")
+    assert worker_env == service_environment(compose, "code-location"), "the runs and the workers agree"
+    assert worker_env[EXECUTOR_ENV] == "celery"
+    broker = f"amqp://{env['RABBITMQ_USER']}:{env['RABBITMQ_PASSWORD']}@rabbitmq:5672//"
+    assert worker_env[BROKER_ENV] == broker
+    assert worker_env[BACKEND_ENV].startswith("redis://redis:6379/")
+    assert {"rabbitmq", "redis"} <= set(compose["services"]["worker-hubspot"]["depends_on"])
+    report = (
+        f"import json; from {WORKER_APP} import app; conf = app.conf; task = app.tasks['execute_plan']; "
+        "print(json.dumps([conf.broker_url, conf.result_backend, conf.task_acks_late, "
+        "conf.task_reject_on_worker_lost, conf.worker_prefetch_multiplier, task.acks_late, "
+        "task.reject_on_worker_lost, conf.task_default_queue]))"
+    )
+    answer = subprocess.run(
+        [sys.executable, "-c", report],
+        env={**os.environ, **worker_env},
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert answer.returncode == 0, answer.stderr
+    assert json.loads(answer.stdout.splitlines()[-1]) == [
+        broker,
+        worker_env[BACKEND_ENV],
+        True,
+        True,
+        1,
+        True,
+        True,
+        DEFAULT_QUEUE,
+    ]
 
 
 def test_the_instance_of_the_image_is_the_projects_production_dagster_yaml():
