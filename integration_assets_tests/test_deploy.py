@@ -38,11 +38,10 @@ import referencing
 import yaml
 from celery.app.utils import find_app
 from celery.bin.base import CLIContext
-from dagster._core.instance.config import dagster_instance_config
-from dagster._core.workspace.config_schema import ensure_workspace_config
 
 from integration_assets.core.celery_app import BACKEND_ENV, BROKER_ENV
 from integration_assets.core.config import ConfigError, compose_yaml
+from integration_assets.core.dagster_adapter import dagster_instance_config, ensure_workspace_config
 from integration_assets.core.executor import EXECUTOR_ENV
 from integration_assets.core.queues import DEFAULT_QUEUE, queues
 from integration_assets.systems import CATALOG

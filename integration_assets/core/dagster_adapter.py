@@ -55,9 +55,13 @@ from dagster._core.definitions.unresolved_asset_job_definition import Unresolved
 # waits for: a public way to record a past materialization (a stale asset, in a drill)
 from dagster._core.events import ASSET_EVENTS, DagsterEvent, StepMaterializationData
 
+# waits for: a public check of an instance's `dagster.yaml` and of a `workspace.yaml` (deploy/ is checked offline)
+from dagster._core.instance.config import dagster_instance_config
+
 # waits for: a public enum for `instance.all_instigator_state(instigator_type=...)`
 from dagster._core.scheduler.instigation import InstigatorType
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
+from dagster._core.workspace.config_schema import ensure_workspace_config
 
 # waits for: a public error type on `DagsterEvent.step_failure_data.error` / `job_failure_data.error`
 from dagster._utils.error import SerializableErrorInfo
@@ -76,6 +80,8 @@ __all__ = [
     "StepMaterializationData",
     "UnresolvedAssetJobDefinition",
     "add_run_tags",
+    "dagster_instance_config",
+    "ensure_workspace_config",
     "execution_plan_snapshot",
     "free_pool_slots",
     "freshness_windows_minutes",
