@@ -131,6 +131,7 @@ def test_the_celery_executor_and_its_workers_share_one_configuration() -> None:
     execute_plan = worker_app.tasks["execute_plan"]  # the task the run sends, as the workers run it
     assert execute_plan.acks_late and execute_plan.reject_on_worker_lost
     assert worker_app.conf.worker_prefetch_multiplier == 1
+    assert worker_app.conf.include == ["integration_assets.definitions"]  # loaded once, before the pool forks
     sync = defs.resolve_job_def("integration_sync")
     tags = {node.name: node.tags.get(QUEUE_TAG) for node in sync.graph.node_dict.values()}
     assert {name: queue for name, queue in tags.items() if name in VENDOR_OF_STEP} == VENDOR_OF_STEP

@@ -46,6 +46,7 @@ __all__ = [
     "celery_settings",
 ]
 
+CODE_LOCATION = "integration_assets.definitions"  # the module workspace.yaml loads
 BROKER_ENV = "INTEGRATION_CELERY_BROKER_URL"
 BACKEND_ENV = "INTEGRATION_CELERY_BACKEND_URL"
 DEFAULT_BROKER_URL = "amqp://guest:guest@127.0.0.1:5672//"
@@ -102,6 +103,10 @@ def _worker_app():
         broker=broker_url(), backend=backend_url(), config_source=celery_settings()
     )  # the same arguments the executor's run builds its app from
     worker_app = make_app(executor.app_args())
+    # the worker imports the code location once, before it forks the processes that run steps: otherwise each
+    # child imports it at its first step, and a run's first steps wait for it (three workers starting at once
+    # on two cores left 4.5 s of HubSpot's budget unspent in `benchmarks/rate_limit_shared.py`)
+    worker_app.conf.include = [CODE_LOCATION]
     create_task(worker_app)  # dagster-celery's `execute_plan`: one step of a run
     return worker_app
 
