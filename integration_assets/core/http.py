@@ -45,7 +45,7 @@ from integration_assets.core.errors import (
     Severity,
     classify,
 )
-from integration_assets.core.pacing import RequestBudget
+from integration_assets.core.pacing import Budget, RequestBudget
 from integration_assets.core.redact import redact
 
 
@@ -264,7 +264,7 @@ class ApiClient:
         *,
         connector: str,
         policy: AccessPolicy,
-        budget: RequestBudget | None = None,
+        budget: Budget | None = None,
         retry: RetryPolicy = RetryPolicy(),
         timeouts: Timeouts = Timeouts(),
         call_log: CallLog | None = None,
@@ -278,7 +278,7 @@ class ApiClient:
         self.base_url = check_base_url(base_url, getattr(vendor, "base_url_variable", f"{vendor.name} base URL"))
         # No table, no requests: a vendor that does not say what its endpoints do cannot be policed.
         self.routes: RouteTable = getattr(vendor, "routes", None) or RouteTable(vendor.system, ())
-        self.budget = budget or RequestBudget(None)
+        self.budget: Budget = budget or RequestBudget(None)
         self.retry, self.timeouts = retry, timeouts
         self.call_log = call_log if call_log is not None else CallLog()
         self.run_id = run_id

@@ -6,6 +6,23 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import Protocol
+
+
+class Budget(Protocol):
+    """What ApiClient asks of a budget: this module's in-process one, or the Redis one of `shared_pacing` that
+    every worker of an account shares."""
+
+    waited_s: float
+
+    @property
+    def limit(self) -> int | None: ...
+
+    def acquire(self) -> None: ...
+
+    def observe(self, limit: int | None, window_s: float | None, remaining: int | None) -> None: ...
+
+    def hold(self, seconds: float) -> None: ...
 
 
 class RequestBudget:

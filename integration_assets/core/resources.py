@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
+import os
 import random
 
-from dagster import ConfigurableResource, InitResourceContext
+from dagster import ConfigurableResource, EnvVar, InitResourceContext
 from pydantic import Field
 
 from integration_assets.core.access import load_policy
 from integration_assets.core.http import ApiClient, Credential, RetryPolicy, Timeouts, Vendor
-from integration_assets.core.pacing import RequestBudget
+from integration_assets.core.pacing import Budget, RequestBudget
+from integration_assets.core.shared_pacing import (
+    DEFAULT_PREFIX,
+    REDIS_URL_VARIABLE,
+    SharedRequestBudget,
+    account_fingerprint,
+)
 from integration_assets.core.warehouse import Warehouse
 from integration_assets.core.warehouse.handle import parse_warehouse_url
+
+
+def redis_url_setting() -> EnvVar | None:
+    """`INTEGRATION_REDIS_URL` through EnvVar when the environment sets it (its value never reaches the UI or a
+    log), else None: EnvVar fails a run whose variable is unset, and the shared budget is optional."""
+    return EnvVar(REDIS_URL_VARIABLE) if os.environ.get(REDIS_URL_VARIABLE) else None
 
 
 class WarehouseResource(ConfigurableResource):
@@ -44,6 +57,14 @@ class VendorConnection(ConfigurableResource):
     backoff_cap_s: float = Field(20.0, description="longest backoff step")
     connect_timeout_s: float = 5.0
     read_timeout_s: float = 30.0
+    rate_budget_redis_url: str | None = Field(
+        None,
+        description=f"{REDIS_URL_VARIABLE}: when set, each vendor account's request budget is kept in this Redis and "
+        "shared by every worker and run (redis://[:password@]host:port/db); unset: each step paces on its own",
+    )
+    rate_budget_prefix: str = Field(
+        DEFAULT_PREFIX, description="the Redis keys' prefix: deployments sharing one Redis keep apart by it"
+    )
 
     def vendor(self) -> Vendor:
         raise NotImplementedError
@@ -51,8 +72,31 @@ class VendorConnection(ConfigurableResource):
     def credential(self) -> Credential:
         raise NotImplementedError
 
-    def budget(self) -> RequestBudget:
-        return RequestBudget(None)
+    def pacing(self) -> tuple[int | None, float]:
+        """The configured request limit and its window in seconds (None: learnt from the vendor's headers)."""
+        return None, 1.0
+
+    def budget_identity(self, connector: str) -> tuple[str, ...]:
+        """What tells one account's budget from another's for `connector` (hashed before it is used); by
+        default the base URL, for a vendor that limits per account host."""
+        return (self.base_url,)
+
+    def budget(self, connector: str) -> Budget:
+        """The account's budget in Redis when a Redis URL is set, so every worker draws from one; else this
+        step's own."""
+        limit, window_s = self.pacing()
+        if not self.rate_budget_redis_url:
+            return RequestBudget(limit, window_s)
+        vendor = self.vendor()
+        return SharedRequestBudget(
+            self.rate_budget_redis_url,
+            vendor=vendor.name,
+            system=vendor.system,
+            account=account_fingerprint(vendor.name, self.base_url, *self.budget_identity(connector)),
+            limit=limit,
+            window_s=window_s,
+            prefix=self.rate_budget_prefix,
+        )
 
     def client(self, connector: str, run_id: str = "", seed: int | None = None) -> ApiClient:
         """A fresh client for one step: its own session, budget and call log."""
@@ -62,7 +106,7 @@ class VendorConnection(ConfigurableResource):
             self.credential(),
             connector=connector,
             policy=load_policy(),
-            budget=self.budget(),
+            budget=self.budget(connector),
             retry=RetryPolicy(
                 max_attempts=self.max_attempts,
                 base_delay_s=self.backoff_base_s,

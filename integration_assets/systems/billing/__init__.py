@@ -5,6 +5,7 @@ Its streams, declared once for the catalog (`integration_assets.systems.CATALOG`
 from dagster import EnvVar
 
 from integration_assets.core.catalog import SystemSpec
+from integration_assets.core.resources import redis_url_setting
 from integration_assets.systems.billing import contracts, currencies, links, routes, streams, totals
 from integration_assets.systems.billing.resource import StripeResource
 
@@ -13,7 +14,9 @@ __all__ = ["SYSTEM"]
 
 def resource_from_env() -> StripeResource:
     """The connection the Definitions use: settings read through EnvVar, so no secret reaches the UI."""
-    return StripeResource(base_url=EnvVar("STRIPE_BASE_URL"), api_key=EnvVar("STRIPE_API_KEY"))
+    return StripeResource(
+        base_url=EnvVar("STRIPE_BASE_URL"), api_key=EnvVar("STRIPE_API_KEY"), rate_budget_redis_url=redis_url_setting()
+    )
 
 
 SYSTEM = SystemSpec.declare(

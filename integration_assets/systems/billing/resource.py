@@ -8,7 +8,6 @@ from pydantic import Field
 
 from integration_assets.core.credentials import BearerToken, ConnectorCredentials, connector_settings
 from integration_assets.core.http import Credential, check_base_url
-from integration_assets.core.pacing import RequestBudget
 from integration_assets.core.resources import VendorConnection
 from integration_assets.systems.billing.client import Stripe
 
@@ -39,8 +38,12 @@ class StripeResource(VendorConnection):
         settings, _ = connector_settings("STRIPE", "billing", connector, {"API_KEY": self.api_key})
         return BearerToken(settings["API_KEY"] or "")
 
-    def budget(self) -> RequestBudget:
+    def pacing(self) -> tuple[int | None, float]:
         """Stripe's limit follows the key's mode: a live key may send four times a test key's requests. A key
         of neither kind is paced as a test key."""
         live = self.api_key.startswith(LIVE_KEY_PREFIXES)
-        return RequestBudget(self.live_requests_per_second if live else self.requests_per_second, 1.0)
+        return self.live_requests_per_second if live else self.requests_per_second, 1.0
+
+    def budget_identity(self, connector: str) -> tuple[str, ...]:
+        """Stripe limits each account in each mode: its keys are what this side can tell them by."""
+        return tuple(self._credential_of(connector).secrets())

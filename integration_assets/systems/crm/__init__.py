@@ -5,6 +5,7 @@ Its streams, declared once for the catalog (`integration_assets.systems.CATALOG`
 from dagster import EnvVar
 
 from integration_assets.core.catalog import SystemSpec
+from integration_assets.core.resources import redis_url_setting
 from integration_assets.systems.crm import contracts, links, routes, streams, totals
 from integration_assets.systems.crm.resource import HubSpotResource
 
@@ -13,7 +14,11 @@ __all__ = ["SYSTEM"]
 
 def resource_from_env() -> HubSpotResource:
     """The connection the Definitions use: settings read through EnvVar, so no secret reaches the UI."""
-    return HubSpotResource(base_url=EnvVar("HUBSPOT_BASE_URL"), access_token=EnvVar("HUBSPOT_ACCESS_TOKEN"))
+    return HubSpotResource(
+        base_url=EnvVar("HUBSPOT_BASE_URL"),
+        access_token=EnvVar("HUBSPOT_ACCESS_TOKEN"),
+        rate_budget_redis_url=redis_url_setting(),
+    )
 
 
 SYSTEM = SystemSpec.declare(

@@ -15,7 +15,6 @@ from integration_assets.core.credentials import (
     connector_settings,
 )
 from integration_assets.core.http import Credential, check_base_url
-from integration_assets.core.pacing import RequestBudget
 from integration_assets.core.resources import VendorConnection
 from integration_assets.systems.crm.client import HubSpot
 
@@ -55,5 +54,12 @@ class HubSpotResource(VendorConnection):
             raise ValueError("HubSpotResource needs access_token (HUBSPOT_ACCESS_TOKEN) or an OAuth refresh token")
         return BearerToken(self.access_token)
 
-    def budget(self) -> RequestBudget:
-        return RequestBudget(self.requests_per_10s, 10.0)
+    def pacing(self) -> tuple[int | None, float]:
+        return self.requests_per_10s, 10.0
+
+    def budget_identity(self, connector: str) -> tuple[str, ...]:
+        """HubSpot limits each private app (its token) or each OAuth app's install (its refresh token)."""
+        credential = self._credential_of(connector)
+        if isinstance(credential, OAuthRefreshToken):
+            return ("oauth", credential.client_id, credential.refresh_token)
+        return ("token", *credential.secrets())

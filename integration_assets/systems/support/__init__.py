@@ -5,6 +5,7 @@ Its streams, declared once for the catalog (`integration_assets.systems.CATALOG`
 from dagster import EnvVar
 
 from integration_assets.core.catalog import SystemSpec
+from integration_assets.core.resources import redis_url_setting
 from integration_assets.systems.support import contracts, links, routes, streams, totals
 from integration_assets.systems.support.resource import ZendeskResource
 
@@ -14,7 +15,10 @@ __all__ = ["SYSTEM"]
 def resource_from_env() -> ZendeskResource:
     """The connection the Definitions use: settings read through EnvVar, so no secret reaches the UI."""
     return ZendeskResource(
-        base_url=EnvVar("ZENDESK_BASE_URL"), email=EnvVar("ZENDESK_EMAIL"), api_token=EnvVar("ZENDESK_API_TOKEN")
+        base_url=EnvVar("ZENDESK_BASE_URL"),
+        email=EnvVar("ZENDESK_EMAIL"),
+        api_token=EnvVar("ZENDESK_API_TOKEN"),
+        rate_budget_redis_url=redis_url_setting(),
     )
 
 

@@ -14,7 +14,6 @@ from integration_assets.core.credentials import (
     connector_variable,
 )
 from integration_assets.core.http import Credential, check_base_url
-from integration_assets.core.pacing import RequestBudget
 from integration_assets.core.resources import VendorConnection
 from integration_assets.systems.support.client import Zendesk
 
@@ -49,5 +48,7 @@ class ZendeskResource(VendorConnection):
             return BasicAuth(f"{own['EMAIL']}/token", own["API_TOKEN"] or "")
         return BasicAuth(f"{self.email}/token", self.api_token or "")
 
-    def budget(self) -> RequestBudget:
-        return RequestBudget(self.requests_per_minute, 60.0)
+    def pacing(self) -> tuple[int | None, float]:
+        return self.requests_per_minute, 60.0
+
+    # Zendesk limits the account, whichever user calls: the base URL (its subdomain) is the budget's identity.
