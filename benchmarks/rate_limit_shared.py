@@ -257,6 +257,24 @@ def call_log(warehouse_url: str) -> dict[str, Any]:
     return {"calls": calls, "calls_429": limited, "span_s": round(span_s, 2), "first_at": first.timestamp()}
 
 
+def step_failures(home: Path, run_id: str | None) -> list[str]:
+    """Why a step failed or was retried, as the instance recorded it (step: error), first line of each."""
+    from dagster import DagsterInstance
+
+    if run_id is None:
+        return []
+    found = []
+    with DagsterInstance.from_config(str(home)) as instance:
+        for entry in instance.all_logs(run_id):
+            event = entry.dagster_event
+            if event is None or event.event_type_value not in ("STEP_UP_FOR_RETRY", "STEP_FAILURE"):
+                continue
+            error = getattr(event.event_specific_data, "error", None)
+            message = error.message if error is not None else entry.user_message
+            found.append(f"{entry.step_key} {event.event_type_value}: {message.strip().splitlines()[0][:300]}")
+    return found
+
+
 def sandbox_counts(server: h.SandboxProcess) -> dict[str, int]:
     stats = server.stats()
     return {"requests": stats.get("requests", 0), "429": stats.get("status:429", 0)}
@@ -303,6 +321,7 @@ def measure(way: Way, server: h.SandboxProcess, data: Path, folder: Path, args: 
         for name, value in instance_settings(instance_db).items():  # dagster.yaml reads them when it loads
             os.environ[name] = value
         figures = h.run_figures(home, run.started_at, run.ended_at)
+        retry_lines = step_failures(home, figures.get("run_id"))
         calls = call_log(warehouse_url)
         records = landed(warehouse_url, expected)
         if way.shared_budget:
@@ -346,6 +365,8 @@ def measure(way: Way, server: h.SandboxProcess, data: Path, folder: Path, args: 
     }
     if run.returncode != 0:
         result["log_tail"] = h.log_tail(run.log, 15).splitlines()
+    if retry_lines:
+        result["retries"] = retry_lines
     return result
 
 
