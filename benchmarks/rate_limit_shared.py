@@ -270,6 +270,8 @@ def step_failures(home: Path, run_id: str | None) -> list[str]:
             if event is None or event.event_type_value not in ("STEP_UP_FOR_RETRY", "STEP_FAILURE"):
                 continue
             error = getattr(event.event_specific_data, "error", None)
+            while error is not None and error.cause is not None:  # a retry request wraps the step's own error
+                error = error.cause
             message = error.message if error is not None else entry.user_message
             found.append(f"{entry.step_key} {event.event_type_value}: {message.strip().splitlines()[0][:300]}")
     return found
