@@ -28,11 +28,14 @@ sandbox serves (archived ones included: a first sync lists both).
 
     .venv/bin/python benchmarks/rate_limit_shared.py                      # ~100,000 records, ~2 min per way
     .venv/bin/python benchmarks/rate_limit_shared.py --records 20000      # a quick run
-    .venv/bin/python benchmarks/rate_limit_shared.py --ways c --preload   # workers that import the code first
+    .venv/bin/python benchmarks/rate_limit_shared.py --ways c --preload   # --include the code location as well
+
+The workers' app imports the code location before its pool forks (`core/celery_app.py`, `include`); `--preload`
+adds the same module with `--include` on the command line, as the figures before that change were taken.
 
 It needs PostgreSQL (`--postgres`, an administrator's URL: databases are created and dropped), RabbitMQ and
 Redis (the production profile's defaults, `INTEGRATION_CELERY_BROKER_URL` / `INTEGRATION_CELERY_BACKEND_URL`
-when set) and the `celery` extra installed.
+when set) and the `production` extra installed.
 """
 
 from __future__ import annotations
